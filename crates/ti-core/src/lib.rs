@@ -1,0 +1,14 @@
+//! ti-core: the I/O-free heart of ti-ingest.
+//!
+//! Layout (each module owns one pipeline stage, none does I/O, so the Functions handler, the CLI
+//! and the tests all run the same code):
+//! - [`frame`]: splits an input byte stream into raw records (bundle objects, array elements, a
+//!   single object) incrementally, with each record's 0-based input index, 1-based line and
+//!   original text. Push-based, so callers feed it from async blob streams or sync files alike.
+//! - [`stix`]: the internal model (a STIX 2.1 object) and local validation of what the service
+//!   would reject, including the STIX pattern grammar ([`stix::pattern`]).
+//! - [`report`]: the per-record error vocabulary and the report document (DESIGN.md §5).
+
+pub mod frame;
+pub mod report;
+pub mod stix;

@@ -1,0 +1,265 @@
+//! The command line (DESIGN.md §7): the same binary serves the Functions host and runs the same
+//! pipeline by hand. Exit codes: 0 all records fine, 1 some records rejected, 2 unusable input or
+//! arguments.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ti_core::frame::FrameLimits;
+use ti_core::report::Source;
+use tokio_util::io::ReaderStream;
+
+use crate::functions::{self, AppState};
+use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
+use crate::storage::Storage;
+use crate::upload::Uploader;
+use crate::auth;
+
+#[derive(Parser, Debug)]
+#[command(name = "ti-ingest", version, about = "Threat-intelligence indicators into Microsoft Sentinel")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the Azure Functions custom handler (what host.json starts).
+    Serve {
+        /// Port to listen on; defaults to FUNCTIONS_CUSTOMHANDLER_PORT.
+        #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+        port: u16,
+    },
+    /// Parse, convert and validate files offline; nothing is sent.
+    Validate {
+        /// Input files (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the report (DESIGN.md §5) here; with several files, a directory for one report each.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Upload files to the target with the identity from the environment (managed identity when
+    /// IDENTITY_ENDPOINT is set, else the Azure CLI login).
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// sentinel-stix (default) or dry-run; defaults to TI_TARGET.
+        #[arg(long)]
+        target: Option<String>,
+        /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
+        #[arg(long)]
+        workspace_id: Option<String>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; `main` only maps the result to a process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let command = match cli.command {
+        Some(c) => c,
+        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT").ok().and_then(|p| p.parse().ok()) {
+            Some(port) => Command::Serve { port },
+            None => {
+                eprintln!("ti-ingest: no command given (serve, validate, upload); see --help");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let result = match command {
+        Command::Serve { port } => serve(port).await.map(|_| ExitCode::SUCCESS),
+        Command::Validate { files, report } => {
+            offline(&files, report.as_deref(), None, None, true).await
+        }
+        Command::Upload {
+            files,
+            target,
+            workspace_id,
+            report,
+        } => offline(&files, report.as_deref(), target, workspace_id, false).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ti-ingest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Builds the handler's shared state from the environment.
+pub fn app_state(env: &Env) -> Result<AppState> {
+    let settings = Settings::from_env(env)?;
+    let storage_settings = StorageSettings::from_env(env)?;
+    if !auth::identity_endpoint_configured() {
+        tracing::warn!("IDENTITY_ENDPOINT/IDENTITY_HEADER are not set: the managed identity will fall back to the VM metadata endpoint, which fails slowly outside Azure VMs");
+    }
+    let credential = auth::managed_identity(settings.client_id.as_deref())?;
+    let storage = Storage::new(storage_settings, credential.clone())?;
+    let uploader = Uploader::new(settings.upload.clone(), Some(credential))?;
+    Ok(AppState {
+        storage,
+        uploader,
+        max_input_bytes: settings.max_input_bytes,
+        invocation_deadline: settings.invocation_deadline,
+    })
+}
+
+async fn serve(port: u16) -> Result<()> {
+    let state = app_state(&Env::from_process())?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, target = state.uploader.target_name(), "ti-ingest handler listening");
+    axum::serve(listener, functions::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn offline(
+    files: &[PathBuf],
+    report: Option<&Path>,
+    target: Option<String>,
+    workspace_id: Option<String>,
+    validate_only: bool,
+) -> Result<ExitCode> {
+    let mut pairs: Vec<(String, String)> = std::env::vars().collect();
+    if let Some(t) = target {
+        pairs.push(("TI_TARGET".into(), t));
+    }
+    if let Some(w) = workspace_id {
+        pairs.push(("TI_WORKSPACE_ID".into(), w));
+    }
+    if validate_only {
+        pairs.push(("TI_TARGET".into(), "dry-run".into()));
+    }
+    let env = Env::from_pairs(pairs);
+    let settings = Settings::from_env(&env)?;
+    let upload: UploadSettings = settings.upload.clone();
+    let credential = match upload.target {
+        TargetKind::DryRun => None,
+        _ => Some(auth::from_environment(settings.client_id.as_deref())?),
+    };
+    let uploader = Uploader::new(upload, credential)?;
+    let ctx = RunContext {
+        uploader,
+        deadline: None,
+        frame_limits: FrameLimits::default(),
+        max_input_bytes: settings.max_input_bytes,
+        validate_only,
+    };
+    if files.len() > 1 {
+        if let Some(dir) = report {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the report directory {}", dir.display()))?;
+        }
+    }
+    let mut worst = 0u8;
+    for file in files {
+        let outcome = run_file(file, &ctx).await?;
+        let r = &outcome.report;
+        eprintln!(
+            "{}: {} records, {} {}, {} rejected{}",
+            r.source.name,
+            r.summary.records,
+            r.summary.uploaded,
+            if validate_only { "valid" } else { "uploaded" },
+            r.summary.rejected,
+            r.input_error
+                .as_ref()
+                .map(|e| format!("; input error: {}", e.message))
+                .unwrap_or_default()
+        );
+        for e in r.errors.iter().take(10) {
+            eprintln!(
+                "  record {} (line {}): {:?}: {}",
+                e.record_index,
+                e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                e.code,
+                e.messages.join("; ")
+            );
+        }
+        if r.errors.len() > 10 {
+            eprintln!("  ... and {} more (see the report)", r.errors.len() - 10);
+        }
+        if let Some(path) = report {
+            let path = if files.len() > 1 {
+                let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "stdin".into());
+                path.join(format!("{name}.report.json"))
+            } else {
+                path.to_path_buf()
+            };
+            write_report_files(&path, &outcome)?;
+        }
+        let code = if r.input_error.is_some() {
+            2
+        } else if r.summary.rejected > 0 {
+            1
+        } else {
+            0
+        };
+        worst = worst.max(code);
+    }
+    Ok(ExitCode::from(worst))
+}
+
+async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
+    let name = file.display().to_string();
+    let source = Source {
+        kind: "file".into(),
+        name: if name == "-" { "stdin".into() } else { name.clone() },
+        format: None,
+    };
+    let outcome = if name == "-" {
+        pipeline::run(ReaderStream::new(tokio::io::stdin()), source, ctx).await
+    } else {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {name}"))?;
+        pipeline::run(ReaderStream::with_capacity(f, 256 * 1024), source, ctx).await
+    };
+    outcome.with_context(|| format!("reading {name}"))
+}
+
+/// Writes the report and, beside it, `<stem>.rejected.ndjson` when records were rejected.
+fn write_report_files(path: &Path, outcome: &RunOutcome) -> Result<()> {
+    let json = serde_json::to_vec_pretty(&outcome.report)?;
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    let rejected = outcome.rejected_ndjson();
+    if !rejected.is_empty() {
+        let s = path.to_string_lossy();
+        let base = s.strip_suffix(".json").unwrap_or(&s);
+        let base = base.strip_suffix(".report").unwrap_or(base);
+        let rpath = PathBuf::from(format!("{base}.rejected.ndjson"));
+        std::fs::write(&rpath, rejected).with_context(|| format!("writing {}", rpath.display()))?;
+    }
+    if outcome.report.summary.records == 0 && outcome.report.input_error.is_none() {
+        bail!("the input held no records");
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The Functions layer: decodes the host's envelopes, calls the pipeline, writes reports, and
+//! answers the host. It only orchestrates; what to do with a record is the pipeline's business.
+//!
+//! Outcome rule (DESIGN.md §4): 2xx when every record was uploaded or reported; non-2xx (so the
+//! host retries) only when work is left because of transient failures and retries remain; a
+//! message that can never be processed is reported and acknowledged.
+
+pub mod events;
+pub mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use ti_core::frame::FrameLimits;
+use ti_core::report::{InputError, Report, Source, Summary};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::storage::{self, OpenError, Storage};
+use crate::upload::Uploader;
+use events::{BlobRef, EventAction};
+use protocol::{Answer, QueueInvocation};
+
+/// `host.json` → `extensions.queues.maxDequeueCount`: the attempt after which a failed message
+/// goes to the poison queue, so the last attempt must report instead of failing.
+pub const MAX_DEQUEUE_COUNT: u32 = 5;
+
+/// The queue binding name in every queue-triggered `function.json`.
+pub const QUEUE_BINDING: &str = "message";
+
+/// Shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub storage: Storage,
+    pub uploader: Uploader,
+    pub max_input_bytes: u64,
+    pub invocation_deadline: Duration,
+}
+
+/// The router, built in a function so tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        // The host polls `GET /` until any answer arrives; that is the readiness probe.
+        .route("/", get(|| async { "ti-ingest" }))
+        .route("/IngestBlobEvent", post(ingest_blob_event))
+        .route("/IngestMessage", post(ingest_message))
+        // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .with_state(Arc::new(state))
+}
+
+/// Failures that should make the host retry the message.
+#[derive(Debug)]
+struct Retry(String);
+
+impl IntoResponse for Retry {
+    fn into_response(self) -> Response {
+        // The host discards the body of a non-2xx answer; stderr is what it logs.
+        tracing::error!(reason = %self.0, "invocation failed; the host will retry the message");
+        (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
+    }
+}
+
+fn answer(logs: Vec<String>, return_value: serde_json::Value) -> Response {
+    Json(Answer {
+        outputs: Default::default(),
+        logs,
+        return_value,
+    })
+    .into_response()
+}
+
+fn invocation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC timestamps always format")
+}
+
+/// A report for an input that could not be read at all.
+fn input_error_report(source: Source, target: &str, code: &str, message: String) -> Report {
+    let now = now_rfc3339();
+    Report {
+        source,
+        target: target.to_string(),
+        started_at: now.clone(),
+        finished_at: now,
+        summary: Summary::default(),
+        input_error: Some(InputError {
+            code: code.to_string(),
+            message,
+        }),
+        errors: vec![],
+        warnings: vec![],
+    }
+}
+
+fn summary_value(report: &Report) -> serde_json::Value {
+    json!({
+        "source": report.source.name,
+        "records": report.summary.records,
+        "uploaded": report.summary.uploaded,
+        "rejected": report.summary.rejected,
+        "inputError": report.input_error.as_ref().map(|e| &e.code),
+    })
+}
+
+impl AppState {
+    fn run_context(&self, started: Instant) -> RunContext {
+        RunContext {
+            uploader: self.uploader.clone(),
+            deadline: Some(started + self.invocation_deadline),
+            frame_limits: FrameLimits::default(),
+            max_input_bytes: self.max_input_bytes,
+            validate_only: false,
+        }
+    }
+
+    /// Writes a report for a message that cannot be processed, then acknowledges it.
+    async fn acknowledge_unprocessable(
+        &self,
+        message_id: &str,
+        source_kind: &str,
+        code: &str,
+        message: String,
+    ) -> Result<Response, Retry> {
+        let path = storage::message_report_path(message_id, OffsetDateTime::now_utc());
+        let report = input_error_report(
+            Source {
+                kind: source_kind.into(),
+                name: message_id.to_string(),
+                format: None,
+            },
+            self.uploader.target_name(),
+            code,
+            message.clone(),
+        );
+        self.storage
+            .write_report(&path, &report, "", false)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        tracing::warn!(%code, report = %path, "message cannot be processed; reported and acknowledged");
+        Ok(answer(
+            vec![format!(
+                "{code}: {message}; report written to {}/{path}.report.json",
+                self.storage.settings.reports_container
+            )],
+            json!({"inputError": code, "report": format!("{path}.report.json")}),
+        ))
+    }
+
+    /// Runs a blob through the pipeline and writes `<name>.report.json` (+ rejected records).
+    async fn ingest_blob(
+        &self,
+        blob: &BlobRef,
+        dequeue_count: u32,
+        started: Instant,
+    ) -> Result<Response, Retry> {
+        let last_attempt = dequeue_count >= MAX_DEQUEUE_COUNT;
+        let source = Source {
+            kind: "blob".into(),
+            name: format!("{}/{}", blob.container, blob.name),
+            format: None,
+        };
+        let target = self.uploader.target_name();
+        let outcome = match self.storage.open_inbox_blob(&blob.name).await {
+            Ok((stream, len)) => {
+                if len.is_some_and(|l| l > self.max_input_bytes) {
+                    let report = input_error_report(
+                        source,
+                        target,
+                        "input_too_large",
+                        format!(
+                            "the blob is {} bytes; TI_MAX_INPUT_BYTES allows {}",
+                            len.unwrap_or(0),
+                            self.max_input_bytes
+                        ),
+                    );
+                    return self.finish_blob(blob, RunOutcome { report, rejected: vec![] }, last_attempt).await;
+                }
+                match pipeline::run(stream, source.clone(), &self.run_context(started)).await {
+                    Ok(o) => o,
+                    Err(e) if !last_attempt => {
+                        return Err(Retry(format!("reading {}: {e}", source.name)))
+                    }
+                    Err(e) => RunOutcome {
+                        report: input_error_report(
+                            source,
+                            target,
+                            "input_unreadable",
+                            format!("reading the blob failed on the last attempt: {e}"),
+                        ),
+                        rejected: vec![],
+                    },
+                }
+            }
+            Err(OpenError::NotFound { .. }) => RunOutcome {
+                report: input_error_report(
+                    source,
+                    target,
+                    "blob_not_found",
+                    "the blob no longer exists (deleted before it could be read)".into(),
+                ),
+                rejected: vec![],
+            },
+            Err(e) if !last_attempt => return Err(Retry(e.to_string())),
+            Err(e) => RunOutcome {
+                report: input_error_report(source, target, "input_unreadable", e.to_string()),
+                rejected: vec![],
+            },
+        };
+        self.finish_blob(blob, outcome, last_attempt).await
+    }
+
+    async fn finish_blob(
+        &self,
+        blob: &BlobRef,
+        outcome: RunOutcome,
+        last_attempt: bool,
+    ) -> Result<Response, Retry> {
+        let had_rejected_before = self
+            .storage
+            .read_report_blob(&format!("{}.rejected.ndjson", blob.name))
+            .await
+            .map(|b| b.is_some())
+            .unwrap_or(true);
+        self.storage
+            .write_report(&blob.name, &outcome.report, &outcome.rejected_ndjson(), had_rejected_before)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        let transient = outcome.transient_failures();
+        if transient > 0 && !last_attempt {
+            return Err(Retry(format!(
+                "{transient} record(s) of {} hit transient upload failures; retrying the message (uploads are idempotent by id)",
+                outcome.report.source.name
+            )));
+        }
+        let s = outcome.report.summary;
+        Ok(answer(
+            vec![format!(
+                "{}: {} records, {} uploaded, {} rejected; report {}/{}.report.json",
+                outcome.report.source.name,
+                s.records,
+                s.uploaded,
+                s.rejected,
+                self.storage.settings.reports_container,
+                blob.name
+            )],
+            summary_value(&outcome.report),
+        ))
+    }
+}
+
+async fn ingest_blob_event(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Retry> {
+    let started = Instant::now();
+    let inv = match protocol::decode_queue(&body, QUEUE_BINDING) {
+        Ok(inv) => inv,
+        Err(e) => {
+            return state
+                .acknowledge_unprocessable(&invocation_id(&headers), "queue", "envelope_invalid", e.0)
+                .await
+        }
+    };
+    let message_id = inv.message_id.clone().unwrap_or_else(|| invocation_id(&headers));
+    let inbox = state.storage.settings.inbox_container.clone();
+    match events::parse_blob_event(&inv.message, &state.storage.settings.blob_url, &[&inbox]) {
+        Ok(EventAction::Ingest(blob)) => state.ingest_blob(&blob, inv.dequeue_count, started).await,
+        Ok(EventAction::Ignore(why)) => Ok(answer(vec![why], json!({"ignored": true}))),
+        Err(why) => {
+            state
+                .acknowledge_unprocessable(&message_id, "queue", "event_invalid", why)
+                .await
+        }
+    }
+}
+
+/// A message that only points at a blob: `{"blobUrl": ...}` or `{"container": .., "blob": ..}`.
+fn blob_reference(message: &str, state: &AppState) -> Option<Result<BlobRef, String>> {
+    let v: serde_json::Value = serde_json::from_str(message).ok()?;
+    let obj = v.as_object()?;
+    let inbox = state.storage.settings.inbox_container.as_str();
+    if let Some(url) = obj.get("blobUrl") {
+        let url = url.as_str()?;
+        return Some(events::resolve_blob_url(url, &state.storage.settings.blob_url, &[inbox]));
+    }
+    match (obj.get("container"), obj.get("blob")) {
+        (Some(c), Some(b)) if obj.len() == 2 => Some(events::blob_ref(c.as_str()?, b.as_str()?, &[inbox])),
+        _ => None,
+    }
+}
+
+async fn ingest_message(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Retry> {
+    let started = Instant::now();
+    let inv: QueueInvocation = match protocol::decode_queue(&body, QUEUE_BINDING) {
+        Ok(inv) => inv,
+        Err(e) => {
+            return state
+                .acknowledge_unprocessable(&invocation_id(&headers), "queue", "envelope_invalid", e.0)
+                .await
+        }
+    };
+    let message_id = inv.message_id.clone().unwrap_or_else(|| invocation_id(&headers));
+    match blob_reference(&inv.message, &state) {
+        Some(Ok(blob)) => return state.ingest_blob(&blob, inv.dequeue_count, started).await,
+        Some(Err(why)) => {
+            return state
+                .acknowledge_unprocessable(&message_id, "queue", "blob_reference_invalid", why)
+                .await
+        }
+        None => {}
+    }
+    let source = Source {
+        kind: "queue".into(),
+        name: format!("{}/{}", state.storage.settings.inbox_queue, message_id),
+        format: None,
+    };
+    let input = pipeline::once(inv.message.into_bytes());
+    let outcome = match pipeline::run(input, source, &state.run_context(started)).await {
+        Ok(o) => o,
+        Err(never) => match never {},
+    };
+    let path = storage::message_report_path(&message_id, OffsetDateTime::now_utc());
+    state
+        .storage
+        .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
+        .await
+        .map_err(|e| Retry(format!("{e:#}")))?;
+    let transient = outcome.transient_failures();
+    if transient > 0 && inv.dequeue_count < MAX_DEQUEUE_COUNT {
+        return Err(Retry(format!(
+            "{transient} record(s) hit transient upload failures; retrying the message"
+        )));
+    }
+    let s = outcome.report.summary;
+    Ok(answer(
+        vec![format!(
+            "message {message_id}: {} records, {} uploaded, {} rejected; report {}/{path}.report.json",
+            s.records, s.uploaded, s.rejected, state.storage.settings.reports_container
+        )],
+        summary_value(&outcome.report),
+    ))
+}

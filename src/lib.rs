@@ -1,0 +1,19 @@
+//! ti-ingest: gets threat-intelligence indicators into Microsoft Sentinel.
+//!
+//! Layout (one module per pipeline stage; the I/O-free stages live in the `ti-core` crate):
+//! - [`settings`]: app settings parsed once into typed values.
+//! - [`auth`]: the token credential (managed identity, or Azure CLI for the CLI).
+//! - [`storage`]: blobs through the official SDK: streamed reads, reports and rejected records.
+//! - [`pipeline`]: input bytes → records → validation → batches → upload → report. Knows nothing
+//!   of the Functions host, so the CLI runs exactly the same code.
+//! - [`upload`]: the targets, the shared pacer and the retry decision.
+//! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
+//! - [`cli`]: `serve`, `validate`, `upload`.
+
+pub mod auth;
+pub mod cli;
+pub mod functions;
+pub mod pipeline;
+pub mod settings;
+pub mod storage;
+pub mod upload;

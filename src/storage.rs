@@ -1,0 +1,176 @@
+//! Storage through the official SDK (`azure_storage_blob` 1.x) with the token credential only:
+//! inbox blobs are read as a stream of chunks (never held whole in memory), reports and rejected
+//! records are written to the reports container (DESIGN.md §5).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use azure_core::http::{RequestContent, StatusCode};
+use azure_storage_blob::BlobServiceClient;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use ti_core::report::Report;
+use time::OffsetDateTime;
+
+use crate::auth::Credential;
+use crate::settings::StorageSettings;
+
+/// A blob's content as a stream of chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, azure_core::Error>> + Send>>;
+
+/// Why a blob could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The blob (or its container) does not exist: retrying will not help.
+    #[error("blob {container}/{name} not found")]
+    NotFound { container: String, name: String },
+    /// Anything else (network, throttling, auth): worth retrying.
+    #[error("opening blob {container}/{name}: {source}")]
+    Other {
+        container: String,
+        name: String,
+        source: azure_core::Error,
+    },
+}
+
+/// The app's storage account.
+#[derive(Clone)]
+pub struct Storage {
+    service: Arc<BlobServiceClient>,
+    pub settings: StorageSettings,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("blob_url", &self.settings.blob_url.as_str())
+            .finish()
+    }
+}
+
+impl Storage {
+    pub fn new(settings: StorageSettings, credential: Credential) -> Result<Self> {
+        let service = BlobServiceClient::new(settings.blob_url.clone(), Some(credential), None)
+            .context("creating the blob service client")?;
+        Ok(Storage {
+            service: Arc::new(service),
+            settings,
+        })
+    }
+
+    /// Opens a blob of the inbox container for streaming; returns its length when known.
+    pub async fn open_inbox_blob(&self, name: &str) -> Result<(ByteStream, Option<u64>), OpenError> {
+        let container = &self.settings.inbox_container;
+        let blob = self
+            .service
+            .blob_container_client(container)
+            .blob_client(name);
+        match blob.download(None).await {
+            Ok(result) => {
+                let len = result.properties.content_length;
+                let stream = result.body.map(|r| r.map_err(azure_core::Error::from));
+                Ok((Box::pin(stream), len))
+            }
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Err(OpenError::NotFound {
+                container: container.clone(),
+                name: name.to_string(),
+            }),
+            Err(e) => Err(OpenError::Other {
+                container: container.clone(),
+                name: name.to_string(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Writes a blob of the reports container, replacing any earlier version.
+    pub async fn put_report_blob(&self, name: &str, content: Vec<u8>) -> Result<()> {
+        let client = self
+            .service
+            .blob_container_client(&self.settings.reports_container)
+            .blob_client(name);
+        client
+            .upload(RequestContent::from(content), None)
+            .await
+            .with_context(|| {
+                format!(
+                    "writing {}/{}",
+                    self.settings.reports_container, name
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Writes `<path>.report.json` and, when records were rejected, `<path>.rejected.ndjson`.
+    /// A stale `rejected.ndjson` from an earlier run of the same path is replaced by an empty one.
+    pub async fn write_report(
+        &self,
+        path: &str,
+        report: &Report,
+        rejected_ndjson: &str,
+        had_rejected_before: bool,
+    ) -> Result<()> {
+        if !rejected_ndjson.is_empty() || had_rejected_before {
+            self.put_report_blob(
+                &format!("{path}.rejected.ndjson"),
+                rejected_ndjson.as_bytes().to_vec(),
+            )
+            .await?;
+        }
+        let json = serde_json::to_vec_pretty(report).context("serialising the report")?;
+        // The report goes last: its presence means the run is complete.
+        self.put_report_blob(&format!("{path}.report.json"), json)
+            .await
+    }
+
+    /// Reads a reports-container blob, `None` when absent.
+    pub async fn read_report_blob(&self, name: &str) -> Result<Option<Bytes>> {
+        let client = self
+            .service
+            .blob_container_client(&self.settings.reports_container)
+            .blob_client(name);
+        match client.download(None).await {
+            Ok(r) => Ok(Some(r.body.collect().await.context("reading a report blob")?)),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {name}")),
+        }
+    }
+}
+
+/// The reports-container path for a queue or HTTP input: `messages/<yyyy>/<mm>/<dd>/<id>`.
+pub fn message_report_path(message_id: &str, at: OffsetDateTime) -> String {
+    let safe: String = message_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    format!(
+        "messages/{:04}/{:02}/{:02}/{}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        if safe.is_empty() { "unnamed" } else { &safe }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_report_paths_are_dated_and_safe() {
+        let at = time::macros::datetime!(2026-11-02 10:00 UTC);
+        assert_eq!(
+            message_report_path("52d53c5f-e212-487e-998b-abbe3b9d51e4", at),
+            "messages/2026/11/02/52d53c5f-e212-487e-998b-abbe3b9d51e4"
+        );
+        assert_eq!(message_report_path("../../x", at), "messages/2026/11/02/______x");
+    }
+}
