@@ -10,8 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use azure_core::credentials::TokenCredential;
 use azure_identity::{
-    AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
+    AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
 };
 
 pub type Credential = Arc<dyn TokenCredential>;

@@ -12,15 +12,19 @@ use ti_core::frame::FrameLimits;
 use ti_core::report::Source;
 use tokio_util::io::ReaderStream;
 
+use crate::auth;
 use crate::functions::{self, AppState};
 use crate::pipeline::{self, RunContext, RunOutcome};
 use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
-use crate::auth;
 
 #[derive(Parser, Debug)]
-#[command(name = "ti-ingest", version, about = "Threat-intelligence indicators into Microsoft Sentinel")]
+#[command(
+    name = "ti-ingest",
+    version,
+    about = "Threat-intelligence indicators into Microsoft Sentinel"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -63,7 +67,10 @@ pub enum Command {
 pub async fn run(cli: Cli) -> ExitCode {
     let command = match cli.command {
         Some(c) => c,
-        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT").ok().and_then(|p| p.parse().ok()) {
+        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
             Some(port) => Command::Serve { port },
             None => {
                 eprintln!("ti-ingest: no command given (serve, validate, upload); see --help");
@@ -209,7 +216,10 @@ async fn offline(
         }
         if let Some(path) = report {
             let path = if files.len() > 1 {
-                let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "stdin".into());
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "stdin".into());
                 path.join(format!("{name}.report.json"))
             } else {
                 path.to_path_buf()
@@ -232,7 +242,11 @@ async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
     let name = file.display().to_string();
     let source = Source {
         kind: "file".into(),
-        name: if name == "-" { "stdin".into() } else { name.clone() },
+        name: if name == "-" {
+            "stdin".into()
+        } else {
+            name.clone()
+        },
         format: None,
     };
     let outcome = if name == "-" {

@@ -132,10 +132,7 @@ impl Env {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
+        self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
     fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
@@ -168,8 +165,8 @@ impl Env {
 
 impl UploadSettings {
     pub fn from_env(env: &Env) -> Result<Self> {
-        let target = TargetKind::parse(env.or("TI_TARGET", "sentinel-stix"))
-            .context("setting TI_TARGET")?;
+        let target =
+            TargetKind::parse(env.or("TI_TARGET", "sentinel-stix")).context("setting TI_TARGET")?;
         let cloud = match env.or("TI_CLOUD", "public") {
             "public" => Cloud::Public,
             "usgov" => Cloud::UsGov,
@@ -343,17 +340,32 @@ mod tests {
     #[test]
     fn storage_urls_lose_their_trailing_slash_and_must_be_https() {
         let env = Env::from_pairs([
-            ("TI_STORAGE_BLOB_URL", "https://127.0.0.1:10000/devstoreaccount1/"),
-            ("TI_STORAGE_QUEUE_URL", "https://127.0.0.1:10001/devstoreaccount1"),
+            (
+                "TI_STORAGE_BLOB_URL",
+                "https://127.0.0.1:10000/devstoreaccount1/",
+            ),
+            (
+                "TI_STORAGE_QUEUE_URL",
+                "https://127.0.0.1:10001/devstoreaccount1",
+            ),
         ]);
         let s = StorageSettings::from_env(&env).unwrap();
-        assert_eq!(s.blob_url.as_str(), "https://127.0.0.1:10000/devstoreaccount1");
+        assert_eq!(
+            s.blob_url.as_str(),
+            "https://127.0.0.1:10000/devstoreaccount1"
+        );
         let env = Env::from_pairs([("AzureWebJobsStorage__accountName", "acct")]);
         let s = StorageSettings::from_env(&env).unwrap();
         assert_eq!(s.queue_url.as_str(), "https://acct.queue.core.windows.net/");
         let env = Env::from_pairs([
-            ("TI_STORAGE_BLOB_URL", "http://127.0.0.1:10000/devstoreaccount1"),
-            ("TI_STORAGE_QUEUE_URL", "https://127.0.0.1:10001/devstoreaccount1"),
+            (
+                "TI_STORAGE_BLOB_URL",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            ),
+            (
+                "TI_STORAGE_QUEUE_URL",
+                "https://127.0.0.1:10001/devstoreaccount1",
+            ),
         ]);
         assert!(StorageSettings::from_env(&env).is_err());
     }

@@ -60,7 +60,10 @@ impl Storage {
     }
 
     /// Opens a blob of the inbox container for streaming; returns its length when known.
-    pub async fn open_inbox_blob(&self, name: &str) -> Result<(ByteStream, Option<u64>), OpenError> {
+    pub async fn open_inbox_blob(
+        &self,
+        name: &str,
+    ) -> Result<(ByteStream, Option<u64>), OpenError> {
         let container = &self.settings.inbox_container;
         let blob = self
             .service
@@ -93,12 +96,7 @@ impl Storage {
         client
             .upload(RequestContent::from(content), None)
             .await
-            .with_context(|| {
-                format!(
-                    "writing {}/{}",
-                    self.settings.reports_container, name
-                )
-            })?;
+            .with_context(|| format!("writing {}/{}", self.settings.reports_container, name))?;
         Ok(())
     }
 
@@ -131,7 +129,9 @@ impl Storage {
             .blob_container_client(&self.settings.reports_container)
             .blob_client(name);
         match client.download(None).await {
-            Ok(r) => Ok(Some(r.body.collect().await.context("reading a report blob")?)),
+            Ok(r) => Ok(Some(
+                r.body.collect().await.context("reading a report blob")?,
+            )),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {name}")),
         }
@@ -171,6 +171,9 @@ mod tests {
             message_report_path("52d53c5f-e212-487e-998b-abbe3b9d51e4", at),
             "messages/2026/11/02/52d53c5f-e212-487e-998b-abbe3b9d51e4"
         );
-        assert_eq!(message_report_path("../../x", at), "messages/2026/11/02/______x");
+        assert_eq!(
+            message_report_path("../../x", at),
+            "messages/2026/11/02/______x"
+        );
     }
 }

@@ -78,15 +78,25 @@ pub fn resolve_blob_url(
     let rest = path
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('/'))
-        .ok_or_else(|| format!("the blob URL {url:?} is not in this app's storage account ({account})"))?;
+        .ok_or_else(|| {
+            format!("the blob URL {url:?} is not in this app's storage account ({account})")
+        })?;
     let (container, name) = rest
         .split_once('/')
         .ok_or_else(|| format!("the blob URL {url:?} names no blob"))?;
-    blob_ref(&percent_decode(container)?, &percent_decode(name)?, allowed_containers)
+    blob_ref(
+        &percent_decode(container)?,
+        &percent_decode(name)?,
+        allowed_containers,
+    )
 }
 
 /// Checks a container/blob pair given directly.
-pub fn blob_ref(container: &str, name: &str, allowed_containers: &[&str]) -> Result<BlobRef, String> {
+pub fn blob_ref(
+    container: &str,
+    name: &str,
+    allowed_containers: &[&str],
+) -> Result<BlobRef, String> {
     if !allowed_containers.contains(&container) {
         return Err(format!(
             "container {container:?} is not one this app reads from (allowed: {})",
@@ -96,8 +106,13 @@ pub fn blob_ref(container: &str, name: &str, allowed_containers: &[&str]) -> Res
     if name.is_empty() || name.len() > 1024 {
         return Err("the blob name must have 1 to 1024 characters".into());
     }
-    if name.split('/').any(|seg| seg == ".." || seg == ".") || name.contains('\\') || name.chars().any(char::is_control) {
-        return Err(format!("the blob name {name:?} contains a '..', '.', '\\' or control character segment"));
+    if name.split('/').any(|seg| seg == ".." || seg == ".")
+        || name.contains('\\')
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "the blob name {name:?} contains a '..', '.', '\\' or control character segment"
+        ));
     }
     Ok(BlobRef {
         container: container.to_string(),

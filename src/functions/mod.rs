@@ -193,7 +193,16 @@ impl AppState {
                             self.max_input_bytes
                         ),
                     );
-                    return self.finish_blob(blob, RunOutcome { report, rejected: vec![] }, last_attempt).await;
+                    return self
+                        .finish_blob(
+                            blob,
+                            RunOutcome {
+                                report,
+                                rejected: vec![],
+                            },
+                            last_attempt,
+                        )
+                        .await;
                 }
                 match pipeline::run(stream, source.clone(), &self.run_context(started)).await {
                     Ok(o) => o,
@@ -242,7 +251,12 @@ impl AppState {
             .map(|b| b.is_some())
             .unwrap_or(true);
         self.storage
-            .write_report(&blob.name, &outcome.report, &outcome.rejected_ndjson(), had_rejected_before)
+            .write_report(
+                &blob.name,
+                &outcome.report,
+                &outcome.rejected_ndjson(),
+                had_rejected_before,
+            )
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
         let transient = outcome.transient_failures();
@@ -278,11 +292,19 @@ async fn ingest_blob_event(
         Ok(inv) => inv,
         Err(e) => {
             return state
-                .acknowledge_unprocessable(&invocation_id(&headers), "queue", "envelope_invalid", e.0)
+                .acknowledge_unprocessable(
+                    &invocation_id(&headers),
+                    "queue",
+                    "envelope_invalid",
+                    e.0,
+                )
                 .await
         }
     };
-    let message_id = inv.message_id.clone().unwrap_or_else(|| invocation_id(&headers));
+    let message_id = inv
+        .message_id
+        .clone()
+        .unwrap_or_else(|| invocation_id(&headers));
     let inbox = state.storage.settings.inbox_container.clone();
     match events::parse_blob_event(&inv.message, &state.storage.settings.blob_url, &[&inbox]) {
         Ok(EventAction::Ingest(blob)) => state.ingest_blob(&blob, inv.dequeue_count, started).await,
@@ -302,10 +324,16 @@ fn blob_reference(message: &str, state: &AppState) -> Option<Result<BlobRef, Str
     let inbox = state.storage.settings.inbox_container.as_str();
     if let Some(url) = obj.get("blobUrl") {
         let url = url.as_str()?;
-        return Some(events::resolve_blob_url(url, &state.storage.settings.blob_url, &[inbox]));
+        return Some(events::resolve_blob_url(
+            url,
+            &state.storage.settings.blob_url,
+            &[inbox],
+        ));
     }
     match (obj.get("container"), obj.get("blob")) {
-        (Some(c), Some(b)) if obj.len() == 2 => Some(events::blob_ref(c.as_str()?, b.as_str()?, &[inbox])),
+        (Some(c), Some(b)) if obj.len() == 2 => {
+            Some(events::blob_ref(c.as_str()?, b.as_str()?, &[inbox]))
+        }
         _ => None,
     }
 }
@@ -320,11 +348,19 @@ async fn ingest_message(
         Ok(inv) => inv,
         Err(e) => {
             return state
-                .acknowledge_unprocessable(&invocation_id(&headers), "queue", "envelope_invalid", e.0)
+                .acknowledge_unprocessable(
+                    &invocation_id(&headers),
+                    "queue",
+                    "envelope_invalid",
+                    e.0,
+                )
                 .await
         }
     };
-    let message_id = inv.message_id.clone().unwrap_or_else(|| invocation_id(&headers));
+    let message_id = inv
+        .message_id
+        .clone()
+        .unwrap_or_else(|| invocation_id(&headers));
     match blob_reference(&inv.message, &state) {
         Some(Ok(blob)) => return state.ingest_blob(&blob, inv.dequeue_count, started).await,
         Some(Err(why)) => {

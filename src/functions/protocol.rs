@@ -71,8 +71,8 @@ pub fn decode_queue(body: &[u8], binding: &str) -> Result<QueueInvocation, Envel
         .ok_or_else(|| EnvelopeError("the invocation has no \"Data\" object".into()))?;
     let raw = member(data, binding)
         .ok_or_else(|| EnvelopeError(format!("the invocation has no \"Data.{binding}\" value")))?;
-    let text = host_string(raw)
-        .ok_or_else(|| EnvelopeError(format!("\"Data.{binding}\" is null")))?;
+    let text =
+        host_string(raw).ok_or_else(|| EnvelopeError(format!("\"Data.{binding}\" is null")))?;
     let empty = Map::new();
     let metadata = member(root, "Metadata")
         .and_then(Value::as_object)
@@ -170,7 +170,11 @@ mod tests {
             br#"{"Data": {"other": "\"x\""}}"#,
             br#"{"Data": {"message": null}}"#,
         ] {
-            assert!(decode_queue(body, "message").is_err(), "{:?}", String::from_utf8_lossy(body));
+            assert!(
+                decode_queue(body, "message").is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -68,7 +68,11 @@ impl Uploader {
 
     /// Uploads one batch (at most `batch_size` objects), retrying transient failures until the
     /// attempt or time budget (or `deadline`) runs out. Every object gets an outcome.
-    pub async fn upload(&self, objects: &[Map<String, Value>], deadline: Option<Instant>) -> BatchOutcome {
+    pub async fn upload(
+        &self,
+        objects: &[Map<String, Value>],
+        deadline: Option<Instant>,
+    ) -> BatchOutcome {
         debug_assert!(objects.len() <= self.settings.batch_size);
         match &*self.target {
             Target::SentinelStix(t) => t.upload(objects, deadline).await,

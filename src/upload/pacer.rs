@@ -111,7 +111,10 @@ mod tests {
                 .iter()
                 .take_while(|u| **u < *t + Duration::from_secs(60))
                 .count();
-            assert!(in_window <= 100, "{in_window} requests in the window from {t:?}");
+            assert!(
+                in_window <= 100,
+                "{in_window} requests in the window from {t:?}"
+            );
         }
         // 320 requests at 100/min need three full windows of waiting, not more.
         assert_eq!(times.last().unwrap().as_secs(), 180);

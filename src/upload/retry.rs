@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn statuses_are_classified_like_the_service_documents() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify(s, None, ""), Verdict::Transient { .. }), "{s}");
+            assert!(
+                matches!(classify(s, None, ""), Verdict::Transient { .. }),
+                "{s}"
+            );
         }
         for s in [400, 401, 403, 404, 409, 413, 501] {
             assert_eq!(classify(s, None, ""), Verdict::Permanent, "{s}");
@@ -89,7 +92,8 @@ mod tests {
 
     #[test]
     fn the_server_wait_comes_from_the_header_or_the_message() {
-        let body = r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 45 seconds."}"#;
+        let body =
+            r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 45 seconds."}"#;
         assert_eq!(
             classify(429, None, body),
             Verdict::Transient {

@@ -45,7 +45,10 @@ impl TestCa {
 
         let ca_key = KeyPair::generate().context("generating the test CA key")?;
         let mut ca_params = CertificateParams::default();
-        ca_params.distinguished_name = name("ti-ingest devkit test CA");
+        // A unique name per CA: two CAs with one name make verifiers report a bad signature
+        // instead of an unknown issuer, which hides what went wrong.
+        let ca_name = format!("ti-ingest devkit test CA {}", uuid::Uuid::new_v4().simple());
+        ca_params.distinguished_name = name(&ca_name);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca_params.not_before = now - Duration::days(1);
@@ -156,7 +159,11 @@ mod tests {
         let ca = TestCa::generate().unwrap();
         for path in [ca.ca_pem(), ca.leaf_pem(), ca.leaf_key(), ca.bundle_pem()] {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.contains("-----BEGIN "), "{} is not PEM", path.display());
+            assert!(
+                text.contains("-----BEGIN "),
+                "{} is not PEM",
+                path.display()
+            );
         }
         assert!(std::fs::read_to_string(ca.leaf_key())
             .unwrap()

@@ -20,6 +20,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+/// The simulator's token builder, so issued tokens are exactly what it decodes.
+pub use sentinel_sim::unsigned_jwt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -262,8 +264,9 @@ fn answer(
     }
     let client_id = query.get("client_id");
     if let Some(allowed) = &config.allowed_client_ids {
-        let user_assigned =
-            client_id.is_some() || query.contains_key("object_id") || query.contains_key("msi_res_id");
+        let user_assigned = client_id.is_some()
+            || query.contains_key("object_id")
+            || query.contains_key("msi_res_id");
         let ok = match client_id {
             Some(id) => allowed.iter().any(|a| a.eq_ignore_ascii_case(id)),
             None => !user_assigned && config.allow_system_assigned,
@@ -308,16 +311,6 @@ fn answer(
         body["client_id"] = json!(id);
     }
     (StatusCode::OK, Json(body).into_response())
-}
-
-/// An unsigned JWT (`alg: none`, empty signature) carrying `claims`.
-pub fn unsigned_jwt(claims: &Value) -> String {
-    let header = json!({"alg": "none", "typ": "JWT"});
-    format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
 }
 
 /// The claims of a JWT, without any signature check (test assertions).

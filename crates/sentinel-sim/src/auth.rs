@@ -27,8 +27,14 @@ pub(crate) enum AuthError {
     MissingHeader,
     NotBearer,
     Malformed(&'static str),
-    WrongAudience { actual: String, allowed: Vec<String> },
-    Expired { exp: i64, now: i64 },
+    WrongAudience {
+        actual: String,
+        allowed: Vec<String>,
+    },
+    Expired {
+        exp: i64,
+        now: i64,
+    },
 }
 
 impl AuthError {
@@ -46,9 +52,11 @@ impl AuthError {
             AuthError::MissingHeader => {
                 "Authentication failed. The 'Authorization' header is missing.".to_owned()
             }
-            AuthError::NotBearer => "Authentication failed. The 'Authorization' header is provided \
-                                     in an invalid format."
-                .to_owned(),
+            AuthError::NotBearer => concat!(
+                "Authentication failed. ",
+                "The 'Authorization' header is provided in an invalid format."
+            )
+            .to_owned(),
             AuthError::Malformed(why) => format!("The access token is invalid: {why}."),
             AuthError::WrongAudience { actual, allowed } => {
                 let allowed: Vec<String> = allowed.iter().map(|a| format!("'{a}'")).collect();
@@ -89,9 +97,9 @@ pub(crate) fn authenticate(headers: &HeaderMap, audiences: &[String]) -> Result<
         _ => return Err(AuthError::Malformed("it has no 'aud' claim")),
     };
     let matches = token_audiences.iter().any(|actual| {
-        audiences
-            .iter()
-            .any(|allowed| normalise_audience(actual).eq_ignore_ascii_case(normalise_audience(allowed)))
+        audiences.iter().any(|allowed| {
+            normalise_audience(actual).eq_ignore_ascii_case(normalise_audience(allowed))
+        })
     });
     if !matches {
         return Err(AuthError::WrongAudience {
@@ -106,7 +114,10 @@ pub(crate) fn authenticate(headers: &HeaderMap, audiences: &[String]) -> Result<
         .ok_or(AuthError::Malformed("it has no numeric 'exp' claim"))?;
     let now = now_unix();
     if exp <= now as f64 {
-        return Err(AuthError::Expired { exp: exp as i64, now });
+        return Err(AuthError::Expired {
+            exp: exp as i64,
+            now,
+        });
     }
 
     let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -148,12 +159,16 @@ fn decode_claims(token: &str) -> Result<serde_json::Map<String, Value>, AuthErro
     let (Some(header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(AuthError::Malformed("it is not a JWT (header.payload.signature)"));
+        return Err(AuthError::Malformed(
+            "it is not a JWT (header.payload.signature)",
+        ));
     };
     decode_segment(header).ok_or(AuthError::Malformed("its header is not base64url JSON"))?;
     match decode_segment(payload) {
         Some(Value::Object(claims)) => Ok(claims),
-        _ => Err(AuthError::Malformed("its payload is not a base64url JSON object")),
+        _ => Err(AuthError::Malformed(
+            "its payload is not a base64url JSON object",
+        )),
     }
 }
 
@@ -191,7 +206,10 @@ fn now_unix() -> i64 {
 fn utc(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -215,7 +233,10 @@ mod tests {
 
     #[test]
     fn accepts_audience_with_or_without_slash() {
-        for aud in ["https://management.azure.com", "https://management.azure.com/"] {
+        for aud in [
+            "https://management.azure.com",
+            "https://management.azure.com/",
+        ] {
             let token = unsigned_jwt(&claims_for(aud, "o1"));
             let caller = authenticate(&headers(&token), &audiences()).unwrap();
             assert_eq!(caller.identity, "o1");
@@ -227,7 +248,10 @@ mod tests {
         let exp = now_unix() + 60;
         let aud = "https://management.azure.com";
         let cases = [
-            (serde_json::json!({"aud": aud, "exp": exp, "appid": "a", "sub": "s"}), "a"),
+            (
+                serde_json::json!({"aud": aud, "exp": exp, "appid": "a", "sub": "s"}),
+                "a",
+            ),
             (serde_json::json!({"aud": aud, "exp": exp, "sub": "s"}), "s"),
             (serde_json::json!({"aud": aud, "exp": exp}), "shared"),
         ];

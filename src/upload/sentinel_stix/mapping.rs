@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn an_unmatchable_index_fails_the_batch_instead_of_passing_it() {
-        let out = map_success(2, br#"{"errors":[{"recordIndex":5,"errorMessages":["x"]}]}"#);
+        let out = map_success(
+            2,
+            br#"{"errors":[{"recordIndex":5,"errorMessages":["x"]}]}"#,
+        );
         assert!(out.iter().all(|o| o.is_some()));
         let out = map_success(2, b"<html>");
         assert!(out.iter().all(|o| o.is_some()));

@@ -159,7 +159,10 @@ impl SentinelStix {
         match retry::classify(status, retry_after.as_deref(), &text) {
             Verdict::Transient { server_wait } => Attempt::Retry {
                 server_wait,
-                why: format!("HTTP {status}: {}", text.chars().take(500).collect::<String>()),
+                why: format!(
+                    "HTTP {status}: {}",
+                    text.chars().take(500).collect::<String>()
+                ),
             },
             Verdict::Permanent => {
                 tracing::error!(status, objects = batch_len, "the service refused a batch");

@@ -1,10 +1,18 @@
 //! The internal model (a STIX 2.1 object as a JSON map) and local validation.
-//! (Contract stub: being implemented.)
+//!
+//! [`parse_record`] turns a framed record's text into a JSON object; [`validate`] checks it
+//! against what the Sentinel STIX upload would reject (DESIGN.md §3) and normalises harmless
+//! deviations (confidence given as a string, an empty `lang`, STIX 2.0 objects without
+//! `spec_version`), so bad records cost no API call and get a precise message. Validation
+//! collects every problem of a record, not just the first, so one fix-and-resubmit round is
+//! enough; the first problem is the most fundamental one (type, then id, then the rest).
 
+pub mod observable;
 pub mod pattern;
 
 use crate::report::Code;
 use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// One reason a record is rejected or flagged.
@@ -12,6 +20,15 @@ use time::OffsetDateTime;
 pub struct Problem {
     pub code: Code,
     pub message: String,
+}
+
+impl Problem {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// What validation needs to know besides the object.
@@ -34,16 +51,591 @@ pub struct Valid {
 /// A rejected object: its id when it had a usable one, and every problem found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
+    /// The record's `id` when it is a non-empty string (even a malformed one: it is what the
+    /// user will search their file for).
     pub id: Option<String>,
     pub problems: Vec<Problem>,
 }
 
 /// Parses one raw record's text into a JSON object (`json_invalid` / `not_an_object`).
-pub fn parse_record(_text: &str) -> Result<Map<String, Value>, Problem> {
-    todo!("parse_record")
+///
+/// Positions in a `json_invalid` message (serde_json's "at line L column C") are relative to the
+/// record's text: line 1 is the record's first line in the input.
+pub fn parse_record(text: &str) -> Result<Map<String, Value>, Problem> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(Problem::new(
+            Code::NotAnObject,
+            format!("the record is {}, not a JSON object", kind(&other)),
+        )),
+        Err(e) => Err(Problem::new(
+            Code::JsonInvalid,
+            format!("the record is not valid JSON: {e}"),
+        )),
+    }
 }
 
+/// The object types whose `name` the spec requires.
+const NAMED_TYPES: &[&str] = &[
+    "attack-pattern",
+    "campaign",
+    "course-of-action",
+    "identity",
+    "infrastructure",
+    "intrusion-set",
+    "malware",
+    "report",
+    "threat-actor",
+    "tool",
+    "vulnerability",
+];
+
+/// Optional list properties common to STIX objects; an empty one is dropped (harmless).
+const OPTIONAL_LISTS: &[&str] = &[
+    "labels",
+    "indicator_types",
+    "external_references",
+    "object_marking_refs",
+    "kill_chain_phases",
+    "granular_markings",
+];
+
 /// Validates and normalises one object for upload.
-pub fn validate(_object: Map<String, Value>, _ctx: &ValidationContext) -> Result<Valid, Invalid> {
-    todo!("validate")
+pub fn validate(mut object: Map<String, Value>, ctx: &ValidationContext) -> Result<Valid, Invalid> {
+    let mut f = Findings::default();
+    drop_nulls_and_empty_lists(&mut object, &mut f);
+
+    let ty = check_type(&object, ctx, &mut f);
+    let id = check_id(&object, &mut f);
+    let upgraded = check_spec_version(&mut object, &mut f);
+    check_created_modified(&object, &mut f);
+    check_common(&mut object, &mut f);
+
+    match ty.as_deref() {
+        Some("indicator") => check_indicator(&mut object, upgraded, ctx, &mut f),
+        Some("relationship") => check_relationship(&object, &mut f),
+        Some(t) if NAMED_TYPES.contains(&t) => {
+            non_empty_string(&object, "name", true, &mut f);
+        }
+        _ => {}
+    }
+
+    match id {
+        Some(id) if f.problems.is_empty() => Ok(Valid {
+            id,
+            object,
+            warnings: f.warnings,
+        }),
+        _ => Err(Invalid {
+            id: match object.get("id") {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            },
+            problems: f.problems,
+        }),
+    }
 }
+
+#[derive(Debug, Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Findings {
+    fn problem(&mut self, code: Code, message: impl Into<String>) {
+        self.problems.push(Problem::new(code, message));
+    }
+
+    fn warn(&mut self, code: Code, message: impl Into<String>) {
+        self.warnings.push(Problem::new(code, message));
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value shown in a message: strings without their quotes, others as JSON, and both cut
+/// short so a huge value cannot flood a report.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => show_str(s),
+        other => show_str(&other.to_string()),
+    }
+}
+
+fn show_str(s: &str) -> String {
+    const MAX: usize = 100;
+    if s.chars().count() > MAX {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        s.to_string()
+    }
+}
+
+/// STIX forbids `null` property values and empty lists; both carry no information, so they are
+/// removed rather than rejected (a required property removed this way is then reported missing).
+fn drop_nulls_and_empty_lists(object: &mut Map<String, Value>, f: &mut Findings) {
+    let nulls: Vec<String> = object
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &nulls {
+        object.remove(k);
+    }
+    if !nulls.is_empty() {
+        f.warn(
+            Code::Normalised,
+            format!("removed properties set to null: {}", nulls.join(", ")),
+        );
+    }
+    for key in OPTIONAL_LISTS {
+        if object.get(*key).and_then(Value::as_array).is_some_and(Vec::is_empty) {
+            object.remove(*key);
+            f.warn(Code::Normalised, format!("removed empty list {key}"));
+        }
+    }
+}
+
+fn check_type(
+    object: &Map<String, Value>,
+    ctx: &ValidationContext,
+    f: &mut Findings,
+) -> Option<String> {
+    match object.get("type") {
+        None => {
+            f.problem(Code::MissingProperty, "type is required");
+            None
+        }
+        Some(Value::String(t)) if ctx.accepted_types.contains(&t.as_str()) => Some(t.clone()),
+        Some(Value::String(t)) => {
+            f.problem(
+                Code::UnsupportedType,
+                format!(
+                    "type '{t}' is not accepted by this target (accepted: {})",
+                    ctx.accepted_types.join(", ")
+                ),
+            );
+            None
+        }
+        Some(other) => {
+            f.problem(
+                Code::InvalidProperty,
+                format!("type must be a string, found {}", kind(other)),
+            );
+            None
+        }
+    }
+}
+
+/// `<type>--<uuid>`: a STIX type name, two hyphens and a hyphenated hex UUID. The UUID's version
+/// is not checked: producers use v4 and v5 and the service does not insist.
+pub fn is_identifier(s: &str) -> bool {
+    identifier_type(s).is_some()
+}
+
+/// The type part of a well-formed identifier.
+pub fn identifier_type(s: &str) -> Option<&str> {
+    let (ty, uuid) = s.split_once("--")?;
+    let type_ok = !ty.is_empty()
+        && ty
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ty.ends_with('-');
+    (type_ok && is_hyphenated_uuid(uuid)).then_some(ty)
+}
+
+fn is_hyphenated_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn check_id(object: &Map<String, Value>, f: &mut Findings) -> Option<String> {
+    let id = match object.get("id") {
+        None => {
+            f.problem(Code::MissingProperty, "id is required");
+            return None;
+        }
+        Some(Value::String(id)) => id,
+        Some(other) => {
+            f.problem(
+                Code::InvalidId,
+                format!("id must be a string, found {}", kind(other)),
+            );
+            return None;
+        }
+    };
+    let declared = object.get("type").and_then(Value::as_str);
+    let example = declared.filter(|t| !t.is_empty()).unwrap_or("indicator");
+    match identifier_type(id) {
+        None => {
+            f.problem(
+                Code::InvalidId,
+                format!(
+                    "id '{}' must be '<type>--<uuid>', e.g. {example}--6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+                    show_str(id)
+                ),
+            );
+            None
+        }
+        Some(prefix) if declared.is_some_and(|t| t != prefix) => {
+            f.problem(
+                Code::InvalidId,
+                format!(
+                    "id '{id}' must start with the object's type: '{}--'",
+                    declared.unwrap_or_default()
+                ),
+            );
+            None
+        }
+        Some(_) => Some(id.clone()),
+    }
+}
+
+/// Returns `true` when the object was upgraded from STIX 2.0.
+fn check_spec_version(object: &mut Map<String, Value>, f: &mut Findings) -> bool {
+    match object.get("spec_version") {
+        Some(Value::String(v)) if v == "2.1" => false,
+        None => {
+            object.insert("spec_version".into(), Value::String("2.1".into()));
+            f.warn(
+                Code::Normalised,
+                "spec_version was absent (a STIX 2.0 object); set to 2.1",
+            );
+            true
+        }
+        Some(Value::String(v)) if v == "2.0" => {
+            object.insert("spec_version".into(), Value::String("2.1".into()));
+            f.warn(Code::Normalised, "spec_version 2.0 upgraded to 2.1");
+            true
+        }
+        Some(other) => {
+            f.problem(
+                Code::InvalidProperty,
+                format!("spec_version ({}) must be \"2.1\"", show(other)),
+            );
+            false
+        }
+    }
+}
+
+fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// A timestamp property: `Some` when present and valid; problems recorded otherwise.
+fn timestamp(
+    object: &Map<String, Value>,
+    key: &str,
+    required: bool,
+    f: &mut Findings,
+) -> Option<(OffsetDateTime, String)> {
+    match object.get(key) {
+        None if required => {
+            f.problem(
+                Code::MissingProperty,
+                format!("{key} is required (an RFC 3339 timestamp such as 2024-01-01T00:00:00Z)"),
+            );
+            None
+        }
+        None => None,
+        Some(Value::String(s)) => match parse_timestamp(s) {
+            Some(t) => Some((t, s.clone())),
+            None => {
+                f.problem(
+                    Code::InvalidTimestamp,
+                    format!(
+                        "{key} ({}) is not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z",
+                        show_str(s)
+                    ),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            f.problem(
+                Code::InvalidTimestamp,
+                format!(
+                    "{key} must be an RFC 3339 timestamp string, found {} ({})",
+                    kind(other),
+                    show(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn check_created_modified(object: &Map<String, Value>, f: &mut Findings) {
+    let created = timestamp(object, "created", true, f);
+    let modified = timestamp(object, "modified", true, f);
+    if let (Some((c, cs)), Some((m, ms))) = (created, modified) {
+        if m < c {
+            f.problem(
+                Code::InvalidProperty,
+                format!("modified ({ms}) must not be earlier than created ({cs})"),
+            );
+        }
+    }
+}
+
+/// A string property; `required` ones must also be non-empty.
+fn non_empty_string<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    required: bool,
+    f: &mut Findings,
+) -> Option<&'a str> {
+    match object.get(key) {
+        None if required => {
+            f.problem(Code::MissingProperty, format!("{key} is required"));
+            None
+        }
+        None => None,
+        Some(Value::String(s)) if required && s.trim().is_empty() => {
+            f.problem(Code::InvalidProperty, format!("{key} must not be empty"));
+            None
+        }
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            f.problem(
+                Code::InvalidProperty,
+                format!("{key} must be a string, found {}", kind(other)),
+            );
+            None
+        }
+    }
+}
+
+fn string_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
+    match object.get(key) {
+        None => {}
+        Some(Value::Array(items)) => {
+            if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
+                f.problem(
+                    Code::InvalidProperty,
+                    format!("{key}[{i}] must be a string, found {}", kind(v)),
+                );
+            }
+        }
+        Some(other) => f.problem(
+            Code::InvalidProperty,
+            format!("{key} must be an array of strings, found {}", kind(other)),
+        ),
+    }
+}
+
+fn identifier_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
+    match object.get(key) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                if !v.as_str().is_some_and(is_identifier) {
+                    f.problem(
+                        Code::InvalidProperty,
+                        format!(
+                            "{key}[{i}] ({}) must be an identifier '<type>--<uuid>'",
+                            show(v)
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        Some(other) => f.problem(
+            Code::InvalidProperty,
+            format!("{key} must be an array of identifiers, found {}", kind(other)),
+        ),
+    }
+}
+
+fn reference(object: &Map<String, Value>, key: &str, required: bool, f: &mut Findings) {
+    match object.get(key) {
+        None if required => f.problem(Code::MissingProperty, format!("{key} is required")),
+        None => {}
+        Some(v) if v.as_str().is_some_and(is_identifier) => {}
+        Some(v) => f.problem(
+            Code::InvalidProperty,
+            format!("{key} ({}) must be an identifier '<type>--<uuid>'", show(v)),
+        ),
+    }
+}
+
+/// A list of objects each of which must carry the given string properties.
+fn object_list(object: &Map<String, Value>, key: &str, required: &[&str], f: &mut Findings) {
+    match object.get(key) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let Some(entry) = item.as_object() else {
+                    f.problem(
+                        Code::InvalidProperty,
+                        format!("{key}[{i}] must be an object, found {}", kind(item)),
+                    );
+                    return;
+                };
+                for prop in required {
+                    if !entry.get(*prop).is_some_and(Value::is_string) {
+                        f.problem(
+                            Code::InvalidProperty,
+                            format!("{key}[{i}].{prop} is required and must be a string"),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        Some(other) => f.problem(
+            Code::InvalidProperty,
+            format!("{key} must be an array of objects, found {}", kind(other)),
+        ),
+    }
+}
+
+fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
+    check_confidence(object, f);
+    match object.get("lang") {
+        Some(Value::String(s)) if s.is_empty() => {
+            // Microsoft's own JSON import template carries `"lang": ""`.
+            object.remove("lang");
+            f.warn(Code::Normalised, "removed empty lang");
+        }
+        Some(Value::String(_)) | None => {}
+        Some(other) => f.problem(
+            Code::InvalidProperty,
+            format!("lang must be a string, found {}", kind(other)),
+        ),
+    }
+    non_empty_string(object, "name", false, f);
+    non_empty_string(object, "description", false, f);
+    string_list(object, "labels", f);
+    if let Some(v) = object.get("revoked") {
+        if !v.is_boolean() {
+            f.problem(
+                Code::InvalidProperty,
+                format!("revoked must be true or false, found {}", kind(v)),
+            );
+        }
+    }
+    reference(object, "created_by_ref", false, f);
+    identifier_list(object, "object_marking_refs", f);
+    object_list(object, "external_references", &["source_name"], f);
+}
+
+/// `confidence`: an integer 0–100. A number written as a string (`"95"`, as in Microsoft's import
+/// template) or as `95.0` is normalised to the integer.
+fn check_confidence(object: &mut Map<String, Value>, f: &mut Findings) {
+    let Some(value) = object.get("confidence") else {
+        return;
+    };
+    let (number, normalised_from) = match value {
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => (Some(i), None),
+            (None, Some(x)) if x.fract() == 0.0 && (0.0..=100.0).contains(&x) => {
+                (Some(x as i64), Some(n.to_string()))
+            }
+            _ => (None, None),
+        },
+        Value::String(s) => (s.trim().parse::<i64>().ok(), Some(format!("\"{s}\""))),
+        _ => (None, None),
+    };
+    match number {
+        Some(n) if (0..=100).contains(&n) => {
+            if let Some(from) = normalised_from {
+                object.insert("confidence".into(), Value::from(n));
+                f.warn(
+                    Code::Normalised,
+                    format!("confidence {from} normalised to the integer {n}"),
+                );
+            }
+        }
+        _ => {
+            let shown = object.get("confidence").map(show).unwrap_or_default();
+            f.problem(
+                Code::ConfidenceOutOfRange,
+                format!("confidence ({shown}) must be an integer from 0 to 100"),
+            );
+        }
+    }
+}
+
+fn check_indicator(
+    object: &mut Map<String, Value>,
+    upgraded: bool,
+    ctx: &ValidationContext,
+    f: &mut Findings,
+) {
+    if upgraded && !object.contains_key("pattern_type") {
+        // STIX 2.0 had only STIX patterns and no pattern_type.
+        object.insert("pattern_type".into(), Value::String("stix".into()));
+        f.warn(
+            Code::Normalised,
+            "pattern_type was absent (STIX 2.0); set to stix",
+        );
+    }
+    let pattern = non_empty_string(object, "pattern", true, f).map(str::to_owned);
+    let pattern_type = non_empty_string(object, "pattern_type", true, f);
+    if let (Some(pattern), Some("stix")) = (&pattern, pattern_type) {
+        match pattern::check(pattern) {
+            Err(e) => f.problem(
+                Code::PatternInvalid,
+                format!("pattern is not a valid STIX pattern: {e}"),
+            ),
+            Ok(()) => {
+                if let Some((path, value)) = pattern::single_comparison(pattern) {
+                    if let Some(Err(e)) = observable::check_path_value(&path, &value) {
+                        f.problem(Code::InvalidObservable, format!("pattern: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    non_empty_string(object, "pattern_version", false, f);
+    string_list(object, "indicator_types", f);
+    object_list(
+        object,
+        "kill_chain_phases",
+        &["kill_chain_name", "phase_name"],
+        f,
+    );
+
+    let from = timestamp(object, "valid_from", true, f);
+    let until = timestamp(object, "valid_until", false, f);
+    if let Some((until, until_s)) = until {
+        match from {
+            Some((from, from_s)) if until <= from => f.problem(
+                Code::InvalidValidity,
+                format!("valid_until ({until_s}) must be after valid_from ({from_s})"),
+            ),
+            _ if until < ctx.now => f.warn(
+                Code::Expired,
+                format!(
+                    "valid_until ({until_s}) is in the past: the indicator is uploaded but already expired"
+                ),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_relationship(object: &Map<String, Value>, f: &mut Findings) {
+    non_empty_string(object, "relationship_type", true, f);
+    reference(object, "source_ref", true, f);
+    reference(object, "target_ref", true, f);
+}
+
+#[cfg(test)]
+mod tests;

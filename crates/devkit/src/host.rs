@@ -1,0 +1,741 @@
+//! A stand-in for the Azure Functions host: posts invocations to a custom handler in exactly the
+//! shape the real host uses (see `HOST-PROTOCOL.md`), and replays the queue trigger's retry and
+//! poison semantics.
+//!
+//! Encoding rules reproduced here, because the handler must survive them: a string binding value
+//! is JSON-encoded *inside* a JSON string (`hello` arrives as `"\"hello\""`), numbers and booleans
+//! arrive as strings (`"DequeueCount":"1"`), top-level dates are ISO 8601 truncated to seconds,
+//! objects are real JSON, nulls and keys ending in "trigger" are left out, and a message that is a
+//! JSON object also has its top-level fields copied into `Metadata` (where `Id` may overwrite the
+//! message id). ti-ingest sets `messageEncoding: none`, so `Data.<binding>` carries the stored
+//! message text as is: base64 for Event Grid messages, plain JSON for most other producers.
+
+use crate::storage::{ReceivedMessage, Storage};
+use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The Functions host version the driver claims to be (a 4.x runtime, as in production).
+pub const HOST_VERSION: &str = "4.1041.200.1";
+/// The queue extension's default `maxDequeueCount`.
+pub const MAX_DEQUEUE_COUNT: u32 = 5;
+/// The ti-ingest function fed by Event Grid BlobCreated events.
+pub const INGEST_BLOB_EVENT: &str = "IngestBlobEvent";
+/// The ti-ingest function fed by inline/reference messages.
+pub const INGEST_MESSAGE: &str = "IngestMessage";
+/// The binding name both queue functions use.
+pub const QUEUE_BINDING: &str = "message";
+
+/// Top-level dates: whole seconds with an explicit offset, as the host serialises them.
+const HOST_DATE: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+/// `sys.UtcNow`: seven fractional digits and `Z`, like .NET's round-trip format.
+const HOST_UTC_NOW: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+/// Event Grid `eventTime`.
+const EVENT_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+
+/// One queue message as the trigger sees it; the id and insertion time stay the same across
+/// retries, the pop receipt changes with every dequeue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerMessage {
+    /// Message id.
+    pub id: String,
+    /// The stored text (`Data.<binding>` after `messageEncoding: none`).
+    pub text: String,
+    /// Pop receipt of this dequeue.
+    pub pop_receipt: String,
+    /// When it was enqueued.
+    pub insertion_time: OffsetDateTime,
+    /// When it expires (7 days after insertion by default).
+    pub expiration_time: OffsetDateTime,
+    /// When it becomes visible again if not deleted (the host dequeues for 10 minutes).
+    pub next_visible_time: OffsetDateTime,
+}
+
+impl TriggerMessage {
+    /// A fresh message with this text, as if just enqueued.
+    pub fn new(text: impl Into<String>) -> TriggerMessage {
+        let now = OffsetDateTime::now_utc();
+        TriggerMessage {
+            id: Uuid::new_v4().to_string(),
+            text: text.into(),
+            pop_receipt: new_pop_receipt(),
+            insertion_time: now,
+            expiration_time: now + time::Duration::days(7),
+            next_visible_time: now + time::Duration::minutes(10),
+        }
+    }
+
+    /// The message as a dequeue from a real queue returned it.
+    pub fn from_received(message: &ReceivedMessage) -> TriggerMessage {
+        let now = OffsetDateTime::now_utc();
+        let insertion_time = message.insertion_time.unwrap_or(now);
+        TriggerMessage {
+            id: message.id.clone(),
+            text: message.text.clone(),
+            pop_receipt: message.pop_receipt.clone(),
+            insertion_time,
+            expiration_time: message
+                .expiration_time
+                .unwrap_or(insertion_time + time::Duration::days(7)),
+            next_visible_time: message
+                .next_visible_time
+                .unwrap_or(now + time::Duration::minutes(10)),
+        }
+    }
+
+    /// The same message dequeued again: new pop receipt and visibility window.
+    pub fn redelivered(&self) -> TriggerMessage {
+        TriggerMessage {
+            pop_receipt: new_pop_receipt(),
+            next_visible_time: OffsetDateTime::now_utc() + time::Duration::minutes(10),
+            ..self.clone()
+        }
+    }
+}
+
+fn new_pop_receipt() -> String {
+    STANDARD.encode(Uuid::new_v4().as_bytes())
+}
+
+/// A string binding value as the host sends it: JSON text inside a JSON string.
+pub fn double_encoded(text: &str) -> Value {
+    Value::String(Value::String(text.to_string()).to_string())
+}
+
+/// A `Metadata` value as the host sends it; `None` for values the host leaves out (null).
+pub fn metadata_value(value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(double_encoded(s)),
+        Value::Bool(b) => Some(Value::String(b.to_string())),
+        Value::Number(n) => Some(Value::String(n.to_string())),
+        Value::Array(_) | Value::Object(_) => Some(value.clone()),
+    }
+}
+
+fn host_date(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(HOST_DATE)
+        .expect("a UTC date always formats")
+}
+
+/// `Metadata.sys` for an invocation of `function`.
+pub fn sys_metadata(function: &str) -> Value {
+    let now = OffsetDateTime::now_utc()
+        .format(HOST_UTC_NOW)
+        .expect("a UTC date always formats");
+    json!({"MethodName": function, "UtcNow": now, "RandGuid": Uuid::new_v4().to_string()})
+}
+
+/// The body the host posts for a queue-triggered invocation.
+pub fn queue_invocation(
+    function: &str,
+    binding: &str,
+    message: &TriggerMessage,
+    dequeue_count: u32,
+) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("DequeueCount".into(), json!(dequeue_count.to_string()));
+    metadata.insert(
+        "ExpirationTime".into(),
+        json!(host_date(message.expiration_time)),
+    );
+    metadata.insert("Id".into(), double_encoded(&message.id));
+    metadata.insert(
+        "InsertionTime".into(),
+        json!(host_date(message.insertion_time)),
+    );
+    metadata.insert(
+        "NextVisibleTime".into(),
+        json!(host_date(message.next_visible_time)),
+    );
+    metadata.insert("PopReceipt".into(), double_encoded(&message.pop_receipt));
+
+    // The extension exposes a JSON object message's top-level fields as binding data too. Binding
+    // data is case-insensitive, so a field `id` replaces the value of `Id` (keeping that key).
+    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&message.text) {
+        for (key, value) in &fields {
+            if key.to_ascii_lowercase().ends_with("trigger") {
+                continue;
+            }
+            let Some(value) = metadata_value(value) else {
+                continue;
+            };
+            let existing = metadata
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .cloned();
+            metadata.insert(existing.unwrap_or_else(|| key.clone()), value);
+        }
+    }
+    metadata.insert("sys".into(), sys_metadata(function));
+
+    json!({
+        "Data": { binding: double_encoded(&message.text) },
+        "Metadata": Value::Object(metadata),
+    })
+}
+
+/// The body the host posts for a timer-triggered invocation.
+pub fn timer_invocation(function: &str, binding: &str, is_past_due: bool) -> Value {
+    let now = OffsetDateTime::now_utc();
+    json!({
+        "Data": { binding: {
+            "Schedule": {"AdjustForDST": true},
+            "ScheduleStatus": {
+                "Last": "0001-01-01T00:00:00",
+                "Next": host_date(now + time::Duration::minutes(15)),
+                "LastUpdated": host_date(now),
+            },
+            "IsPastDue": is_past_due,
+        }},
+        "Metadata": { "sys": sys_metadata(function) },
+    })
+}
+
+/// An Event Grid `Microsoft.Storage.BlobCreated` event (Event Grid schema) for a blob written
+/// through `account_blob_url` (`https://…/devstoreaccount1` or `https://acct.blob.core.windows.net`).
+pub fn blob_created_event(
+    account_blob_url: &str,
+    container: &str,
+    blob_name: &str,
+    content_length: u64,
+) -> Value {
+    let account_url = account_blob_url.trim_end_matches('/');
+    let account = account_url.rsplit('/').next().unwrap_or("devstoreaccount1");
+    let account = account.split('.').next().unwrap_or(account);
+    let now = OffsetDateTime::now_utc();
+    let request_id = Uuid::new_v4().to_string();
+    json!({
+        "topic": format!(
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ti-ingest-dev/providers/Microsoft.Storage/storageAccounts/{account}"
+        ),
+        "subject": format!("/blobServices/default/containers/{container}/blobs/{blob_name}"),
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "id": Uuid::new_v4().to_string(),
+        "data": {
+            "api": "PutBlob",
+            "clientRequestId": Uuid::new_v4().to_string(),
+            "requestId": request_id,
+            "eTag": format!("0x8DD{}", &Uuid::new_v4().simple().to_string()[..12].to_uppercase()),
+            "contentType": "application/octet-stream",
+            "contentLength": content_length,
+            "blobType": "BlockBlob",
+            "url": blob_url(account_url, container, blob_name),
+            "sequencer": format!("{:032X}", now.unix_timestamp_nanos()),
+            "storageDiagnostics": { "batchId": Uuid::new_v4().to_string() },
+        },
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "eventTime": now.format(EVENT_TIME).expect("a UTC date always formats"),
+    })
+}
+
+/// The blob's URL as Event Grid reports it: `/` in the name stays a path separator, other
+/// reserved characters are percent-encoded.
+fn blob_url(account_url: &str, container: &str, blob_name: &str) -> String {
+    match url::Url::parse(account_url) {
+        Ok(mut url) if !url.cannot_be_a_base() => {
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments
+                    .pop_if_empty()
+                    .push(container)
+                    .extend(blob_name.split('/'));
+            }
+            url.to_string()
+        }
+        _ => format!("{account_url}/{container}/{blob_name}"),
+    }
+}
+
+/// The queue message Event Grid writes for `event`: base64 of its JSON.
+pub fn event_grid_message(event: &Value) -> String {
+    STANDARD.encode(event.to_string())
+}
+
+/// How a queue message's text is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageEncoding {
+    /// Base64 of the bytes (Event Grid, the Functions SDKs' default).
+    Base64,
+    /// The text as is (Logic Apps, scripts, `az storage message put`).
+    Plain,
+}
+
+impl MessageEncoding {
+    /// The stored text for `payload`.
+    pub fn encode(self, payload: &str) -> String {
+        match self {
+            MessageEncoding::Base64 => STANDARD.encode(payload),
+            MessageEncoding::Plain => payload.to_string(),
+        }
+    }
+}
+
+/// The handler's answer to one invocation.
+#[derive(Debug, Clone)]
+pub struct HostResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The body parsed as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl HostResponse {
+    /// 2xx: the invocation succeeded.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `Logs` lines (the host keeps them only for a 2xx answer). Names match case-insensitively.
+    pub fn logs(&self) -> Vec<String> {
+        self.member("Logs")
+            .and_then(Value::as_array)
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `ReturnValue`, if any.
+    pub fn return_value(&self) -> Option<&Value> {
+        self.member("ReturnValue")
+    }
+
+    /// `Outputs`, if any.
+    pub fn outputs(&self) -> Option<&Value> {
+        self.member("Outputs")
+    }
+
+    fn member(&self, name: &str) -> Option<&Value> {
+        self.body
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+/// The outcome of delivering one queue message with the host's retry policy.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Invocations made (1..=max dequeue count).
+    pub attempts: u32,
+    /// Status of the last invocation.
+    pub final_status: u16,
+    /// The host would have moved the message to `<queue>-poison`.
+    pub poisoned: bool,
+    /// Every answer, in order.
+    pub responses: Vec<HostResponse>,
+}
+
+impl Delivery {
+    /// The last answer.
+    pub fn last(&self) -> &HostResponse {
+        self.responses
+            .last()
+            .expect("a delivery has at least one response")
+    }
+}
+
+/// Which function a queue feeds (for [`HostDriver::pump_queues`]).
+#[derive(Debug, Clone)]
+pub struct QueueRoute {
+    /// Queue name.
+    pub queue: String,
+    /// Function name.
+    pub function: String,
+    /// Binding name.
+    pub binding: String,
+}
+
+impl QueueRoute {
+    /// A route with the ti-ingest binding name `message`.
+    pub fn new(queue: impl Into<String>, function: impl Into<String>) -> QueueRoute {
+        QueueRoute {
+            queue: queue.into(),
+            function: function.into(),
+            binding: QUEUE_BINDING.to_string(),
+        }
+    }
+}
+
+/// Posts invocations to a custom handler like the Functions host.
+#[derive(Debug, Clone)]
+pub struct HostDriver {
+    base: String,
+    client: reqwest::Client,
+    /// `maxDequeueCount` (default 5).
+    pub max_dequeue_count: u32,
+    /// Pause between a failed attempt and the next (the queue's `visibilityTimeout`, default 0).
+    pub retry_delay: Duration,
+}
+
+impl HostDriver {
+    /// A driver for the handler at `handler_base_url` (`http://127.0.0.1:PORT`).
+    pub fn new(handler_base_url: impl Into<String>) -> HostDriver {
+        let base = handler_base_url.into().trim_end_matches('/').to_string();
+        let client = reqwest::Client::builder()
+            .user_agent(format!("Azure-Functions-Host/{HOST_VERSION}"))
+            // The host waits functionTimeout + 1 minute; 10 minutes covers the default timeout.
+            .timeout(Duration::from_secs(11 * 60))
+            .build()
+            .expect("a plain reqwest client always builds");
+        HostDriver {
+            base,
+            client,
+            max_dequeue_count: MAX_DEQUEUE_COUNT,
+            retry_delay: Duration::ZERO,
+        }
+    }
+
+    /// The handler's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Polls `GET /` every 25 ms, like the host, until any HTTP answer arrives.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = self
+                .client
+                .get(format!("{}/", self.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if attempt.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the handler at {} did not answer GET / within {timeout:?}",
+                    self.base
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Posts an invocation body to `/{function}`.
+    pub async fn invoke(&self, function: &str, body: &Value) -> Result<HostResponse> {
+        let rsp = self
+            .client
+            .post(format!("{}/{function}", self.base))
+            .header("X-Azure-Functions-InvocationId", Uuid::new_v4().to_string())
+            .header("X-Azure-Functions-HostVersion", HOST_VERSION)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("invoking {function} at {}", self.base))?;
+        let status = rsp.status().as_u16();
+        let text = rsp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(HostResponse { status, body, text })
+    }
+
+    /// One queue-triggered invocation of a fresh message with this stored text.
+    pub async fn invoke_queue(
+        &self,
+        function: &str,
+        binding: &str,
+        message_text: &str,
+        dequeue_count: u32,
+    ) -> Result<HostResponse> {
+        let message = TriggerMessage::new(message_text);
+        self.invoke_queue_message(function, binding, &message, dequeue_count)
+            .await
+    }
+
+    /// One queue-triggered invocation of `message`.
+    pub async fn invoke_queue_message(
+        &self,
+        function: &str,
+        binding: &str,
+        message: &TriggerMessage,
+        dequeue_count: u32,
+    ) -> Result<HostResponse> {
+        let body = queue_invocation(function, binding, message, dequeue_count);
+        self.invoke(function, &body).await
+    }
+
+    /// One timer-triggered invocation.
+    pub async fn invoke_timer(&self, function: &str, binding: &str) -> Result<HostResponse> {
+        self.invoke(function, &timer_invocation(function, binding, false))
+            .await
+    }
+
+    /// Delivers a message with the queue trigger's retries: invoked again (same id, dequeue
+    /// count + 1) while the answer is not 2xx, until `max_dequeue_count` attempts, after which
+    /// the host would move it to `<queue>-poison`. A transport error (handler down) is an error.
+    pub async fn deliver_with_retries(
+        &self,
+        function: &str,
+        binding: &str,
+        message_text: &str,
+    ) -> Result<Delivery> {
+        let mut message = TriggerMessage::new(message_text);
+        let mut responses = Vec::new();
+        for dequeue_count in 1..=self.max_dequeue_count.max(1) {
+            if dequeue_count > 1 {
+                message = message.redelivered();
+                tokio::time::sleep(self.retry_delay).await;
+            }
+            let rsp = self
+                .invoke_queue_message(function, binding, &message, dequeue_count)
+                .await?;
+            let ok = rsp.is_success();
+            responses.push(rsp);
+            if ok {
+                break;
+            }
+        }
+        let last = responses.last().expect("at least one attempt");
+        Ok(Delivery {
+            attempts: u32::try_from(responses.len()).unwrap_or(u32::MAX),
+            final_status: last.status,
+            poisoned: !last.is_success(),
+            responses,
+        })
+    }
+
+    /// Delivers the Event Grid BlobCreated message for a blob to `IngestBlobEvent`.
+    pub async fn deliver_blob_created(
+        &self,
+        account_blob_url: &str,
+        container: &str,
+        blob_name: &str,
+        content_length: u64,
+    ) -> Result<Delivery> {
+        let event = blob_created_event(account_blob_url, container, blob_name, content_length);
+        self.deliver_with_retries(
+            INGEST_BLOB_EVENT,
+            QUEUE_BINDING,
+            &event_grid_message(&event),
+        )
+        .await
+    }
+
+    /// Drains real queues the way the host's queue listener does: dequeue, invoke, delete on
+    /// 2xx; on failure make the message visible again, or move it to `<queue>-poison` once its
+    /// dequeue count reached `max_dequeue_count`. Messages the handler enqueues meanwhile (work
+    /// items) are picked up too. Returns one [`Delivery`] per message id, in first-seen order;
+    /// gives up after `timeout`.
+    pub async fn pump_queues(
+        &self,
+        storage: &Storage,
+        routes: &[QueueRoute],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Delivery)>> {
+        let deadline = Instant::now() + timeout;
+        let mut order: Vec<String> = Vec::new();
+        let mut deliveries: HashMap<String, Delivery> = HashMap::new();
+        loop {
+            let mut idle = true;
+            for route in routes {
+                let received = storage.receive_messages(&route.queue, 16, 600).await?;
+                for message in received {
+                    idle = false;
+                    let trigger = TriggerMessage::from_received(&message);
+                    let rsp = self
+                        .invoke_queue_message(
+                            &route.function,
+                            &route.binding,
+                            &trigger,
+                            message.dequeue_count,
+                        )
+                        .await?;
+                    let ok = rsp.is_success();
+                    let status = rsp.status;
+                    let key = format!("{}/{}", route.queue, message.id);
+                    let entry = deliveries.entry(key.clone()).or_insert_with(|| {
+                        order.push(key.clone());
+                        Delivery {
+                            attempts: 0,
+                            final_status: status,
+                            poisoned: false,
+                            responses: Vec::new(),
+                        }
+                    });
+                    entry.attempts += 1;
+                    entry.final_status = status;
+                    entry.responses.push(rsp);
+                    if ok {
+                        storage.delete_message(&route.queue, &message).await?;
+                    } else if message.dequeue_count >= self.max_dequeue_count {
+                        let poison = format!("{}-poison", route.queue);
+                        storage.put_message(&poison, &message.text).await?;
+                        storage.delete_message(&route.queue, &message).await?;
+                        entry.poisoned = true;
+                    } else {
+                        let delay = i32::try_from(self.retry_delay.as_secs()).unwrap_or(i32::MAX);
+                        storage
+                            .release_message(&route.queue, &message, delay)
+                            .await?;
+                    }
+                }
+            }
+            if idle {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("queues still not drained after {timeout:?}");
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|key| deliveries.remove(&key).map(|d| (key, d)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_envelope_has_the_host_shape() {
+        let message = TriggerMessage::new("hello!!");
+        let body = queue_invocation("IngestMessage", "message", &message, 1);
+        assert_eq!(body["Data"]["message"], json!("\"hello!!\""));
+        let md = &body["Metadata"];
+        assert_eq!(md["DequeueCount"], json!("1"));
+        assert_eq!(md["Id"], json!(format!("\"{}\"", message.id)));
+        assert_eq!(
+            md["PopReceipt"],
+            json!(format!("\"{}\"", message.pop_receipt))
+        );
+        for key in ["InsertionTime", "ExpirationTime", "NextVisibleTime"] {
+            let t = md[key].as_str().unwrap();
+            assert_eq!(t.len(), "2025-02-18T03:06:19+00:00".len(), "{key}: {t}");
+            assert!(t.ends_with("+00:00"), "{key}: {t}");
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+        }
+        assert_eq!(md["sys"]["MethodName"], json!("IngestMessage"));
+        let now = md["sys"]["UtcNow"].as_str().unwrap();
+        assert_eq!(now.len(), "2025-02-18T03:06:20.7562691Z".len(), "{now}");
+        Uuid::parse_str(md["sys"]["RandGuid"].as_str().unwrap()).unwrap();
+        // Nothing else: a non-JSON message adds no fields.
+        assert_eq!(md.as_object().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn json_message_fields_are_copied_into_metadata() {
+        let text = r#"{"container":"c","blob":"a/b.json","size":12,"ok":true,"none":null,"nested":{"x":1},"id":"mine","QueueTrigger":"x"}"#;
+        let message = TriggerMessage::new(text);
+        let body = queue_invocation("IngestMessage", "message", &message, 3);
+        let md = body["Metadata"].as_object().unwrap();
+        assert_eq!(
+            body["Data"]["message"],
+            json!(Value::String(text.to_string()).to_string())
+        );
+        assert_eq!(md["DequeueCount"], json!("3"));
+        assert_eq!(md["container"], json!("\"c\""));
+        assert_eq!(md["blob"], json!("\"a/b.json\""));
+        assert_eq!(md["size"], json!("12"));
+        assert_eq!(md["ok"], json!("true"));
+        assert_eq!(md["nested"], json!({"x": 1}));
+        assert!(!md.contains_key("none"));
+        assert!(!md.contains_key("QueueTrigger"));
+        // `id` overwrote the message id under the host's key.
+        assert_eq!(md["Id"], json!("\"mine\""));
+        assert!(!md.contains_key("id"));
+    }
+
+    #[test]
+    fn event_grid_message_is_base64_of_the_event() {
+        let event = blob_created_event(
+            "https://127.0.0.1:10000/devstoreaccount1/",
+            "indicator-inbox",
+            "feeds/a.json",
+            42,
+        );
+        assert_eq!(event["eventType"], "Microsoft.Storage.BlobCreated");
+        assert_eq!(
+            event["subject"],
+            "/blobServices/default/containers/indicator-inbox/blobs/feeds/a.json"
+        );
+        assert_eq!(
+            event["data"]["url"],
+            "https://127.0.0.1:10000/devstoreaccount1/indicator-inbox/feeds/a.json"
+        );
+        assert_eq!(event["data"]["contentLength"], 42);
+        let spaced = blob_created_event("https://a.blob.core.windows.net", "c", "x y/z.csv", 1);
+        assert_eq!(
+            spaced["data"]["url"],
+            "https://a.blob.core.windows.net/c/x%20y/z.csv"
+        );
+        assert_eq!(event["data"]["blobType"], "BlockBlob");
+        assert!(event["topic"]
+            .as_str()
+            .unwrap()
+            .ends_with("/storageAccounts/devstoreaccount1"));
+        let text = event_grid_message(&event);
+        let decoded: Value = serde_json::from_slice(&STANDARD.decode(&text).unwrap()).unwrap();
+        assert_eq!(decoded, event);
+
+        // In the envelope the base64 text is double-encoded like any string, and since it is not
+        // JSON no fields are copied into Metadata.
+        let body = queue_invocation(
+            INGEST_BLOB_EVENT,
+            QUEUE_BINDING,
+            &TriggerMessage::new(&text),
+            1,
+        );
+        assert_eq!(body["Data"]["message"], json!(format!("\"{text}\"")));
+        assert!(body["Metadata"].get("subject").is_none());
+    }
+
+    #[test]
+    fn account_name_from_a_production_url() {
+        let event = blob_created_event("https://acct.blob.core.windows.net", "c", "b", 1);
+        assert!(event["topic"]
+            .as_str()
+            .unwrap()
+            .ends_with("/storageAccounts/acct"));
+        assert_eq!(
+            event["data"]["url"],
+            "https://acct.blob.core.windows.net/c/b"
+        );
+    }
+
+    #[test]
+    fn timer_envelope() {
+        let body = timer_invocation("Sweep", "timer", false);
+        assert_eq!(body["Data"]["timer"]["IsPastDue"], json!(false));
+        assert_eq!(body["Metadata"]["sys"]["MethodName"], "Sweep");
+    }
+
+    #[test]
+    fn response_members_match_case_insensitively() {
+        let rsp = HostResponse {
+            status: 200,
+            body: json!({"logs": ["a", 1], "returnValue": {"x": 1}}),
+            text: String::new(),
+        };
+        assert_eq!(rsp.logs(), vec!["a".to_string(), "1".to_string()]);
+        assert_eq!(rsp.return_value(), Some(&json!({"x": 1})));
+        assert!(rsp.outputs().is_none());
+    }
+
+    #[test]
+    fn plain_and_base64_encodings() {
+        assert_eq!(MessageEncoding::Plain.encode("{}"), "{}");
+        assert_eq!(MessageEncoding::Base64.encode("{}"), "e30=");
+    }
+}

@@ -1,0 +1,247 @@
+//! The HTTP side shared by every route: the state behind the router, the steps every upload
+//! goes through before its body is looked at (rate limit, fault injection), the error shapes,
+//! and the bookkeeping layer that delays answers and logs each request.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::auth::AuthError;
+use crate::config::SimConfig;
+use crate::limiter::RateLimiter;
+use crate::store::ObjectStore;
+use crate::{graph, sentinel, RequestRecord};
+
+/// Far above what 100 objects need, so only a broken client hits it.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+pub(crate) struct Shared {
+    pub config: SimConfig,
+    pub started: Instant,
+    state: Mutex<SimState>,
+}
+
+/// Everything that changes while the simulator runs, behind one lock: it is held only for
+/// short, non-async sections, so requests never wait on each other for long.
+pub(crate) struct SimState {
+    pub fault_429_share: f64,
+    pub fault_5xx_share: f64,
+    pub latency: Duration,
+    rng: StdRng,
+    limiter: RateLimiter,
+    pub objects: ObjectStore,
+    pub graph_indicators: Vec<Value>,
+    pub requests: Vec<RequestRecord>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig) -> Self {
+        let state = SimState {
+            fault_429_share: config.fault_429_share,
+            fault_5xx_share: config.fault_5xx_share,
+            latency: config.latency,
+            rng: StdRng::seed_from_u64(config.seed),
+            limiter: RateLimiter::new(config.requests_per_window, config.window),
+            objects: ObjectStore::default(),
+            graph_indicators: Vec::new(),
+            requests: Vec::new(),
+        };
+        Self {
+            config,
+            started: Instant::now(),
+            state: Mutex::new(state),
+        }
+    }
+
+    /// A panic while the lock is held (a failing assertion elsewhere) must not hide what was
+    /// recorded so far, so a poisoned lock is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a rate-limit slot for `identity`, or gives the wait until one frees.
+    pub(crate) fn acquire(&self, identity: &str) -> Result<(), Duration> {
+        self.lock().limiter.try_acquire(identity, Instant::now())
+    }
+
+    /// Decides whether this (admitted) request fails on purpose. One draw per request from the
+    /// seeded RNG, so a given seed and request sequence always fail the same requests.
+    pub(crate) fn draw_fault(&self) -> Fault {
+        let mut state = self.lock();
+        let (p429, p5xx) = (state.fault_429_share, state.fault_5xx_share);
+        if p429 <= 0.0 && p5xx <= 0.0 {
+            return Fault::None;
+        }
+        let roll: f64 = state.rng.random();
+        if roll < p429 {
+            Fault::Throttle
+        } else if roll < p429 + p5xx {
+            // Mostly 503 (an overloaded backend), sometimes 500: clients must treat both as
+            // transient.
+            if state.rng.random_bool(0.75) {
+                Fault::Status(StatusCode::SERVICE_UNAVAILABLE)
+            } else {
+                Fault::Status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        } else {
+            Fault::None
+        }
+    }
+}
+
+/// The outcome of fault injection for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    Throttle,
+    Status(StatusCode),
+}
+
+/// What a handler learned about its request, for the request log. It rides in the response's
+/// extensions to the bookkeeping layer, which also sees the requests no handler took (404, 405).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub objects: usize,
+    pub accepted: usize,
+    pub injected: bool,
+    pub identity: Option<String>,
+    pub api_version: Option<String>,
+    pub source_system: Option<String>,
+}
+
+/// The router, without a socket, so it can also be driven in-process.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/workspaces/{workspace_id}/{operation}",
+            post(sentinel::upload),
+        )
+        .route(graph::PATH, post(graph::submit))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(shared.clone(), bookkeeping))
+        .with_state(shared)
+}
+
+/// Logs every request and applies the configured latency.
+///
+/// The answer is computed first and delayed afterwards: the rate limiter then sees the
+/// request's arrival time, and the log entry exists before the client gets its answer.
+async fn bookkeeping(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let at = shared.started.elapsed();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let outcome = response
+        .extensions_mut()
+        .remove::<Outcome>()
+        .unwrap_or_default();
+    let status = response.status().as_u16();
+    tracing::debug!(
+        path,
+        status,
+        objects = outcome.objects,
+        accepted = outcome.accepted,
+        injected = outcome.injected,
+        "request answered"
+    );
+    let latency = {
+        let mut state = shared.lock();
+        state.requests.push(RequestRecord {
+            path,
+            status,
+            objects: outcome.objects,
+            at,
+            injected: outcome.injected,
+            accepted: outcome.accepted,
+            identity: outcome.identity,
+            api_version: outcome.api_version,
+            source_system: outcome.source_system,
+        });
+        state.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    response
+}
+
+async fn unknown_route() -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "The requested resource does not exist.",
+        Outcome::default(),
+    )
+}
+
+/// Attaches the outcome to a response for the bookkeeping layer.
+pub(crate) fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+pub(crate) fn json(status: StatusCode, body: impl Serialize, outcome: Outcome) -> Response {
+    with_outcome((status, Json(body)).into_response(), outcome)
+}
+
+/// The ARM error shape, `{"error":{"code":..,"message":..}}`, used by both APIs for
+/// request-level failures.
+pub(crate) fn arm_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    outcome: Outcome,
+) -> Response {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: Detail<'a>,
+    }
+    #[derive(Serialize)]
+    struct Detail<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    json(
+        status,
+        Body {
+            error: Detail { code, message },
+        },
+        outcome,
+    )
+}
+
+/// 401 with the ARM body and the `WWW-Authenticate` challenge real Azure front ends send.
+pub(crate) fn unauthorized(err: &AuthError, outcome: Outcome) -> Response {
+    let message = err.message();
+    let mut response = arm_error(StatusCode::UNAUTHORIZED, err.code(), &message, outcome);
+    let challenge = format!(
+        "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", \
+         error=\"invalid_token\", error_description=\"{}\"",
+        message.replace('"', "'")
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// Adds `Retry-After: secs`.
+pub(crate) fn retry_after(mut response: Response, secs: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}

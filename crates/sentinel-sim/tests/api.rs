@@ -1,0 +1,653 @@
+//! The simulator seen from a client: real HTTP requests (reqwest) against a started simulator.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::StatusCode;
+use sentinel_sim::{unsigned_jwt, SimConfig, Simulator};
+use serde_json::{json, Value};
+
+const WORKSPACE: &str = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+const STIX_OP: &str = "threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview";
+const LEGACY_OP: &str = "threatintelligenceindicators:upload?api-version=2022-07-01";
+
+async fn start(config: SimConfig) -> Simulator {
+    Simulator::start(config).await.expect("simulator starts")
+}
+
+fn stix_url(sim: &Simulator) -> String {
+    format!("{}/workspaces/{WORKSPACE}/{STIX_OP}", sim.url())
+}
+
+fn legacy_url(sim: &Simulator) -> String {
+    format!("{}/workspaces/{WORKSPACE}/{LEGACY_OP}", sim.url())
+}
+
+fn indicator(n: u32) -> Value {
+    json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+        "created": "2024-01-01T00:00:00Z",
+        "modified": "2024-01-01T00:00:00Z",
+        "name": format!("indicator {n}"),
+        "pattern": format!("[ipv4-addr:value = '10.0.{}.{}']", n / 256, n % 256),
+        "pattern_type": "stix",
+        "valid_from": "2024-01-01T00:00:00Z",
+        "confidence": 80
+    })
+}
+
+fn upload_body(objects: Vec<Value>) -> Value {
+    json!({ "sourcesystem": "ti-ingest-tests", "stixobjects": objects })
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+}
+
+async fn post(url: &str, token: &str, body: &Value) -> Answer {
+    post_raw(url, Some(token), body.to_string()).await
+}
+
+async fn post_raw(url: &str, token: Option<&str>, body: String) -> Answer {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request sent");
+    Answer {
+        status: response.status(),
+        retry_after: response
+            .headers()
+            .get(RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned()),
+        text: response.text().await.unwrap(),
+    }
+}
+
+fn throttle_body(secs: u64) -> String {
+    format!(
+        r#"{{"statusCode":429,"message":"Rate limit is exceeded. Try again in {secs} seconds."}}"#
+    )
+}
+
+/// Reads N out of the real 429 message, as clients must.
+fn retry_secs_in(text: &str) -> u64 {
+    let message = serde_json::from_str::<Value>(text).unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    message
+        .trim_start_matches("Rate limit is exceeded. Try again in ")
+        .trim_end_matches(" seconds.")
+        .parse()
+        .unwrap_or_else(|_| panic!("unexpected message {message}"))
+}
+
+#[tokio::test]
+async fn happy_path_is_accepted_and_recorded() {
+    let sim = start(SimConfig::default()).await;
+    assert!(!sim.url().ends_with('/'));
+    let attack_pattern = json!({
+        "type": "attack-pattern", "spec_version": "2.1",
+        "id": "attack-pattern--fb6aa549-c94a-4e45-b4fd-7e32602dad85",
+        "created": "2015-05-15T09:12:16.432Z", "modified": "2015-05-20T09:12:16.432Z",
+        "name": "Spear phishing"
+    });
+    let body = upload_body(vec![indicator(1), attack_pattern, indicator(2)]);
+
+    let answer = post(&stix_url(&sim), &sim.token("app-1"), &body).await;
+
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text, "", "all accepted: empty body");
+    assert_eq!(sim.accepted().len(), 3);
+    assert_eq!(sim.accepted()[1]["type"], "attack-pattern");
+    assert!(sim
+        .accepted_ids()
+        .contains("indicator--00000000-0000-4000-8000-000000000002"));
+    let requests = sim.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(
+        r.path,
+        format!("/workspaces/{WORKSPACE}/threat-intelligence-stix-objects:upload")
+    );
+    assert_eq!(
+        (r.status, r.objects, r.accepted, r.injected),
+        (200, 3, 3, false)
+    );
+    assert_eq!(r.identity.as_deref(), Some("app-1"));
+    assert_eq!(r.api_version.as_deref(), Some("2024-02-01-preview"));
+    assert_eq!(r.source_system.as_deref(), Some("ti-ingest-tests"));
+}
+
+#[tokio::test]
+async fn reupload_of_an_id_updates_and_counts_once() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+    let mut updated = indicator(1);
+    updated["name"] = json!("renamed");
+    for body in [
+        upload_body(vec![indicator(1), indicator(2)]),
+        upload_body(vec![updated]),
+    ] {
+        assert_eq!(post(&stix_url(&sim), &token, &body).await.status, 200);
+    }
+    let accepted = sim.accepted();
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(accepted[0]["name"], "renamed", "updated in place");
+    assert_eq!(sim.accepted_ids().len(), 2);
+}
+
+#[tokio::test]
+async fn per_record_errors_name_their_index_and_valid_records_still_count() {
+    let sim = start(SimConfig::default()).await;
+    let mut no_id = indicator(2);
+    no_id.as_object_mut().unwrap().remove("id");
+    let mut two_faults = indicator(4);
+    two_faults["confidence"] = json!(101);
+    two_faults["valid_until"] = json!("2023-01-01T00:00:00Z");
+    let body = upload_body(vec![indicator(1), no_id, indicator(3), two_faults]);
+
+    let answer = post(&stix_url(&sim), &sim.token("app"), &body).await;
+
+    assert_eq!(answer.status, StatusCode::OK);
+    let errors = answer.json()["errors"].as_array().unwrap().clone();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["recordIndex"], 1);
+    assert_eq!(
+        errors[0]["errorMessages"],
+        json!(["Error for Property=id: Required property is missing. Actual value: NULL."])
+    );
+    assert_eq!(errors[1]["recordIndex"], 3);
+    let messages = errors[1]["errorMessages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0]
+        .as_str()
+        .unwrap()
+        .contains("Property=confidence"));
+    assert!(messages[1]
+        .as_str()
+        .unwrap()
+        .contains("Property=valid_until"));
+
+    assert_eq!(sim.accepted().len(), 2);
+    assert_eq!(sim.requests()[0].accepted, 2);
+}
+
+#[tokio::test]
+async fn legacy_route_takes_indicators_and_reports_validation_error_messages() {
+    let sim = start(SimConfig::default()).await;
+    let identity = json!({
+        "type": "identity", "spec_version": "2.1",
+        "id": "identity--733c5838-34d9-4fbf-949c-62aba761184c",
+        "created": "2016-08-23T18:05:49.307Z", "modified": "2016-08-23T18:05:49.307Z",
+        "name": "Identity"
+    });
+    let body = json!({"sourcesystem": "ti-ingest", "indicators": [identity, indicator(7)]});
+
+    let answer = post(&legacy_url(&sim), &sim.token("app"), &body).await;
+
+    assert_eq!(answer.status, StatusCode::OK);
+    let errors = answer.json()["errors"].clone();
+    assert_eq!(errors[0]["recordIndex"], 0);
+    assert!(errors[0]["validationErrorMessages"][0]
+        .as_str()
+        .unwrap()
+        .contains("Only objects of type 'indicator'"));
+    assert!(errors[0].get("errorMessages").is_none());
+    assert_eq!(
+        sim.accepted_ids().into_iter().collect::<Vec<_>>(),
+        ["indicator--00000000-0000-4000-8000-000000000007"]
+    );
+
+    // The STIX body key is not the legacy one.
+    let wrong_key = upload_body(vec![indicator(8)]);
+    let answer = post(&legacy_url(&sim), &sim.token("app"), &wrong_key).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn more_than_the_object_limit_is_a_400() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+
+    let answer = post(
+        &stix_url(&sim),
+        &token,
+        &upload_body((0..101).map(indicator).collect()),
+    )
+    .await;
+
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let error = &answer.json()["error"];
+    assert_eq!(error["code"], "BadRequest");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("101") && message.contains("100"),
+        "{message}"
+    );
+    assert!(sim.accepted().is_empty());
+    assert_eq!(sim.requests()[0].objects, 101);
+
+    let answer = post(
+        &stix_url(&sim),
+        &token,
+        &upload_body((0..100).map(indicator).collect()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(sim.accepted().len(), 100);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400s() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+    let url = stix_url(&sim);
+    let objects = json!([indicator(1)]);
+    let cases = [
+        ("not json", "{\"sourcesystem\": ".to_owned()),
+        ("not an object", "[1, 2]".to_owned()),
+        ("no stixobjects", json!({"sourcesystem": "s"}).to_string()),
+        (
+            "stixobjects not an array",
+            json!({"sourcesystem": "s", "stixobjects": {}}).to_string(),
+        ),
+        (
+            "empty stixobjects",
+            json!({"sourcesystem": "s", "stixobjects": []}).to_string(),
+        ),
+        (
+            "no sourcesystem",
+            json!({"stixobjects": objects}).to_string(),
+        ),
+        (
+            "reserved sourcesystem",
+            json!({"sourcesystem": "Microsoft Sentinel", "stixobjects": objects}).to_string(),
+        ),
+        (
+            "long sourcesystem",
+            json!({"sourcesystem": "x".repeat(257), "stixobjects": objects}).to_string(),
+        ),
+    ];
+    for (what, body) in cases {
+        let answer = post_raw(&url, Some(&token), body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        assert!(answer.json()["error"]["message"].is_string(), "{what}");
+    }
+    let max_len = json!({"sourcesystem": "x".repeat(256), "stixobjects": objects});
+    assert_eq!(post(&url, &token, &max_len).await.status, StatusCode::OK);
+
+    let no_version = format!(
+        "{}/workspaces/{WORKSPACE}/threat-intelligence-stix-objects:upload",
+        sim.url()
+    );
+    let answer = post(&no_version, &token, &upload_body(vec![indicator(1)])).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["error"]["code"], "MissingApiVersionParameter");
+}
+
+#[tokio::test]
+async fn tokens_are_checked_for_audience_and_expiry() {
+    let sim = start(SimConfig::default()).await;
+    let url = stix_url(&sim);
+    let body = upload_body(vec![indicator(1)]);
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let token = |aud: &str, exp: u64| unsigned_jwt(&json!({"aud": aud, "exp": exp, "oid": "o"}));
+
+    let refused = [
+        (
+            Some(token("https://storage.azure.com", in_an_hour)),
+            "InvalidAuthenticationTokenAudience",
+        ),
+        (
+            Some(token("https://management.azure.com", 1_000_000)),
+            "ExpiredAuthenticationToken",
+        ),
+        (Some("not-a-jwt".to_owned()), "InvalidAuthenticationToken"),
+        (None, "AuthenticationFailed"),
+    ];
+    for (token, code) in refused {
+        let answer = post_raw(&url, token.as_deref(), body.to_string()).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{code}");
+        assert_eq!(answer.json()["error"]["code"], code);
+    }
+    assert!(sim.accepted().is_empty());
+
+    for aud in [
+        "https://management.azure.com",
+        "https://management.azure.com/",
+        "https://management.core.windows.net/",
+    ] {
+        let answer = post(&url, &token(aud, in_an_hour), &body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{aud}");
+    }
+    // Graph tokens are for Graph only.
+    assert_eq!(
+        post(&url, &sim.graph_token("o"), &body).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn unknown_workspaces_are_404s() {
+    let known = "11111111-2222-4333-8444-555555555555";
+    let sim = start(SimConfig {
+        workspaces: Some(vec![known.to_owned()]),
+        ..SimConfig::default()
+    })
+    .await;
+    let token = sim.token("app");
+    let body = upload_body(vec![indicator(1)]);
+    for workspace in ["not-a-uuid", WORKSPACE] {
+        let url = format!("{}/workspaces/{workspace}/{STIX_OP}", sim.url());
+        let answer = post(&url, &token, &body).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{workspace}");
+        assert_eq!(answer.json()["error"]["code"], "ResourceNotFound");
+    }
+    let url = format!(
+        "{}/workspaces/{}/{STIX_OP}",
+        sim.url(),
+        known.to_uppercase()
+    );
+    assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+
+    let unknown_route = format!("{}/workspaces/{known}/nothing:here", sim.url());
+    assert_eq!(
+        post(&unknown_route, &token, &body).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(sim.requests().len(), 4, "every request is logged");
+}
+
+#[tokio::test]
+async fn quota_exceeded_gets_the_real_429() {
+    let sim = start(SimConfig {
+        requests_per_window: 5,
+        window: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = stix_url(&sim);
+    let token = sim.token("client-a");
+    let body = upload_body(vec![indicator(1)]);
+    for _ in 0..5 {
+        assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+    }
+
+    let answer = post(&url, &token, &body).await;
+
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    let secs = retry_secs_in(&answer.text);
+    assert!((1..=2).contains(&secs), "{secs}");
+    assert_eq!(answer.text, throttle_body(secs), "exact body");
+    assert_eq!(
+        answer.retry_after, None,
+        "the real service sends no Retry-After"
+    );
+    let last = sim.requests().pop().unwrap();
+    assert_eq!((last.status, last.injected), (429, false));
+
+    // The quota is per identity.
+    let other = post(&url, &sim.token("client-b"), &body).await;
+    assert_eq!(other.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_window_rolls_and_retry_after_is_optional() {
+    let sim = start(SimConfig {
+        requests_per_window: 2,
+        window: Duration::from_millis(400),
+        retry_after_header: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = stix_url(&sim);
+    let token = sim.token("client");
+    let body = upload_body(vec![indicator(1)]);
+    assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+    assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+
+    let answer = post(&url, &token, &body).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        answer.text,
+        throttle_body(1),
+        "sub-second waits round up to 1"
+    );
+    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_requests_get_exactly_the_quota() {
+    let sim = start(SimConfig {
+        requests_per_window: 5,
+        window: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = stix_url(&sim);
+    let token = sim.token("client");
+    let body = upload_body(vec![indicator(1)]);
+    let answers = join_all((0..20).map(|_| {
+        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        tokio::spawn(async move { post(&url, &token, &body).await.status })
+    }))
+    .await;
+    let ok = answers.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 5);
+    assert_eq!(answers.len(), 20);
+}
+
+async fn join_all(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<StatusCode>>,
+) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn injected_faults_follow_the_configured_shares() {
+    let sim = start(SimConfig {
+        requests_per_window: 10_000,
+        fault_429_share: 0.3,
+        seed: 42,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = stix_url(&sim);
+    let token = sim.token("client");
+    let mut throttled = 0;
+    for n in 0..200 {
+        let answer = post(&url, &token, &upload_body(vec![indicator(n)])).await;
+        match answer.status {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                throttled += 1;
+                assert_eq!(answer.text, throttle_body(1));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (40..=80).contains(&throttled),
+        "{throttled} of 200 throttled"
+    );
+    let requests = sim.requests();
+    assert_eq!(requests.iter().filter(|r| r.injected).count(), throttled);
+    assert!(requests.iter().all(|r| r.injected == (r.status == 429)));
+    assert_eq!(
+        sim.accepted().len(),
+        200 - throttled,
+        "faults accept nothing"
+    );
+
+    sim.set_faults(0.0, 0.25);
+    let mut server_errors = 0;
+    for n in 200..400 {
+        let status = post(&url, &token, &upload_body(vec![indicator(n)]))
+            .await
+            .status;
+        if status.is_server_error() {
+            assert!(matches!(status.as_u16(), 500 | 503), "{status}");
+            server_errors += 1;
+        } else {
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    assert!(
+        (30..=70).contains(&server_errors),
+        "{server_errors} of 200 failed"
+    );
+
+    sim.set_faults(0.0, 0.0);
+    for n in 400..420 {
+        let status = post(&url, &token, &upload_body(vec![indicator(n)]))
+            .await
+            .status;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn faults_are_deterministic_for_a_seed() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let sim = start(SimConfig {
+            fault_429_share: 0.2,
+            fault_5xx_share: 0.2,
+            seed: 7,
+            ..SimConfig::default()
+        })
+        .await;
+        let token = sim.token("client");
+        let mut statuses = Vec::new();
+        for n in 0..40 {
+            let body = upload_body(vec![indicator(n)]);
+            statuses.push(post(&stix_url(&sim), &token, &body).await.status.as_u16());
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(runs[0].iter().any(|s| *s != 200), "some faults at 40%");
+}
+
+#[tokio::test]
+async fn latency_delays_answers_and_can_change_at_runtime() {
+    let sim = start(SimConfig {
+        latency: Duration::from_millis(150),
+        ..SimConfig::default()
+    })
+    .await;
+    let body = upload_body(vec![indicator(1)]);
+    let started = Instant::now();
+    assert_eq!(
+        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150));
+
+    sim.set_latency(Duration::ZERO);
+    let started = Instant::now();
+    assert_eq!(
+        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn graph_submit_answers_200_or_206_with_per_item_errors() {
+    let sim = start(SimConfig::default()).await;
+    let url = format!(
+        "{}/beta/security/tiIndicators/submitTiIndicators",
+        sim.url()
+    );
+    let good = json!({
+        "action": "alert",
+        "description": "canary",
+        "expirationDateTime": "2030-03-01T21:44:03.1668987+00:00",
+        "networkDestinationIPv4": "51.158.66.18",
+        "targetProduct": "Azure Sentinel",
+        "threatType": "WatchList",
+        "tlpLevel": "green"
+    });
+    let mut bad = good.clone();
+    bad["networkDestinationIPv4"] = json!("51.158.66.18/32");
+
+    let answer = post(
+        &url,
+        &sim.graph_token("app"),
+        &json!({"value": [good.clone()]}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.json()["value"][0]["id"].is_string());
+
+    let answer = post(
+        &url,
+        &sim.graph_token("app"),
+        &json!({"value": [bad, good]}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::PARTIAL_CONTENT);
+    let value = answer.json()["value"].clone();
+    assert_eq!(
+        value[0]["Error"],
+        "Target: networkDestinationIPv4 - ValidationFailed - The value 51.158.66.18/32 is not a valid IPv4 address."
+    );
+    assert!(value[1].get("Error").is_none());
+    assert_eq!(sim.graph_accepted().len(), 2);
+    assert!(
+        sim.accepted().is_empty(),
+        "Graph does not feed the STIX store"
+    );
+
+    let answer = post(&url, &sim.token("app"), &json!({"value": []})).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "management token on Graph"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_port() {
+    let sim = start(SimConfig::default()).await;
+    let url = stix_url(&sim);
+    let token = sim.token("app");
+    let body = upload_body(vec![indicator(1)]);
+    assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+    sim.shutdown().await;
+    let result = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await;
+    assert!(result.is_err(), "still answering after shutdown");
+}

@@ -1,0 +1,108 @@
+//! Shared test support: deterministic indicator corpora with known-invalid records.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+/// A deterministic valid STIX 2.1 indicator.
+pub fn indicator(i: usize) -> Value {
+    json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": format!("indicator--{}", uuid_for(i)),
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "name": format!("test indicator {i}"),
+        "pattern": format!("[ipv4-addr:value = '10.{}.{}.{}']", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2099-01-01T00:00:00Z",
+        "confidence": 80,
+        "labels": ["test"]
+    })
+}
+
+/// A deterministic UUID (v4 shape) for record `i`.
+pub fn uuid_for(i: usize) -> String {
+    format!("6f1b5b7e-0000-4000-8000-{:012x}", i)
+}
+
+/// An invalid variant of indicator `i`; `kind` picks which rule it breaks.
+pub fn invalid_indicator(i: usize, kind: usize) -> Value {
+    let mut v = indicator(i);
+    let o = v.as_object_mut().unwrap();
+    match kind % 5 {
+        0 => {
+            o.insert("pattern".into(), json!("[ipv4-addr:value = '10.0.0.1'"));
+        }
+        1 => {
+            o.remove("valid_from");
+        }
+        2 => {
+            o.insert("id".into(), json!("indicator--not-a-uuid"));
+        }
+        3 => {
+            o.insert("confidence".into(), json!(150));
+        }
+        _ => {
+            o.insert("valid_until".into(), json!("2020-01-01T00:00:00Z"));
+        }
+    }
+    v
+}
+
+/// `n` indicators of which those at `invalid` indexes are invalid.
+pub fn corpus(n: usize, invalid: &[usize]) -> Vec<Value> {
+    (0..n)
+        .map(|i| match invalid.iter().position(|&j| j == i) {
+            Some(k) => invalid_indicator(i, k),
+            None => indicator(i),
+        })
+        .collect()
+}
+
+/// A STIX bundle, pretty-printed so records span several lines (line numbers matter).
+pub fn bundle(objects: &[Value]) -> String {
+    serde_json::to_string_pretty(&json!({
+        "type": "bundle",
+        "id": "bundle--6f1b5b7e-0000-4000-8000-ffffffffffff",
+        "objects": objects
+    }))
+    .unwrap()
+}
+
+/// The local managed-identity endpoint shared by every test of this process.
+///
+/// `ManagedIdentityCredential` reads `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` from the process
+/// environment, so one endpoint serves the whole test binary: it runs on its own runtime thread
+/// (a `#[tokio::test]` runtime dies with its test) and the variables are set exactly once.
+pub fn shared_identity() -> &'static SharedIdentity {
+    use std::sync::OnceLock;
+    static ID: OnceLock<SharedIdentity> = OnceLock::new();
+    ID.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let ep = devkit::identity::IdentityEndpoint::start(Default::default())
+                    .await
+                    .unwrap();
+                tx.send((ep.endpoint(), ep.header_secret())).unwrap();
+                // Keep the endpoint alive for the life of the process.
+                let _keep = ep;
+                std::future::pending::<()>().await;
+            });
+        });
+        let (endpoint, header) = rx.recv().unwrap();
+        std::env::set_var("IDENTITY_ENDPOINT", &endpoint);
+        std::env::set_var("IDENTITY_HEADER", &header);
+        SharedIdentity { endpoint }
+    })
+}
+
+pub struct SharedIdentity {
+    pub endpoint: String,
+}
