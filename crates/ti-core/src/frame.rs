@@ -35,7 +35,11 @@ pub struct RawRecord {
 pub enum FrameItem {
     Record(RawRecord),
     /// A record larger than `FrameLimits::max_record_bytes`; its bytes were skipped, not kept.
-    Oversize { index: u64, line: u64, bytes: u64 },
+    Oversize {
+        index: u64,
+        line: u64,
+        bytes: u64,
+    },
 }
 
 /// Bounds applied while framing.
@@ -206,17 +210,18 @@ impl Framer {
         if self.finished.is_some() {
             return self.fail_now("more input after the end of the input was signalled".into());
         }
-        let result = self.push_valid_utf8(chunk, out);
-        result.map_err(|e| {
-            self.failed = Some(e.clone());
-            e
-        })
+        self.push_valid_utf8(chunk, out)
+            .inspect_err(|e| self.failed = Some(e.clone()))
     }
 
     /// Scans the UTF-8-valid part of `chunk`. A character split across chunks is held back,
     /// unscanned, until the next chunk completes it, so what the framer emits (errors included)
     /// depends only on the bytes, never on where the chunks were cut.
-    fn push_valid_utf8(&mut self, chunk: &[u8], out: &mut Vec<FrameItem>) -> Result<(), FrameError> {
+    fn push_valid_utf8(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<FrameItem>,
+    ) -> Result<(), FrameError> {
         let mut rest = chunk;
         if self.utf8.pending() {
             let (taken, completion) = self.utf8.complete(rest);
@@ -260,7 +265,8 @@ impl Framer {
             return Ok(f);
         }
         if self.utf8.pending() {
-            return self.fail_now("invalid UTF-8: the input ends inside a multi-byte character".into());
+            return self
+                .fail_now("invalid UTF-8: the input ends inside a multi-byte character".into());
         }
         let message = match self.state {
             State::AfterTop => {
@@ -478,7 +484,11 @@ impl Framer {
                         break;
                     }
                     let b = chunk[i];
-                    let key = if self.key_too_long { &[][..] } else { &self.key[..] };
+                    let key = if self.key_too_long {
+                        &[][..]
+                    } else {
+                        &self.key[..]
+                    };
                     let container_key = CONTAINER_KEYS.contains(&key);
                     let sentinel_key = key != b"objects";
                     if b == b'[' && container_key {

@@ -6,7 +6,8 @@
 //!   single object) incrementally, with each record's 0-based input index, 1-based line and
 //!   original text. Push-based, so callers feed it from async blob streams or sync files alike.
 //! - [`stix`]: the internal model (a STIX 2.1 object) and local validation of what the service
-//!   would reject, including the STIX pattern grammar ([`stix::pattern`]).
+//!   would reject, including the STIX pattern grammar ([`stix::pattern`]) and observable value
+//!   checks ([`stix::observable`]: IPs, CIDRs, domains, URLs, e-mail addresses, hashes).
 //! - [`report`]: the per-record error vocabulary and the report document (DESIGN.md §5).
 
 pub mod frame;

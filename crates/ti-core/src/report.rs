@@ -206,6 +206,9 @@ mod tests {
         assert_eq!(v["stage"], "validate");
         assert_eq!(v["recordIndex"], 17);
         assert!(v.get("id").is_none());
-        assert_eq!(serde_json::to_value(Code::RetriesExhausted.stage()).unwrap(), "upload");
+        assert_eq!(
+            serde_json::to_value(Code::RetriesExhausted.stage()).unwrap(),
+            "upload"
+        );
     }
 }

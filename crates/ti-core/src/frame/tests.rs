@@ -54,7 +54,10 @@ fn ok(input: &str) -> (Vec<FrameItem>, Format) {
 fn err(input: &[u8]) -> (Vec<FrameItem>, FrameError) {
     let (items, result) = frame(input);
     match result {
-        Ok(f) => panic!("{:?} should fail, got {f:?}", String::from_utf8_lossy(input)),
+        Ok(f) => panic!(
+            "{:?} should fail, got {f:?}",
+            String::from_utf8_lossy(input)
+        ),
         Err(e) => (items, e),
     }
 }
@@ -68,7 +71,12 @@ fn array_elements_are_records_with_their_exact_text() {
     assert_eq!(format, Format::StixJson);
     assert_eq!(
         texts(&items),
-        [r#"{"a":1}"#, r#"{"b":"x\"y\\"}"#, r#"{"c":[1,2,{"d":"]}"}]}"#, "{}"]
+        [
+            r#"{"a":1}"#,
+            r#"{"b":"x\"y\\"}"#,
+            r#"{"c":[1,2,{"d":"]}"}]}"#,
+            "{}"
+        ]
     );
 }
 
@@ -85,7 +93,16 @@ fn non_object_and_malformed_elements_are_still_records() {
     let (items, _) = ok(r#"[1, "x" ,tru,null, -2.5e3 , [], {"a": tru}, {"a" "b"}]"#);
     assert_eq!(
         texts(&items),
-        ["1", r#""x""#, "tru", "null", "-2.5e3", "[]", r#"{"a": tru}"#, r#"{"a" "b"}"#]
+        [
+            "1",
+            r#""x""#,
+            "tru",
+            "null",
+            "-2.5e3",
+            "[]",
+            r#"{"a": tru}"#,
+            r#"{"a" "b"}"#
+        ]
     );
 }
 
@@ -134,7 +151,10 @@ fn graph_style_trailing_commas_are_tolerated_in_the_outer_structure() {
     assert_eq!(format, Format::SentinelRequest);
     assert_eq!(
         records(&items),
-        [(3, "{\n      \"a\": 1,\n    }"), (6, "{\n      \"b\": 2,\n    }")]
+        [
+            (3, "{\n      \"a\": 1,\n    }"),
+            (6, "{\n      \"b\": 2,\n    }")
+        ]
     );
     assert_eq!(texts(&ok("[1,2,]").0), ["1", "2"]);
 }
@@ -151,7 +171,10 @@ fn single_object_is_one_record() {
     assert_eq!(texts(&items), ["{}"]);
     // An escaped key is not one of the container keys.
     let (items, format) = ok(r#"{"obj\u0065cts":[1]}"#);
-    assert_eq!((texts(&items), format), (vec![r#"{"obj\u0065cts":[1]}"#], Format::StixJson));
+    assert_eq!(
+        (texts(&items), format),
+        (vec![r#"{"obj\u0065cts":[1]}"#], Format::StixJson)
+    );
 }
 
 #[test]
@@ -167,7 +190,10 @@ fn records_are_emitted_before_the_top_level_value_ends() {
     let mut framer = Framer::new(FrameLimits::default());
     let mut out = Vec::new();
     framer
-        .push(br#"{"type":"bundle","objects":[{"a":1},{"b":2},{"c""#, &mut out)
+        .push(
+            br#"{"type":"bundle","objects":[{"a":1},{"b":2},{"c""#,
+            &mut out,
+        )
         .unwrap();
     assert_eq!(texts(&out), [r#"{"a":1}"#, r#"{"b":2}"#]);
     framer.push(br#":3}]}"#, &mut out).unwrap();
@@ -178,7 +204,10 @@ fn records_are_emitted_before_the_top_level_value_ends() {
 #[test]
 fn byte_order_mark_is_skipped() {
     let (items, format) = ok("\u{feff}[{\"a\":1}]");
-    assert_eq!((texts(&items), format), (vec![r#"{"a":1}"#], Format::StixJson));
+    assert_eq!(
+        (texts(&items), format),
+        (vec![r#"{"a":1}"#], Format::StixJson)
+    );
     let (items, _) = ok("\u{feff}\n{\"a\":1}");
     assert_eq!(records(&items), [(2, r#"{"a":1}"#)]);
 }
@@ -210,16 +239,33 @@ fn small(max_record_bytes: usize) -> FrameLimits {
 
 #[test]
 fn oversize_records_are_skipped_and_counted() {
-    let input = "[{\"a\":\"0123456789abcdef\"},\n{\"b\":1}, \"0123456789abcdefgh\", 12345678901234567]";
+    let input =
+        "[{\"a\":\"0123456789abcdef\"},\n{\"b\":1}, \"0123456789abcdefgh\", 12345678901234567]";
     let (items, result) = frame_cut(input.as_bytes(), small(16), &[]);
     assert_eq!(result.unwrap(), Format::StixJson);
     assert_eq!(
         items,
         [
-            FrameItem::Oversize { index: 0, line: 1, bytes: 24 },
-            FrameItem::Record(RawRecord { index: 1, line: 2, text: "{\"b\":1}".into() }),
-            FrameItem::Oversize { index: 2, line: 2, bytes: 20 },
-            FrameItem::Oversize { index: 3, line: 2, bytes: 17 },
+            FrameItem::Oversize {
+                index: 0,
+                line: 1,
+                bytes: 24
+            },
+            FrameItem::Record(RawRecord {
+                index: 1,
+                line: 2,
+                text: "{\"b\":1}".into()
+            }),
+            FrameItem::Oversize {
+                index: 2,
+                line: 2,
+                bytes: 20
+            },
+            FrameItem::Oversize {
+                index: 3,
+                line: 2,
+                bytes: 17
+            },
         ]
     );
     // Exactly at the limit is fine.
@@ -234,7 +280,11 @@ fn oversize_single_object() {
     assert_eq!(result.unwrap(), Format::StixJson);
     assert_eq!(
         items,
-        [FrameItem::Oversize { index: 0, line: 1, bytes: input.len() as u64 }]
+        [FrameItem::Oversize {
+            index: 0,
+            line: 1,
+            bytes: input.len() as u64
+        }]
     );
     // A bundle's own size does not count, only its objects'.
     let input = br#"{"type":"bundle","x_padding":"0123456789012345678901234567890123456789","objects":[{"a":1}]}"#;
@@ -248,7 +298,9 @@ fn memory_stays_bounded_for_huge_records_and_inputs() {
     let limit = 4096;
     let mut framer = Framer::new(small(limit));
     let mut out = Vec::new();
-    framer.push(b"{\"type\":\"bundle\",\"objects\":[", &mut out).unwrap();
+    framer
+        .push(b"{\"type\":\"bundle\",\"objects\":[", &mut out)
+        .unwrap();
     // A 64 MiB record fed in 64 KiB chunks, then many small ones.
     framer.push(b"{\"description\":\"", &mut out).unwrap();
     let filler = vec![b'x'; 64 * 1024];
@@ -266,7 +318,11 @@ fn memory_stays_bounded_for_huge_records_and_inputs() {
     assert_eq!(out.len(), 10_001);
     assert_eq!(
         out[0],
-        FrameItem::Oversize { index: 0, line: 1, bytes: 64 * 1024 * 1024 + 18 }
+        FrameItem::Oversize {
+            index: 0,
+            line: 1,
+            bytes: 64 * 1024 * 1024 + 18
+        }
     );
 }
 
@@ -274,43 +330,176 @@ fn memory_stays_bounded_for_huge_records_and_inputs() {
 
 #[test]
 fn frame_errors() {
-    let deep = FrameLimits { max_record_bytes: 1 << 20, max_depth: 3 };
+    let deep = FrameLimits {
+        max_record_bytes: 1 << 20,
+        max_depth: 3,
+    };
     let cases: &[(&[u8], FrameLimits, u64, &str)] = &[
         (b"", FrameLimits::default(), 1, "empty input"),
         (b"  \n\t \r\n ", FrameLimits::default(), 3, "empty input"),
         (b"\xEF\xBB\xBF", FrameLimits::default(), 1, "empty input"),
         (b"\xEF\xBB[]", FrameLimits::default(), 1, "invalid UTF-8"),
-        (b"42", FrameLimits::default(), 1, "expected a JSON array '[' or object '{' at the start of the input, found '4'"),
+        (
+            b"42",
+            FrameLimits::default(),
+            1,
+            "expected a JSON array '[' or object '{' at the start of the input, found '4'",
+        ),
         (b"\n\"x\"", FrameLimits::default(), 2, "found '\"'"),
         (b"null", FrameLimits::default(), 1, "found 'n'"),
-        (b"[{]", FrameLimits::default(), 1, "unbalanced brackets: found ']' where '}' was expected"),
-        (b"[{\"a\":[1}]", FrameLimits::default(), 1, "unbalanced brackets: found '}' where ']' was expected"),
-        (b"[}", FrameLimits::default(), 1, "expected record 0 or ']', found '}'"),
-        (b"{\"objects\":[1]]", FrameLimits::default(), 1, "expected ',' or '}' after a value, found ']'"),
-        (b"[]\n]", FrameLimits::default(), 2, "expected nothing after the end of the top-level value, found ']'"),
-        (b"[] x", FrameLimits::default(), 1, "nothing after the end of the top-level value, found 'x'"),
+        (
+            b"[{]",
+            FrameLimits::default(),
+            1,
+            "unbalanced brackets: found ']' where '}' was expected",
+        ),
+        (
+            b"[{\"a\":[1}]",
+            FrameLimits::default(),
+            1,
+            "unbalanced brackets: found '}' where ']' was expected",
+        ),
+        (
+            b"[}",
+            FrameLimits::default(),
+            1,
+            "expected record 0 or ']', found '}'",
+        ),
+        (
+            b"{\"objects\":[1]]",
+            FrameLimits::default(),
+            1,
+            "expected ',' or '}' after a value, found ']'",
+        ),
+        (
+            b"[]\n]",
+            FrameLimits::default(),
+            2,
+            "expected nothing after the end of the top-level value, found ']'",
+        ),
+        (
+            b"[] x",
+            FrameLimits::default(),
+            1,
+            "nothing after the end of the top-level value, found 'x'",
+        ),
         (b"[][]", FrameLimits::default(), 1, "nothing after the end"),
-        (b"{}\n{}", FrameLimits::default(), 2, "nothing after the end"),
-        (b"[{\"a\":1}", FrameLimits::default(), 1, "the top-level array is not closed"),
-        (b"[\n{\"a\":\"x", FrameLimits::default(), 2, "end of input inside record 0 (which starts on line 2)"),
+        (
+            b"{}\n{}",
+            FrameLimits::default(),
+            2,
+            "nothing after the end",
+        ),
+        (
+            b"[{\"a\":1}",
+            FrameLimits::default(),
+            1,
+            "the top-level array is not closed",
+        ),
+        (
+            b"[\n{\"a\":\"x",
+            FrameLimits::default(),
+            2,
+            "end of input inside record 0 (which starts on line 2)",
+        ),
         (b"[1", FrameLimits::default(), 1, "inside record 0"),
-        (b"{\"objects\":[", FrameLimits::default(), 1, "the top-level object is not closed"),
-        (b"{\"a\":{\"b\":1}", FrameLimits::default(), 1, "the top-level object is not closed"),
-        (b"{\"objects\":[{}]", FrameLimits::default(), 1, "the top-level object is not closed"),
-        (b"{\"ke", FrameLimits::default(), 1, "the top-level object is not closed"),
+        (
+            b"{\"objects\":[",
+            FrameLimits::default(),
+            1,
+            "the top-level object is not closed",
+        ),
+        (
+            b"{\"a\":{\"b\":1}",
+            FrameLimits::default(),
+            1,
+            "the top-level object is not closed",
+        ),
+        (
+            b"{\"objects\":[{}]",
+            FrameLimits::default(),
+            1,
+            "the top-level object is not closed",
+        ),
+        (
+            b"{\"ke",
+            FrameLimits::default(),
+            1,
+            "the top-level object is not closed",
+        ),
         (b"[[[[1]]]]", deep, 1, "nesting deeper than 3 levels"),
-        (b"{\"objects\":[{\"a\":[1]}]}", deep, 1, "nesting deeper than 3 levels"),
-        (b"[\n\"\xFF\"]", FrameLimits::default(), 2, "invalid UTF-8 at byte offset 3"),
-        (b"[{\"a\":\"\xE2\x28\"}]", FrameLimits::default(), 1, "invalid UTF-8 at byte offset 7"),
-        (b"[\"\xE2\x82", FrameLimits::default(), 1, "ends inside a multi-byte character"),
-        (b"[{} {}]", FrameLimits::default(), 1, "expected ',' or ']' after record 0, found '{'"),
-        (b"[1,,2]", FrameLimits::default(), 1, "expected record 1 or ']', found ','"),
-        (b"[,]", FrameLimits::default(), 1, "expected record 0 or ']', found ','"),
-        (b"{\"a\" 1}", FrameLimits::default(), 1, "expected ':' after a property name, found '1'"),
-        (b"{\"a\":}", FrameLimits::default(), 1, "expected a value after ':', found '}'"),
-        (b"{\"a\":1 \"b\":2}", FrameLimits::default(), 1, "expected ',' or '}' after a value, found '\"'"),
-        (b"{a:1}", FrameLimits::default(), 1, "expected a property name or '}', found 'a'"),
-        (b"{,}", FrameLimits::default(), 1, "expected a property name or '}', found ','"),
+        (
+            b"{\"objects\":[{\"a\":[1]}]}",
+            deep,
+            1,
+            "nesting deeper than 3 levels",
+        ),
+        (
+            b"[\n\"\xFF\"]",
+            FrameLimits::default(),
+            2,
+            "invalid UTF-8 at byte offset 3",
+        ),
+        (
+            b"[{\"a\":\"\xE2\x28\"}]",
+            FrameLimits::default(),
+            1,
+            "invalid UTF-8 at byte offset 7",
+        ),
+        (
+            b"[\"\xE2\x82",
+            FrameLimits::default(),
+            1,
+            "ends inside a multi-byte character",
+        ),
+        (
+            b"[{} {}]",
+            FrameLimits::default(),
+            1,
+            "expected ',' or ']' after record 0, found '{'",
+        ),
+        (
+            b"[1,,2]",
+            FrameLimits::default(),
+            1,
+            "expected record 1 or ']', found ','",
+        ),
+        (
+            b"[,]",
+            FrameLimits::default(),
+            1,
+            "expected record 0 or ']', found ','",
+        ),
+        (
+            b"{\"a\" 1}",
+            FrameLimits::default(),
+            1,
+            "expected ':' after a property name, found '1'",
+        ),
+        (
+            b"{\"a\":}",
+            FrameLimits::default(),
+            1,
+            "expected a value after ':', found '}'",
+        ),
+        (
+            b"{\"a\":1 \"b\":2}",
+            FrameLimits::default(),
+            1,
+            "expected ',' or '}' after a value, found '\"'",
+        ),
+        (
+            b"{a:1}",
+            FrameLimits::default(),
+            1,
+            "expected a property name or '}', found 'a'",
+        ),
+        (
+            b"{,}",
+            FrameLimits::default(),
+            1,
+            "expected a property name or '}', found ','",
+        ),
     ];
     for (input, limits, line, message) in cases {
         let (_, result) = frame_cut(input, *limits, &[]);
@@ -378,7 +567,8 @@ fn corpus() -> Vec<(Vec<u8>, FrameLimits)> {
     v.push((b"[\"\xF0\x9F\x98".to_vec(), d));
     v.push((b"\xEF\xBB\xBF\xEF\xBB\xBF[]".to_vec(), d));
     v.push((
-        b"[{\"a\":\"0123456789abcdef\"},{\"b\":1},\"0123456789abcdefgh\",{\"c\":\"\xC3\xA9\"}]".to_vec(),
+        b"[{\"a\":\"0123456789abcdef\"},{\"b\":1},\"0123456789abcdefgh\",{\"c\":\"\xC3\xA9\"}]"
+            .to_vec(),
         small(16),
     ));
     v.push((
@@ -387,7 +577,10 @@ fn corpus() -> Vec<(Vec<u8>, FrameLimits)> {
     ));
     v.push((
         b"[[[1]],[[[2]]]]".to_vec(),
-        FrameLimits { max_record_bytes: 100, max_depth: 3 },
+        FrameLimits {
+            max_record_bytes: 100,
+            max_depth: 3,
+        },
     ));
     v
 }
@@ -412,23 +605,44 @@ fn any_chunking_gives_the_same_items_and_result() {
         let name = String::from_utf8_lossy(&input).into_owned();
         // Every single cut, and every pair of cuts.
         for a in 0..=input.len() {
-            assert_eq!(frame_cut(&input, limits, &[a]), expected, "{name:?} cut at {a}");
+            assert_eq!(
+                frame_cut(&input, limits, &[a]),
+                expected,
+                "{name:?} cut at {a}"
+            );
             for b in a..=input.len() {
-                assert_eq!(frame_cut(&input, limits, &[a, b]), expected, "{name:?} cut at {a},{b}");
+                assert_eq!(
+                    frame_cut(&input, limits, &[a, b]),
+                    expected,
+                    "{name:?} cut at {a},{b}"
+                );
             }
         }
         // One byte at a time, and with empty chunks in between.
         let ones: Vec<usize> = (1..input.len()).collect();
-        assert_eq!(frame_cut(&input, limits, &ones), expected, "{name:?} 1-byte chunks");
+        assert_eq!(
+            frame_cut(&input, limits, &ones),
+            expected,
+            "{name:?} 1-byte chunks"
+        );
         let doubled: Vec<usize> = (1..input.len()).flat_map(|i| [i, i]).collect();
-        assert_eq!(frame_cut(&input, limits, &doubled), expected, "{name:?} with empty chunks");
+        assert_eq!(
+            frame_cut(&input, limits, &doubled),
+            expected,
+            "{name:?} with empty chunks"
+        );
         // Random cuts.
         for _ in 0..200 {
             let k = (rng.next() % 8) as usize;
-            let mut cuts: Vec<usize> =
-                (0..k).map(|_| (rng.next() % (input.len() as u64 + 1)) as usize).collect();
+            let mut cuts: Vec<usize> = (0..k)
+                .map(|_| (rng.next() % (input.len() as u64 + 1)) as usize)
+                .collect();
             cuts.sort_unstable();
-            assert_eq!(frame_cut(&input, limits, &cuts), expected, "{name:?} cuts {cuts:?}");
+            assert_eq!(
+                frame_cut(&input, limits, &cuts),
+                expected,
+                "{name:?} cuts {cuts:?}"
+            );
         }
     }
 }
@@ -437,7 +651,9 @@ fn any_chunking_gives_the_same_items_and_result() {
 fn generated_arrays_round_trip_through_random_chunks() {
     // Random records made of the awkward bytes (quotes, backslashes, brackets inside strings,
     // multi-byte characters), random whitespace, random chunking: the records come back exact.
-    let pieces = ["\\\\", "\\\"", "]", "}", "[", "{", "é", "😀", "a", " ", ",", ":", "\\n"];
+    let pieces = [
+        "\\\\", "\\\"", "]", "}", "[", "{", "é", "😀", "a", " ", ",", ":", "\\n",
+    ];
     let mut rng = XorShift(42);
     for _ in 0..300 {
         let mut expected = Vec::new();
@@ -461,8 +677,9 @@ fn generated_arrays_round_trip_through_random_chunks() {
         input.push(']');
         let bytes = input.as_bytes();
         let k = (rng.next() % 10) as usize;
-        let mut cuts: Vec<usize> =
-            (0..k).map(|_| (rng.next() % (bytes.len() as u64 + 1)) as usize).collect();
+        let mut cuts: Vec<usize> = (0..k)
+            .map(|_| (rng.next() % (bytes.len() as u64 + 1)) as usize)
+            .collect();
         cuts.sort_unstable();
         let (items, result) = frame_cut(bytes, FrameLimits::default(), &cuts);
         assert_eq!(result, Ok(Format::StixJson), "{input}");

@@ -200,7 +200,11 @@ fn drop_nulls_and_empty_lists(object: &mut Map<String, Value>, f: &mut Findings)
         );
     }
     for key in OPTIONAL_LISTS {
-        if object.get(*key).and_then(Value::as_array).is_some_and(Vec::is_empty) {
+        if object
+            .get(*key)
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
             object.remove(*key);
             f.warn(Code::Normalised, format!("removed empty list {key}"));
         }
@@ -457,7 +461,10 @@ fn identifier_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
         }
         Some(other) => f.problem(
             Code::InvalidProperty,
-            format!("{key} must be an array of identifiers, found {}", kind(other)),
+            format!(
+                "{key} must be an array of identifiers, found {}",
+                kind(other)
+            ),
         ),
     }
 }

@@ -55,7 +55,10 @@ impl Observable {
             return Some(o);
         }
         let algo = path.strip_prefix("file:hashes.")?;
-        let algo = algo.trim_matches('\'').replace('-', "").to_ascii_uppercase();
+        let algo = algo
+            .trim_matches('\'')
+            .replace('-', "")
+            .to_ascii_uppercase();
         match algo.as_str() {
             "MD5" => Some(Observable::Md5),
             "SHA1" => Some(Observable::Sha1),
@@ -71,9 +74,18 @@ impl Observable {
         let ok = match self {
             Observable::Ipv4 => is_ipv4_or_cidr(value),
             Observable::Ipv6 => is_ipv6_or_cidr(value),
-            Observable::Domain => return check_domain(value).map_err(|e| format!("{what} '{value}' is not a valid domain name: {e}")),
-            Observable::Url => return check_url(value).map_err(|e| format!("{what} '{value}' is not a valid URL: {e}")),
-            Observable::Email => return check_email(value).map_err(|e| format!("{what} '{value}' is not a valid e-mail address: {e}")),
+            Observable::Domain => {
+                return check_domain(value)
+                    .map_err(|e| format!("{what} '{value}' is not a valid domain name: {e}"))
+            }
+            Observable::Url => {
+                return check_url(value)
+                    .map_err(|e| format!("{what} '{value}' is not a valid URL: {e}"))
+            }
+            Observable::Email => {
+                return check_email(value)
+                    .map_err(|e| format!("{what} '{value}' is not a valid e-mail address: {e}"))
+            }
             Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512 => {
                 let digits = self.hex_digits();
                 if value.len() == digits && value.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -177,7 +189,10 @@ pub fn check_domain(value: &str) -> Result<(), String> {
             return Err(format!("label '{label}' starts or ends with '-'"));
         }
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err("the top-level label is all digits".into());
     }
     Ok(())
@@ -192,7 +207,10 @@ pub fn check_url(value: &str) -> Result<(), String> {
     let Some((scheme, rest)) = value.split_once(':') else {
         return Err("it has no scheme (e.g. http://)".into());
     };
-    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
@@ -341,17 +359,34 @@ mod tests {
 
     #[test]
     fn paths_map_to_observables() {
-        assert_eq!(Observable::from_pattern_path("ipv4-addr:value"), Some(Observable::Ipv4));
-        assert_eq!(Observable::from_pattern_path("file:hashes.MD5"), Some(Observable::Md5));
-        assert_eq!(Observable::from_pattern_path("file:hashes.md5"), Some(Observable::Md5));
-        assert_eq!(Observable::from_pattern_path("file:hashes.'SHA-1'"), Some(Observable::Sha1));
-        assert_eq!(Observable::from_pattern_path("file:hashes.SHA256"), Some(Observable::Sha256));
+        assert_eq!(
+            Observable::from_pattern_path("ipv4-addr:value"),
+            Some(Observable::Ipv4)
+        );
+        assert_eq!(
+            Observable::from_pattern_path("file:hashes.MD5"),
+            Some(Observable::Md5)
+        );
+        assert_eq!(
+            Observable::from_pattern_path("file:hashes.md5"),
+            Some(Observable::Md5)
+        );
+        assert_eq!(
+            Observable::from_pattern_path("file:hashes.'SHA-1'"),
+            Some(Observable::Sha1)
+        );
+        assert_eq!(
+            Observable::from_pattern_path("file:hashes.SHA256"),
+            Some(Observable::Sha256)
+        );
         assert_eq!(Observable::from_pattern_path("file:hashes.'SSDEEP'"), None);
         assert_eq!(Observable::from_pattern_path("process:name"), None);
         for o in [Observable::Sha1, Observable::Sha256, Observable::Domain] {
             assert_eq!(Observable::from_pattern_path(o.pattern_path()), Some(o));
         }
         assert!(check_path_value("x:y", "z").is_none());
-        assert!(check_path_value("ipv4-addr:value", "nope").unwrap().is_err());
+        assert!(check_path_value("ipv4-addr:value", "nope")
+            .unwrap()
+            .is_err());
     }
 }

@@ -139,7 +139,10 @@ impl Tok {
         match self {
             Tok::Ident(s, _) => format!("identifier '{s}'"),
             Tok::Kw(k) => {
-                let name = KEYWORDS.iter().find(|(_, kw)| kw == k).map_or("?", |(n, _)| n);
+                let name = KEYWORDS
+                    .iter()
+                    .find(|(_, kw)| kw == k)
+                    .map_or("?", |(n, _)| n);
                 format!("keyword {name}")
             }
             Tok::Bool => "a boolean".into(),
@@ -187,12 +190,8 @@ fn is_pattern_space(c: char) -> bool {
             | '\u{0085}'
             | '\u{00A0}'
             | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
+            | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
 
@@ -246,8 +245,8 @@ impl<'a> Lexer<'a> {
             };
             if is_pattern_space(c) {
                 self.i += c.len_utf8();
-            } else if rest.starts_with("/*") {
-                match rest[2..].find("*/") {
+            } else if let Some(comment) = rest.strip_prefix("/*") {
+                match comment.find("*/") {
                     Some(end) => self.i += 2 + end + 2,
                     None => return Err(err_at(self.src, self.i, "comment '/*' is never closed")),
                 }
@@ -312,7 +311,11 @@ impl<'a> Lexer<'a> {
             b'*' => one(self, Tok::Asterisk),
             _ => {
                 let c = self.src[start..].chars().next().unwrap_or('?');
-                Err(err_at(self.src, start, format!("unexpected character {c:?}")))
+                Err(err_at(
+                    self.src,
+                    start,
+                    format!("unexpected character {c:?}"),
+                ))
             }
         }
     }
@@ -325,7 +328,11 @@ impl<'a> Lexer<'a> {
         loop {
             let rest = &self.src[self.i..];
             let Some(end) = rest.find(['\'', '\\']) else {
-                return Err(err_at(self.src, start, "string literal is never closed (missing ')"));
+                return Err(err_at(
+                    self.src,
+                    start,
+                    "string literal is never closed (missing ')",
+                ));
             };
             value.push_str(&rest[..end]);
             self.i += end;
@@ -354,13 +361,17 @@ impl<'a> Lexer<'a> {
         let start = self.i;
         let body_start = self.i + 2;
         let Some(len) = self.src[body_start..].find('\'') else {
-            return Err(err_at(self.src, start, "literal is never closed (missing ')"));
+            return Err(err_at(
+                self.src,
+                start,
+                "literal is never closed (missing ')",
+            ));
         };
         let body = &self.src[body_start..body_start + len];
         self.i = body_start + len + 1;
         match prefix {
             b'h' => {
-                if body.len() % 2 == 0 && body.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if body.len().is_multiple_of(2) && body.bytes().all(|b| b.is_ascii_hexdigit()) {
                     Ok(Tok::Hex)
                 } else {
                     Err(err_at(
@@ -465,7 +476,7 @@ impl<'a> Lexer<'a> {
 fn is_base64(body: &str) -> bool {
     let b = body.as_bytes();
     // The 2.1 grammar wants at least one quantum and correct padding.
-    if b.is_empty() || b.len() % 4 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
         return false;
     }
     let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
@@ -481,7 +492,8 @@ fn is_base64(body: &str) -> bool {
 /// grammar spells out.
 fn is_pattern_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     let num = |r: std::ops::Range<usize>| -> u32 {
         s.get(r).and_then(|t| t.parse().ok()).unwrap_or(u32::MAX)
     };
@@ -500,7 +512,8 @@ fn is_pattern_timestamp(s: &str) -> bool {
     {
         return false;
     }
-    let (month, day, hour, minute, second) = (num(5..7), num(8..10), num(11..13), num(14..16), num(17..19));
+    let (month, day, hour, minute, second) =
+        (num(5..7), num(8..10), num(11..13), num(14..16), num(17..19));
     if !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
@@ -696,7 +709,10 @@ impl Parser<'_> {
                 self.bump();
                 self.nest()?;
                 self.observation_expressions()?;
-                self.expect(&Tok::RParen, "')' to close the grouped observation expressions")?;
+                self.expect(
+                    &Tok::RParen,
+                    "')' to close the grouped observation expressions",
+                )?;
                 self.depth -= 1;
             }
             _ => return Err(self.unexpected("'[' starting an observation expression, or '('")),
@@ -746,7 +762,11 @@ impl Parser<'_> {
             _ => None,
         })?;
         if !positive {
-            return Err(err_at(self.src, at, "WITHIN needs a positive number of seconds"));
+            return Err(err_at(
+                self.src,
+                at,
+                "WITHIN needs a positive number of seconds",
+            ));
         }
         self.expect(&Tok::Kw(Kw::Seconds), "SECONDS after the WITHIN duration")
     }
@@ -787,7 +807,10 @@ impl Parser<'_> {
                 self.bump();
                 self.nest()?;
                 self.comparison_or()?;
-                self.expect(&Tok::RParen, "AND, OR or ')' to close the parenthesised comparison")?;
+                self.expect(
+                    &Tok::RParen,
+                    "AND, OR or ')' to close the parenthesised comparison",
+                )?;
                 self.depth -= 1;
                 return Ok(());
             }
@@ -947,9 +970,13 @@ fn real_timestamp(src: &str, at: usize, t: &str) -> Result<Option<OffsetDateTime
     if t.get(17..19) == Some("60") {
         return Ok(None);
     }
-    OffsetDateTime::parse(t, &Rfc3339)
-        .map(Some)
-        .map_err(|_| err_at(src, at, format!("timestamp t'{t}' is not a real date and time")))
+    OffsetDateTime::parse(t, &Rfc3339).map(Some).map_err(|_| {
+        err_at(
+            src,
+            at,
+            format!("timestamp t'{t}' is not a real date and time"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -1011,8 +1038,14 @@ mod tests {
         ("[ipv4-addr: = '1']", "property name"),
         ("[file:hashes.SHA-256 = 'x']", "quote it"),
         ("[ipv4-addr:value = ]", "literal value"),
-        ("[ipv4-addr:value = '1' and ipv4-addr:value = '2']", "upper-case: AND"),
-        ("[ipv4-addr:value = '1'] and [ipv4-addr:value = '2']", "found identifier 'and'"),
+        (
+            "[ipv4-addr:value = '1' and ipv4-addr:value = '2']",
+            "upper-case: AND",
+        ),
+        (
+            "[ipv4-addr:value = '1'] and [ipv4-addr:value = '2']",
+            "found identifier 'and'",
+        ),
         ("[a:b = 'x\\n']", "invalid escape"),
         ("[a:b = h'abc']", "hex literal"),
         ("[a:b = h'zz']", "hex literal"),
@@ -1042,7 +1075,10 @@ mod tests {
             "later than START",
         ),
         ("[a:b = 1] START t'2016-07-01T00:00:00Z'", "STOP"),
-        ("[a:b = 1] START '2016-07-01T00:00:00Z' STOP t'2016-08-01T00:00:00Z'", "timestamp literal"),
+        (
+            "[a:b = 1] START '2016-07-01T00:00:00Z' STOP t'2016-08-01T00:00:00Z'",
+            "timestamp literal",
+        ),
         ("[a:b = 1] AND", "'[' starting an observation"),
         ("[a:b = 1] FOLLOWEDBY ()", "'[' starting an observation"),
         ("([a:b = 1]", "')' to close"),
@@ -1099,13 +1135,28 @@ mod tests {
     #[test]
     fn single_comparison_extracts_path_and_unescaped_value() {
         let cases: &[(&str, Option<(&str, &str)>)] = &[
-            ("[ipv4-addr:value = '198.51.100.1']", Some(("ipv4-addr:value", "198.51.100.1"))),
-            ("  [ domain-name:value == 'example.com' ]", Some(("domain-name:value", "example.com"))),
-            ("[(url:value = 'http://x/it\\'s')]", Some(("url:value", "http://x/it's"))),
+            (
+                "[ipv4-addr:value = '198.51.100.1']",
+                Some(("ipv4-addr:value", "198.51.100.1")),
+            ),
+            (
+                "  [ domain-name:value == 'example.com' ]",
+                Some(("domain-name:value", "example.com")),
+            ),
+            (
+                "[(url:value = 'http://x/it\\'s')]",
+                Some(("url:value", "http://x/it's")),
+            ),
             ("([file:'name' = 'a\\\\b'])", Some(("file:name", "a\\b"))),
             ("[file:hashes.'MD5' = 'x']", Some(("file:hashes.MD5", "x"))),
-            ("[file:hashes.'SHA-256' = 'x']", Some(("file:hashes.'SHA-256'", "x"))),
-            ("[file:hashes.SHA256 = 'x']", Some(("file:hashes.SHA256", "x"))),
+            (
+                "[file:hashes.'SHA-256' = 'x']",
+                Some(("file:hashes.'SHA-256'", "x")),
+            ),
+            (
+                "[file:hashes.SHA256 = 'x']",
+                Some(("file:hashes.SHA256", "x")),
+            ),
             ("[a:b[*].c = 'x']", Some(("a:b[*].c", "x"))),
             ("[ipv4-addr:value != '1.2.3.4']", None),
             ("[ipv4-addr:value NOT = '1.2.3.4']", None),
