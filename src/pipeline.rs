@@ -341,3 +341,124 @@ where
 pub fn once(bytes: Vec<u8>) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin {
     futures::stream::iter([Ok(Bytes::from(bytes))])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Env, UploadSettings};
+    use serde_json::json;
+
+    fn ctx(max_input_bytes: u64, max_record_bytes: usize) -> RunContext {
+        let settings =
+            UploadSettings::from_env(&Env::from_pairs([("TI_TARGET", "dry-run")])).unwrap();
+        RunContext {
+            uploader: Uploader::new(settings, None).unwrap(),
+            deadline: None,
+            frame_limits: FrameLimits {
+                max_record_bytes,
+                ..Default::default()
+            },
+            max_input_bytes,
+            validate_only: false,
+        }
+    }
+
+    fn indicator(i: u32) -> Value {
+        json!({
+            "type": "indicator", "spec_version": "2.1",
+            "id": format!("indicator--6f1b5b7e-0000-4000-8000-{i:012x}"),
+            "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+            "pattern": "[domain-name:value = 'example.com']", "pattern_type": "stix",
+            "valid_from": "2026-01-01T00:00:00Z"
+        })
+    }
+
+    fn source() -> Source {
+        Source {
+            kind: "file".into(),
+            name: "t".into(),
+            format: None,
+        }
+    }
+
+    /// Feeds `input` in small chunks, as a blob download would arrive.
+    async fn run_chunks(input: &str, ctx: &RunContext) -> RunOutcome {
+        let chunks: Vec<Result<Bytes, std::convert::Infallible>> = input
+            .as_bytes()
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        match run(futures::stream::iter(chunks), source(), ctx).await {
+            Ok(o) => o,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_frame_keeps_what_was_read_before_it() {
+        let text = format!("[{},\n{},\n{{\"type\": ", indicator(1), indicator(2));
+        let out = run_chunks(&text, &ctx(1 << 20, 1 << 20)).await;
+        assert_eq!(out.report.summary.records, 2);
+        assert_eq!(out.report.summary.uploaded, 2);
+        let e = out.report.input_error.unwrap();
+        assert_eq!(e.code, "input_invalid");
+        assert!(e.message.contains("2 record(s)"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn records_over_the_size_bound_are_reported_and_the_rest_continue() {
+        let mut big = indicator(2);
+        big["description"] = json!("x".repeat(5000));
+        let text = serde_json::to_string(&vec![indicator(1), big, indicator(3)]).unwrap();
+        let out = run_chunks(&text, &ctx(1 << 20, 2048)).await;
+        out.report.check_invariants().unwrap();
+        assert_eq!(out.report.summary.uploaded, 2);
+        assert_eq!(out.report.errors[0].record_index, 1);
+        assert_eq!(out.report.errors[0].code, Code::RecordTooLarge);
+        assert!(out.rejected.is_empty());
+    }
+
+    #[tokio::test]
+    async fn input_over_the_byte_bound_stops_with_an_input_error() {
+        let text = serde_json::to_string(&(0..50).map(indicator).collect::<Vec<_>>()).unwrap();
+        let out = run_chunks(&text, &ctx(2000, 1 << 20)).await;
+        assert_eq!(
+            out.report.input_error.as_ref().unwrap().code,
+            "input_too_large"
+        );
+        assert!(out.report.summary.records < 50);
+        out.report.check_invariants().unwrap();
+    }
+
+    #[tokio::test]
+    async fn rejected_records_keep_their_original_text_one_per_line() {
+        let mut bad = indicator(2);
+        bad["confidence"] = json!(101);
+        let text = format!(
+            "[\n{},\n{},\n  not json at all ,\n{}\n]",
+            indicator(1),
+            serde_json::to_string_pretty(&bad).unwrap(),
+            indicator(3)
+        );
+        let out = run_chunks(&text, &ctx(1 << 20, 1 << 20)).await;
+        // `not` is read as a record (and fails to parse); ` json` then breaks the frame: the
+        // records before that point count, the rest is not read.
+        assert_eq!(out.report.summary.records, 3, "{:?}", out.report);
+        assert_eq!(out.report.summary.uploaded, 1);
+        assert_eq!(
+            out.report.input_error.as_ref().unwrap().code,
+            "input_invalid"
+        );
+        let ndjson = out.rejected_ndjson();
+        let lines: Vec<&str> = ndjson.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(serde_json::from_str::<Value>(lines[0]).unwrap(), bad);
+        assert_eq!(lines[1], "not");
+        assert_eq!(out.report.errors[1].code, Code::JsonInvalid);
+        let e = &out.report.errors[0];
+        assert_eq!(
+            (e.record_index, e.line, e.code),
+            (1, Some(3), Code::ConfidenceOutOfRange)
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! The handler gets its own identity endpoint (only the handler's token requests land in its
 //! log, and it issues tokens only to the configured user-assigned client id, like an app with
 //! just that identity). In-process helpers ([`Stack::storage`]) use the process-wide
-//! [`TestEnv`](crate::TestEnv) endpoint, because the SDK reads `IDENTITY_ENDPOINT` from the
+//! [`TestEnv`] endpoint, because the SDK reads `IDENTITY_ENDPOINT` from the
 //! process environment.
 
 use crate::azurite::{Azurite, AzuriteOptions};

@@ -209,6 +209,18 @@ async fn stack_serves_a_handler_process_with_its_identity() {
         stack.identity().issued_resources()[0],
         "https://storage.azure.com"
     );
+    // A second read reuses the cached one-hour token.
+    let len = stack
+        .upload_inbox("y.txt", b"1.1.1.1\n".to_vec())
+        .await
+        .unwrap();
+    let event = host::blob_created_event(&stack.blob_url(), INBOX_CONTAINER, "y.txt", len);
+    let again = driver
+        .deliver_with_retries("ReadBlob", "message", &host::event_grid_message(&event))
+        .await
+        .unwrap();
+    assert!(!again.poisoned);
+    assert_eq!(stack.identity().requests().len(), 1);
 
     // Retry semantics of the host.
     let d = driver
@@ -307,4 +319,34 @@ async fn pumping_real_queues_follows_the_host_retry_and_poison_rules() {
             "{q}"
         );
     }
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_fetched_again() {
+    // The SDK refreshes a token when 5 minutes or less remain, so a 4-minute token is refetched
+    // on every use: the way to test that a long run keeps getting fresh tokens.
+    let stack = Stack::start(StackConfig {
+        token_lifetime: Duration::from_secs(240),
+        ..StackConfig::default()
+    })
+    .await
+    .unwrap();
+    let handler = stack.spawn_handler(FAKE_HANDLER).await.unwrap();
+    for name in ["a.txt", "b.txt"] {
+        let delivery = stack
+            .ingest_blob(handler.driver(), name, b"x".to_vec())
+            .await
+            .unwrap();
+        // The fake handler has no IngestBlobEvent; reading happens through ReadBlob.
+        assert!(delivery.poisoned);
+        let len = 1;
+        let event = host::blob_created_event(&stack.blob_url(), INBOX_CONTAINER, name, len);
+        let read = handler
+            .driver()
+            .invoke_queue("ReadBlob", "message", &host::event_grid_message(&event), 1)
+            .await
+            .unwrap();
+        assert!(read.is_success(), "{}", read.text);
+    }
+    assert!(stack.identity().requests().len() >= 2);
 }

@@ -18,7 +18,7 @@ struct Args {
     /// The handler binary (`target/debug/ti-ingest`).
     #[arg(long)]
     handler: PathBuf,
-    /// Folder whose files are dropped into the inbox (default: <workspace>/examples).
+    /// Folder whose files are dropped into the inbox (default: the workspace's examples folder).
     #[arg(long)]
     examples: Option<PathBuf>,
     /// Upload target (`TI_TARGET`): sentinel-stix, sentinel-indicators, graph, dry-run.
