@@ -70,39 +70,9 @@ pub fn bundle(objects: &[Value]) -> String {
     .unwrap()
 }
 
-/// The local managed-identity endpoint shared by every test of this process.
-///
-/// `ManagedIdentityCredential` reads `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` from the process
-/// environment, so one endpoint serves the whole test binary: it runs on its own runtime thread
-/// (a `#[tokio::test]` runtime dies with its test) and the variables are set exactly once.
-pub fn shared_identity() -> &'static SharedIdentity {
-    use std::sync::OnceLock;
-    static ID: OnceLock<SharedIdentity> = OnceLock::new();
-    ID.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let ep = devkit::identity::IdentityEndpoint::start(Default::default())
-                    .await
-                    .unwrap();
-                tx.send((ep.endpoint(), ep.header_secret())).unwrap();
-                // Keep the endpoint alive for the life of the process.
-                let _keep = ep;
-                std::future::pending::<()>().await;
-            });
-        });
-        let (endpoint, header) = rx.recv().unwrap();
-        std::env::set_var("IDENTITY_ENDPOINT", &endpoint);
-        std::env::set_var("IDENTITY_HEADER", &header);
-        SharedIdentity { endpoint }
-    })
-}
-
-pub struct SharedIdentity {
-    pub endpoint: String,
+/// Sets the process up for in-process SDK use: the test CA (`SSL_CERT_FILE`) and the local
+/// managed-identity endpoint (`IDENTITY_ENDPOINT`/`IDENTITY_HEADER`), once per test binary,
+/// since `ManagedIdentityCredential` reads them from the environment.
+pub fn shared_identity() -> &'static devkit::TestEnv {
+    devkit::TestEnv::global().expect("the test environment starts")
 }

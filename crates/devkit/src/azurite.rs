@@ -9,7 +9,7 @@
 
 use crate::certs::TestCa;
 use crate::process::{Spec, Supervised};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -80,10 +80,7 @@ impl Azurite {
     /// Starts Azurite with HTTPS (the CA's leaf) and `--oauth basic` on free ports and waits
     /// until blob and queue services listen.
     pub async fn start(ca: &TestCa, options: AzuriteOptions) -> Result<Azurite> {
-        let workdir = tempfile::Builder::new()
-            .prefix("ti-ingest-azurite-")
-            .tempdir()
-            .context("creating Azurite's directory")?;
+        let workdir = crate::process::owned_tempdir("azurite")?;
         let mut azurite = Azurite {
             options,
             bin: azurite_bin()?,

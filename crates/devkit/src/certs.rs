@@ -75,10 +75,7 @@ impl TestCa {
             .signed_by(&leaf_key, &ca, &ca_key)
             .context("signing the leaf certificate")?;
 
-        let dir = tempfile::Builder::new()
-            .prefix("ti-ingest-devkit-tls-")
-            .tempdir()
-            .context("creating the certificate directory")?;
+        let dir = crate::process::owned_tempdir("tls")?;
         let ca_pem = ca.pem();
         write(dir.path(), "ca.pem", &ca_pem)?;
         write(dir.path(), "leaf.pem", &leaf.pem())?;
@@ -98,11 +95,15 @@ impl TestCa {
     }
 
     /// The process-wide CA, generated on first use. Its directory is never deleted while the
-    /// process runs, so child processes and Azurite instances can keep reading the files.
+    /// process runs, so child processes and Azurite instances can keep reading the files; the
+    /// next devkit process removes it once this one is gone.
     pub fn shared() -> Result<&'static TestCa> {
         static SHARED: OnceLock<std::result::Result<TestCa, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| TestCa::generate().map_err(|e| format!("{e:#}")))
+            .get_or_init(|| {
+                crate::process::sweep_stale_tempdirs();
+                TestCa::generate().map_err(|e| format!("{e:#}"))
+            })
             .as_ref()
             .map_err(|e| anyhow::anyhow!("generating the test CA failed: {e}"))
     }

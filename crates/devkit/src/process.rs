@@ -8,6 +8,7 @@
 //! and not the shell. Linux/Unix only (`sh`, `kill`), like the rest of the devkit.
 
 use anyhow::{bail, Context, Result};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -62,7 +63,7 @@ pub struct Supervised {
     /// Held only to be closed: closing it is the supervisor's signal to kill the child.
     lifeline: Option<ChildStdin>,
     pid: u32,
-    output: Arc<Mutex<Vec<String>>>,
+    output: Arc<Mutex<VecDeque<String>>>,
     _pid_dir: TempDir,
 }
 
@@ -78,9 +79,7 @@ impl std::fmt::Debug for Supervised {
 impl Supervised {
     /// Starts the program under the supervisor and waits until its pid is known.
     pub async fn spawn(spec: Spec) -> Result<Supervised> {
-        let pid_dir = tempfile::Builder::new()
-            .prefix("ti-ingest-devkit-pid-")
-            .tempdir()?;
+        let pid_dir = owned_tempdir("pid")?;
         let pid_file = pid_dir.path().join("pid");
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -104,7 +103,7 @@ impl Supervised {
             .spawn()
             .with_context(|| format!("starting {} ({})", spec.label, spec.program.display()))?;
         let lifeline = supervisor.stdin.take();
-        let output = Arc::new(Mutex::new(Vec::new()));
+        let output = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(out) = supervisor.stdout.take() {
             drain(out, output.clone(), spec.label.clone(), spec.echo);
         }
@@ -131,11 +130,11 @@ impl Supervised {
     /// Everything the program printed so far (stdout and stderr interleaved by line).
     pub fn output(&self) -> String {
         let lines = self.output.lock().unwrap_or_else(|e| e.into_inner());
-        let mut text = lines.join("\n");
-        if !text.is_empty() {
+        lines.iter().fold(String::new(), |mut text, line| {
+            text.push_str(line);
             text.push('\n');
-        }
-        text
+            text
+        })
     }
 
     /// `Some(exit status)` once the program has exited.
@@ -197,7 +196,7 @@ impl Drop for Supervised {
     }
 }
 
-fn drain<R>(reader: R, output: Arc<Mutex<Vec<String>>>, label: String, echo: bool)
+fn drain<R>(reader: R, output: Arc<Mutex<VecDeque<String>>>, label: String, echo: bool)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -209,9 +208,9 @@ where
             }
             let mut kept = output.lock().unwrap_or_else(|e| e.into_inner());
             if kept.len() >= MAX_OUTPUT_LINES {
-                kept.remove(0);
+                kept.pop_front();
             }
-            kept.push(line);
+            kept.push_back(line);
         }
     });
 }
@@ -229,6 +228,38 @@ async fn read_pid(pid_file: &Path, supervisor: &mut Child, label: &str) -> Resul
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     bail!("{label}: the supervisor did not report a pid within 5 s")
+}
+
+/// Every temporary directory the devkit makes starts with this, then `<kind>-<owner pid>-`.
+const TEMPDIR_PREFIX: &str = "ti-ingest-devkit-";
+
+/// A temporary directory named after this process, so a later run can tell it is stale if this
+/// process dies without cleaning up (SIGKILL, or the process-wide CA, which is never dropped).
+pub fn owned_tempdir(kind: &str) -> Result<TempDir> {
+    let prefix = format!("{TEMPDIR_PREFIX}{kind}-{}-", std::process::id());
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir()
+        .with_context(|| format!("creating a temporary directory {prefix}*"))
+}
+
+/// Removes devkit temporary directories whose owner process no longer exists.
+pub fn sweep_stale_tempdirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMPDIR_PREFIX)) else {
+            continue;
+        };
+        let owner = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(owner) = owner {
+            if owner != std::process::id() && !process_exists(owner) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// Whether a process with this pid exists (for tests that check nothing is left behind).
@@ -278,6 +309,17 @@ mod tests {
         child.lifeline.take();
         child.wait_exit(Duration::from_secs(5)).await.unwrap();
         assert!(!process_exists(pid));
+    }
+
+    #[test]
+    fn stale_tempdirs_are_swept_and_live_ones_kept() {
+        let mine = owned_tempdir("test").unwrap();
+        // A pid above the kernel's pid_max cannot be alive.
+        let stale = std::env::temp_dir().join(format!("{TEMPDIR_PREFIX}test-999999999-x"));
+        std::fs::create_dir_all(&stale).unwrap();
+        sweep_stale_tempdirs();
+        assert!(!stale.exists());
+        assert!(mine.path().exists());
     }
 
     #[tokio::test]

@@ -333,13 +333,7 @@ async fn short_lived_tokens_are_fetched_again() {
     .unwrap();
     let handler = stack.spawn_handler(FAKE_HANDLER).await.unwrap();
     for name in ["a.txt", "b.txt"] {
-        let delivery = stack
-            .ingest_blob(handler.driver(), name, b"x".to_vec())
-            .await
-            .unwrap();
-        // The fake handler has no IngestBlobEvent; reading happens through ReadBlob.
-        assert!(delivery.poisoned);
-        let len = 1;
+        let len = stack.upload_inbox(name, b"x".to_vec()).await.unwrap();
         let event = host::blob_created_event(&stack.blob_url(), INBOX_CONTAINER, name, len);
         let read = handler
             .driver()

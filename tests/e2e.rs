@@ -1,0 +1,361 @@
+//! End to end on real components: Azurite over HTTPS with OAuth, the managed-identity endpoint,
+//! the Sentinel simulator, and the real `ti-ingest serve` process driven exactly as the Functions
+//! host drives it.
+
+mod common;
+
+use std::time::Duration;
+
+use devkit::host::{blob_created_event, event_grid_message, MessageEncoding};
+use devkit::stack::{INBOX_QUEUE, REPORTS_CONTAINER};
+use devkit::{Stack, StackConfig};
+use sentinel_sim::SimConfig;
+use serde_json::{json, Value};
+
+const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
+
+async fn stack(sim: SimConfig, extra_env: &[(&str, &str)]) -> Stack {
+    Stack::start(StackConfig {
+        sim,
+        extra_env: extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    })
+    .await
+    .expect("the stack starts (run scripts/setup-azurite.sh first)")
+}
+
+fn ids(report: &Value) -> Vec<u64> {
+    report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["recordIndex"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_records() {
+    let stack = stack(SimConfig::default(), &[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let invalid: Vec<usize> = vec![0, 7, 31, 64, 99, 100, 150, 201, 248, 249];
+    let objects = common::corpus(250, &invalid);
+    let name = "feeds/2026-11/bundle 250.json";
+    let delivery = stack
+        .ingest_blob(handler.driver(), name, common::bundle(&objects))
+        .await
+        .unwrap();
+    assert_eq!(delivery.attempts, 1, "{:?}", delivery.responses);
+    assert_eq!(delivery.final_status, 200);
+    let answer = &delivery.responses[0].body;
+    assert_eq!(answer["ReturnValue"]["uploaded"], 240, "{answer}");
+    assert!(answer["Logs"][0].as_str().unwrap().contains("240 uploaded"));
+
+    // The simulator holds exactly the 240 valid indicators.
+    let expected: std::collections::BTreeSet<String> = (0..250)
+        .filter(|i| !invalid.contains(i))
+        .map(|i| format!("indicator--{}", common::uuid_for(i)))
+        .collect();
+    assert_eq!(stack.sim().accepted_ids(), expected);
+    assert!(stack.sim().requests().iter().all(|r| r.objects <= 100));
+
+    // The report says 250/240/10 with the right indexes.
+    let report = stack
+        .report(name)
+        .await
+        .unwrap()
+        .expect("the report exists");
+    assert_eq!(
+        report["summary"],
+        json!({"records": 250, "uploaded": 240, "rejected": 10})
+    );
+    assert_eq!(report["source"]["kind"], "blob");
+    assert_eq!(report["source"]["name"], format!("indicator-inbox/{name}"));
+    assert_eq!(report["source"]["format"], "stix-bundle");
+    assert_eq!(report["target"], "sentinel-stix");
+    assert_eq!(
+        ids(&report),
+        invalid.iter().map(|i| *i as u64).collect::<Vec<_>>()
+    );
+    for e in report["errors"].as_array().unwrap() {
+        assert_eq!(e["stage"], "validate");
+        assert!(e["line"].as_u64().unwrap() > 1);
+        assert!(!e["messages"][0].as_str().unwrap().is_empty());
+    }
+
+    // rejected.ndjson holds the 10 original records.
+    let rejected = stack
+        .storage()
+        .read_blob(REPORTS_CONTAINER, &format!("{name}.rejected.ndjson"))
+        .await
+        .unwrap();
+    let rejected: Vec<Value> = String::from_utf8(rejected)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let originals: Vec<Value> = invalid.iter().map(|i| objects[*i].clone()).collect();
+    assert_eq!(rejected, originals);
+
+    // The handler asked for tokens for both audiences, as its user-assigned identity.
+    let requests = stack.identity().requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.resource.as_deref() == Some("https://storage.azure.com")));
+    assert!(requests
+        .iter()
+        .any(|r| r.resource.as_deref() == Some("https://management.azure.com")));
+    assert!(requests
+        .iter()
+        .all(|r| r.client_id.as_deref() == Some(devkit::stack::DEFAULT_CLIENT_ID)));
+    // Tokens are cached: a second file needs no new token.
+    let before = requests.len();
+    stack
+        .ingest_blob(
+            handler.driver(),
+            "second.json",
+            common::bundle(&common::corpus(3, &[])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.identity().requests().len(),
+        before,
+        "tokens were not cached"
+    );
+    // And no token ever reaches the logs.
+    let output = handler.output();
+    assert!(
+        !output.contains("eyJ"),
+        "a JWT appeared in the handler output"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_protocol_cases_through_the_real_handler() {
+    let stack = stack(SimConfig::default(), &[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let driver = handler.driver();
+
+    // Inline indicators on IngestMessage: plain JSON and base64, DequeueCount as a string.
+    let msg = serde_json::to_string(&common::corpus(3, &[1])).unwrap();
+    for (encoding, n) in [(MessageEncoding::Plain, 1), (MessageEncoding::Base64, 2)] {
+        let rsp = driver
+            .invoke_queue("IngestMessage", "message", &encoding.encode(&msg), n)
+            .await
+            .unwrap();
+        assert_eq!(rsp.status, 200, "{}", rsp.text);
+        assert_eq!(rsp.body["ReturnValue"]["records"], 3, "{}", rsp.text);
+        assert_eq!(rsp.body["ReturnValue"]["uploaded"], 2);
+        assert_eq!(rsp.body["ReturnValue"]["rejected"], 1);
+    }
+    assert_eq!(stack.sim().accepted_ids().len(), 2);
+    let reports = stack
+        .storage()
+        .list_blobs(REPORTS_CONTAINER, Some("messages/"))
+        .await
+        .unwrap();
+    assert!(
+        reports.iter().any(|n| n.ends_with(".report.json")),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().any(|n| n.ends_with(".rejected.ndjson")),
+        "{reports:?}"
+    );
+
+    // A hand-built envelope exactly as captured from the host, DequeueCount "1".
+    let body = json!({
+        "Data": {"message": serde_json::to_string(&common::indicator(500).to_string()).unwrap()},
+        "Metadata": {
+            "DequeueCount": "1",
+            "Id": "\"52d53c5f-e212-487e-998b-abbe3b9d51e4\"",
+            "PopReceipt": "\"MThGZWIyMDI1MDM6MDY6MjA3NjM1\"",
+            "sys": {"MethodName": "IngestMessage", "UtcNow": "2025-02-18T03:06:20.7562691Z", "RandGuid": "e59556b5-0000-0000-0000-000000000000"}
+        }
+    });
+    let rsp = driver.invoke("IngestMessage", &body).await.unwrap();
+    assert_eq!(rsp.status, 200, "{}", rsp.text);
+    assert_eq!(rsp.body["ReturnValue"]["uploaded"], 1);
+    let today = time::OffsetDateTime::now_utc();
+    let path = format!(
+        "messages/{:04}/{:02}/{:02}/52d53c5f-e212-487e-998b-abbe3b9d51e4.report.json",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    assert!(stack
+        .storage()
+        .try_read_blob(REPORTS_CONTAINER, &path)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Malformed envelopes are answered (and acknowledged with a report), never crash the handler.
+    for bad in [
+        json!("not an envelope"),
+        json!({"Data": 5}),
+        json!({"Data": {"message": null}}),
+    ] {
+        let rsp = driver.invoke("IngestBlobEvent", &bad).await.unwrap();
+        assert_eq!(rsp.status, 200, "{}", rsp.text);
+        assert_eq!(
+            rsp.body["ReturnValue"]["inputError"], "envelope_invalid",
+            "{}",
+            rsp.text
+        );
+    }
+    let rsp = driver
+        .invoke_queue("IngestBlobEvent", "message", "definitely not an event", 1)
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, 200);
+    assert_eq!(rsp.body["ReturnValue"]["inputError"], "event_invalid");
+
+    // A BlobCreated event for a blob outside our account is refused (no SSRF), acknowledged.
+    let foreign = blob_created_event(
+        "https://evil.example.com/devstoreaccount1",
+        "indicator-inbox",
+        "x.json",
+        10,
+    );
+    let rsp = driver
+        .invoke_queue(
+            "IngestBlobEvent",
+            "message",
+            &event_grid_message(&foreign),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, 200);
+    assert_eq!(
+        rsp.body["ReturnValue"]["inputError"], "event_invalid",
+        "{}",
+        rsp.text
+    );
+
+    // A BlobCreated event for a blob deleted since: reported, acknowledged.
+    let gone = blob_created_event(&stack.blob_url(), "indicator-inbox", "gone.json", 10);
+    let rsp = driver
+        .invoke_queue("IngestBlobEvent", "message", &event_grid_message(&gone), 1)
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, 200, "{}", rsp.text);
+    let report = stack.report("gone.json").await.unwrap().unwrap();
+    assert_eq!(report["inputError"]["code"], "blob_not_found");
+
+    // A blob reference message on IngestMessage reads the inbox blob through the SDK.
+    stack
+        .upload_inbox("by-reference.json", common::bundle(&common::corpus(4, &[])))
+        .await
+        .unwrap();
+    let reference =
+        json!({"container": "indicator-inbox", "blob": "by-reference.json"}).to_string();
+    let rsp = driver
+        .invoke_queue("IngestMessage", "message", &reference, 1)
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, 200, "{}", rsp.text);
+    assert_eq!(rsp.body["ReturnValue"]["uploaded"], 4, "{}", rsp.text);
+    let sneaky = json!({"container": "indicator-reports", "blob": "x.report.json"}).to_string();
+    let rsp = driver
+        .invoke_queue("IngestMessage", "message", &sneaky, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        rsp.body["ReturnValue"]["inputError"],
+        "blob_reference_invalid"
+    );
+
+    // The handler survived all of it.
+    driver.wait_ready(Duration::from_secs(5)).await.unwrap();
+    let _ = INBOX_QUEUE;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_make_the_host_retry_and_the_last_attempt_reports() {
+    let stack = stack(
+        SimConfig {
+            fault_5xx_share: 1.0,
+            ..Default::default()
+        },
+        &[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "10")],
+    )
+    .await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let mut driver = handler.driver().clone();
+    driver.retry_delay = Duration::from_millis(10);
+    let name = "always-503.json";
+    let delivery = stack
+        .ingest_blob(&driver, name, common::bundle(&common::corpus(5, &[])))
+        .await
+        .unwrap();
+    // Attempts 1-4 fail (the host retries), the fifth reports and acknowledges.
+    assert_eq!(delivery.attempts, 5);
+    assert!(delivery.responses[..4].iter().all(|r| r.status == 500));
+    assert_eq!(delivery.final_status, 200);
+    assert!(!delivery.poisoned);
+    let report = stack.report(name).await.unwrap().unwrap();
+    assert_eq!(
+        report["summary"],
+        json!({"records": 5, "uploaded": 0, "rejected": 5})
+    );
+    for e in report["errors"].as_array().unwrap() {
+        assert_eq!(e["code"], "retries_exhausted");
+        assert_eq!(e["stage"], "upload");
+        assert!(
+            e["messages"][0].as_str().unwrap().contains("HTTP 50"),
+            "{e}"
+        );
+    }
+    // Once the service recovers, re-dropping the file uploads everything.
+    stack.sim().set_faults(0.0, 0.0);
+    let delivery = stack
+        .ingest_blob(&driver, name, common::bundle(&common::corpus(5, &[])))
+        .await
+        .unwrap();
+    assert_eq!(delivery.attempts, 1);
+    let report = stack.report(name).await.unwrap().unwrap();
+    assert_eq!(report["summary"]["uploaded"], 5);
+    // The stale rejected file from the failed run is emptied, not left behind.
+    let rejected = stack
+        .storage()
+        .read_blob(REPORTS_CONTAINER, &format!("{name}.rejected.ndjson"))
+        .await
+        .unwrap();
+    assert!(rejected.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
+    let stack = Stack::start(StackConfig {
+        sim: SimConfig {
+            workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let delivery = stack
+        .ingest_blob(
+            handler.driver(),
+            "wrong-ws.json",
+            common::bundle(&common::corpus(3, &[])),
+        )
+        .await
+        .unwrap();
+    // A permanent failure is reported, not retried by the host.
+    assert_eq!(delivery.attempts, 1);
+    let report = stack.report("wrong-ws.json").await.unwrap().unwrap();
+    assert_eq!(report["summary"]["rejected"], 3);
+    for e in report["errors"].as_array().unwrap() {
+        assert_eq!(e["code"], "workspace_not_found");
+        assert!(e["messages"][0].as_str().unwrap().contains("404"));
+    }
+    assert_eq!(stack.sim().requests().len(), 1);
+}
