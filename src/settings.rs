@@ -139,9 +139,9 @@ impl Env {
         self.get(name).unwrap_or(default)
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
+    fn number<T>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
     where
-        T: PartialOrd + std::fmt::Display + Copy,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
         let Some(raw) = self.get(name) else {
             return Ok(default);

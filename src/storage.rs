@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use azure_core::http::{RequestContent, StatusCode};
 use azure_storage_blob::BlobServiceClient;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use ti_core::report::Report;
 use time::OffsetDateTime;
 
@@ -72,8 +72,7 @@ impl Storage {
         match blob.download(None).await {
             Ok(result) => {
                 let len = result.properties.content_length;
-                let stream = result.body.map(|r| r.map_err(azure_core::Error::from));
-                Ok((Box::pin(stream), len))
+                Ok((Box::pin(result.body), len))
             }
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Err(OpenError::NotFound {
                 container: container.clone(),

@@ -359,3 +359,54 @@ async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
     }
     assert_eq!(stack.sim().requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_uses_the_managed_identity_and_writes_the_report() {
+    let stack = stack(SimConfig::default(), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("feed.json");
+    std::fs::write(&input, common::bundle(&common::corpus(120, &[5, 110]))).unwrap();
+    let report_path = dir.path().join("feed.report.json");
+    let env: Vec<(String, String)> = stack
+        .handler_env()
+        .into_iter()
+        .filter(|(k, _)| k != "TI_WORKSPACE_ID")
+        .collect();
+    let out = tokio::process::Command::new(HANDLER)
+        .arg("upload")
+        .arg(&input)
+        .args([
+            "--target",
+            "sentinel-stix",
+            "--workspace-id",
+            devkit::stack::DEFAULT_WORKSPACE_ID,
+        ])
+        .arg("--report")
+        .arg(&report_path)
+        .env_clear()
+        .envs(env)
+        .env("TI_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("120 records, 118 uploaded, 2 rejected"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(
+        report["summary"],
+        json!({"records": 120, "uploaded": 118, "rejected": 2})
+    );
+    assert_eq!(report["source"]["kind"], "file");
+    assert_eq!(ids(&report), vec![5, 110]);
+    assert_eq!(stack.sim().accepted_ids().len(), 118);
+    // Two requests: 100 + 18 objects.
+    let sizes: Vec<usize> = stack.sim().requests().iter().map(|r| r.objects).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 118);
+    assert!(sizes.iter().all(|s| *s <= 100));
+    assert!(dir.path().join("feed.rejected.ndjson").exists());
+    assert!(!stderr.contains("eyJ"), "a token reached the output");
+}

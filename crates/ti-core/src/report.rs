@@ -26,6 +26,10 @@ pub enum Code {
     NotAnObject,
     /// The record exceeds the per-record size bound.
     RecordTooLarge,
+    /// A CSV row is not valid CSV, or has more fields than the header names.
+    CsvInvalid,
+    /// A line of a CSV or text input is not valid UTF-8.
+    InvalidEncoding,
     // validate
     /// A property the service requires is absent.
     MissingProperty,
@@ -47,6 +51,15 @@ pub enum Code {
     UnsupportedType,
     /// Another record with the same id came later in the input; the last one wins.
     Duplicate,
+    /// `TI_ON_INVALID=reject-file`: a valid record not uploaded because others in the input were
+    /// invalid.
+    FileRejected,
+    // convert
+    /// A CSV `type` / text line names or holds no observable type ti-ingest knows.
+    UnknownObservableType,
+    /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
+    /// that is not one observable comparison, for a Graph tiIndicator).
+    NotConvertible,
     // upload
     /// The service answered 200 but listed this record in `errors[]`.
     RejectedByService,
@@ -78,10 +91,12 @@ impl Code {
     pub fn stage(self) -> Stage {
         use Code::*;
         match self {
-            JsonInvalid | NotAnObject | RecordTooLarge | Truncated => Stage::Parse,
+            JsonInvalid | NotAnObject | RecordTooLarge | CsvInvalid | InvalidEncoding
+            | Truncated => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
-            | Duplicate | Expired | Normalised => Stage::Validate,
+            | Duplicate | FileRejected | Expired | Normalised => Stage::Validate,
+            UnknownObservableType | NotConvertible => Stage::Convert,
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
             | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
         }
