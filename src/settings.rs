@@ -81,7 +81,32 @@ pub struct UploadSettings {
     /// Upper bound on the time one batch spends retrying.
     pub max_retry_time: Duration,
     pub on_invalid: OnInvalid,
+}
+
+/// How inputs are read and what fills fields they lack (DESIGN.md §2, §3).
+#[derive(Debug, Clone)]
+pub struct InputSettings {
+    /// A forced input format (`TI_FORMAT`); auto-detected when `None`.
+    pub format: Option<String>,
     pub default_valid_days: u32,
+    pub default_confidence: u8,
+    /// `white`/`clear`, `green`, `amber`, `red`.
+    pub default_tlp: String,
+}
+
+impl InputSettings {
+    pub fn from_env(env: &Env) -> Result<Self> {
+        let tlp = env.or("TI_DEFAULT_TLP", "green").to_ascii_lowercase();
+        if !["white", "clear", "green", "amber", "red"].contains(&tlp.as_str()) {
+            bail!("setting TI_DEFAULT_TLP={tlp:?}: accepted values are white (or clear), green, amber, red");
+        }
+        Ok(InputSettings {
+            format: env.get("TI_FORMAT").map(str::to_string),
+            default_valid_days: env.number("TI_DEFAULT_VALID_DAYS", 90, (0, 36_500))?,
+            default_confidence: env.number("TI_DEFAULT_CONFIDENCE", 50, (0, 100))?,
+            default_tlp: tlp,
+        })
+    }
 }
 
 /// The storage-side settings (handler only).
@@ -100,6 +125,7 @@ pub struct StorageSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub upload: UploadSettings,
+    pub input: InputSettings,
     pub client_id: Option<String>,
     pub max_input_bytes: u64,
     /// Our own deadline for one invocation, kept below the host's `functionTimeout`.
@@ -224,7 +250,6 @@ impl UploadSettings {
                 (1, 86_400),
             )?),
             on_invalid,
-            default_valid_days: env.number("TI_DEFAULT_VALID_DAYS", 90, (0, 36_500))?,
         })
     }
 
@@ -288,6 +313,7 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Self> {
         Ok(Settings {
             upload: UploadSettings::from_env(env)?,
+            input: InputSettings::from_env(env)?,
             client_id: env.get("AZURE_CLIENT_ID").map(str::to_string),
             max_input_bytes: env.number("TI_MAX_INPUT_BYTES", 1 << 30, (1, u64::MAX))?,
             invocation_deadline: Duration::from_secs(env.number(
@@ -330,6 +356,8 @@ mod tests {
             ("TI_BATCH_SIZE", "ten", "TI_BATCH_SIZE"),
             ("TI_SOURCE_SYSTEM", "Microsoft Sentinel", "TI_SOURCE_SYSTEM"),
             ("TI_ON_INVALID", "ignore", "TI_ON_INVALID"),
+            ("TI_DEFAULT_TLP", "purple", "TI_DEFAULT_TLP"),
+            ("TI_DEFAULT_CONFIDENCE", "101", "TI_DEFAULT_CONFIDENCE"),
         ] {
             let err = Settings::from_env(&Env::from_pairs([(k, v)])).unwrap_err();
             let text = format!("{err:#}");
