@@ -5,6 +5,7 @@
 //! and the tests all run this same code. Memory stays bounded by the frame limits, the batch
 //! size and the upload concurrency, whatever the input size (plus the per-record report entries).
 
+use std::collections::HashMap;
 use std::fmt::Display;
 
 use bytes::Bytes;
@@ -87,6 +88,15 @@ struct Pending {
 }
 
 struct Collector {
+    /// Records already sent whose id a later record of the input repeats: `earlier index →
+    /// (later index, later line)`. They are reported as `duplicate` whatever the service said,
+    /// because the later record is the one that stands.
+    superseded: HashMap<u64, (u64, u64)>,
+    /// Indexes of the records in requests not yet settled.
+    in_flight: std::collections::HashSet<u64>,
+    /// Indexes of every rejected record (to tell, for a duplicate id, whether the earlier
+    /// record was uploaded).
+    rejected_indices: std::collections::HashSet<u64>,
     summary: Summary,
     errors: Vec<RecordError>,
     warnings: Vec<RecordWarning>,
@@ -104,6 +114,7 @@ impl Collector {
         text: Option<String>,
     ) {
         self.summary.rejected += 1;
+        self.rejected_indices.insert(index);
         self.errors.push(RecordError {
             record_index: index,
             line,
@@ -120,10 +131,23 @@ impl Collector {
     fn settle(&mut self, batch: Vec<Pending>, outcome: BatchOutcome) {
         debug_assert_eq!(batch.len(), outcome.len());
         for (p, o) in batch.into_iter().zip(outcome) {
+            self.in_flight.remove(&p.index);
+            if let Some((later, later_line)) = self.superseded.remove(&p.index) {
+                self.reject(
+                    p.index,
+                    Some(p.line),
+                    Some(p.id),
+                    Code::Duplicate,
+                    vec![duplicate_message(later, later_line)],
+                    Some(p.text),
+                );
+                continue;
+            }
             match o {
                 None => self.summary.uploaded += 1,
                 Some(f) => {
                     self.summary.rejected += 1;
+                    self.rejected_indices.insert(p.index);
                     self.errors.push(RecordError {
                         record_index: p.index,
                         line: Some(p.line),
@@ -137,6 +161,21 @@ impl Collector {
             }
         }
     }
+}
+
+fn duplicate_message(later: u64, later_line: u64) -> String {
+    format!(
+        "record {later} (line {later_line}) has the same id; the last record with an id wins, so this one is not uploaded"
+    )
+}
+
+/// A compact key for an id, so tracking the ids of a million records costs megabytes, not
+/// the ids themselves. A 64-bit collision among one input's ids is vanishingly unlikely.
+fn id_key(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 fn now_rfc3339() -> String {
@@ -163,6 +202,9 @@ where
     let batch_size = ctx.uploader.settings().batch_size;
     let concurrency = ctx.uploader.settings().max_concurrency;
     let mut c = Collector {
+        superseded: HashMap::new(),
+        in_flight: Default::default(),
+        rejected_indices: Default::default(),
         summary: Summary::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -175,6 +217,12 @@ where
     let mut input_error: Option<InputError> = None;
     let mut format = None;
     let mut bytes_read: u64 = 0;
+    // id → (index, line) of the latest valid record with that id.
+    let mut seen: HashMap<u64, (u64, u64)> = HashMap::new();
+    // Set when a record repeats the id of one already sent: the batch holding the later record
+    // must not be sent until the earlier one's request has finished, or the service could end
+    // up with the earlier version.
+    let mut barrier = false;
     let mut input = input;
 
     let send = |batch: Vec<(Pending, Map<String, Value>)>| {
@@ -266,6 +314,35 @@ where
                     c.reject(index, Some(line), invalid.id, code, messages, Some(text));
                 }
                 Ok(valid) => {
+                    if let Some((prev, prev_line)) = seen.insert(id_key(&valid.id), (index, line)) {
+                        if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
+                            let (p, _) = batch.remove(pos);
+                            c.reject(
+                                p.index,
+                                Some(p.line),
+                                Some(p.id),
+                                Code::Duplicate,
+                                vec![duplicate_message(index, line)],
+                                Some(p.text),
+                            );
+                        } else if c.in_flight.contains(&prev) {
+                            c.superseded.insert(prev, (index, line));
+                            barrier = true;
+                        } else if !c.rejected_indices.contains(&prev) {
+                            // Already uploaded: the later record will overwrite it at the
+                            // service. It is reported as the duplicate it is; its text was not
+                            // kept, so it is not repeated in the rejected file.
+                            c.summary.uploaded -= 1;
+                            c.reject(
+                                prev,
+                                Some(prev_line),
+                                Some(valid.id.clone()),
+                                Code::Duplicate,
+                                vec![duplicate_message(index, line)],
+                                None,
+                            );
+                        }
+                    }
                     for w in &valid.warnings {
                         c.warnings.push(RecordWarning {
                             record_index: index,
@@ -285,11 +362,13 @@ where
                         valid.object,
                     ));
                     if batch.len() >= batch_size {
-                        if in_flight.len() >= concurrency {
+                        while in_flight.len() >= concurrency || (barrier && !in_flight.is_empty()) {
                             if let Some((p, o)) = in_flight.next().await {
                                 c.settle(p, o);
                             }
                         }
+                        barrier = false;
+                        c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
                         in_flight.push(send(std::mem::take(&mut batch)));
                     }
                 }
@@ -297,6 +376,12 @@ where
         }
     }
     if !batch.is_empty() {
+        if barrier {
+            while let Some((p, o)) = in_flight.next().await {
+                c.settle(p, o);
+            }
+        }
+        c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
         in_flight.push(send(batch));
     }
     while let Some((p, o)) = in_flight.next().await {
@@ -392,6 +477,34 @@ mod tests {
             Ok(o) => o,
             Err(never) => match never {},
         }
+    }
+
+    #[tokio::test]
+    async fn the_last_record_with_an_id_wins_and_earlier_ones_are_duplicates() {
+        let mut newer = indicator(1);
+        newer["name"] = json!("newer");
+        // Record 0 and 2 share an id within one batch; record 1 repeats an id from a batch
+        // already sent (batch size 2).
+        let mut records: Vec<Value> = vec![indicator(1), indicator(2), newer];
+        records.extend((3..6).map(indicator));
+        records.push(indicator(2));
+        let text = serde_json::to_string_pretty(&records).unwrap();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        let mut settings = ctx.uploader.settings().clone();
+        settings.batch_size = 2;
+        ctx.uploader = Uploader::new(settings, None).unwrap();
+        let out = run_chunks(&text, &ctx).await;
+        out.report.check_invariants().unwrap();
+        let dups: Vec<(u64, Code)> = out
+            .report
+            .errors
+            .iter()
+            .map(|e| (e.record_index, e.code))
+            .collect();
+        assert_eq!(dups, vec![(0, Code::Duplicate), (1, Code::Duplicate)]);
+        assert_eq!(out.report.summary.uploaded, 5);
+        assert!(out.report.errors[0].messages[0].contains("record 2"));
+        assert!(out.report.errors[1].messages[0].contains("record 6"));
     }
 
     #[tokio::test]
