@@ -112,6 +112,7 @@ pub fn app_state(env: &Env) -> Result<AppState> {
     Ok(AppState {
         storage,
         uploader,
+        input: settings.input.clone(),
         max_input_bytes: settings.max_input_bytes,
         invocation_deadline: settings.invocation_deadline,
     })
@@ -177,6 +178,8 @@ async fn offline(
         uploader,
         deadline: None,
         frame_limits: FrameLimits::default(),
+        format: settings.input.format,
+        defaults: settings.input.defaults,
         max_input_bytes: settings.max_input_bytes,
         validate_only,
     };

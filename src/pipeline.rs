@@ -12,7 +12,9 @@ use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
 use serde_json::{Map, Value};
-use ti_core::frame::{FrameError, FrameItem, FrameLimits, Framer};
+use ti_core::convert::Defaults;
+use ti_core::frame::{FrameError, FrameLimits};
+use ti_core::input::{Decoded, Decoder, InputFormat, InputOptions};
 use ti_core::report::{
     Code, InputError, RecordError, RecordWarning, Report, Source, Stage, Summary,
 };
@@ -39,6 +41,10 @@ pub struct RunContext {
     /// Stop retrying (and report what is left) by this time: the invocation's own deadline.
     pub deadline: Option<Instant>,
     pub frame_limits: FrameLimits,
+    /// A forced input format; detected from the content when `None`.
+    pub format: Option<InputFormat>,
+    /// What fills the fields non-STIX inputs lack.
+    pub defaults: Defaults,
     pub max_input_bytes: u64,
     /// Validate only: nothing is sent (the `validate` command).
     pub validate_only: bool,
@@ -210,7 +216,14 @@ where
         warnings: Vec::new(),
         rejected: Vec::new(),
     };
-    let mut framer = Framer::new(ctx.frame_limits);
+    let mut framer = Decoder::new(InputOptions {
+        format: ctx.format,
+        limits: ctx.frame_limits,
+        defaults: ctx.defaults,
+        now: validation.now,
+        max_decompressed_bytes: ctx.max_input_bytes,
+        max_ratio: InputOptions::DEFAULT_MAX_RATIO,
+    });
     let mut items = Vec::new();
     let mut batch: Vec<(Pending, Map<String, Value>)> = Vec::with_capacity(batch_size);
     let mut in_flight = FuturesUnordered::new();
@@ -279,30 +292,25 @@ where
         }
         for item in items.drain(..) {
             c.summary.records += 1;
-            let (index, line, text) = match item {
-                FrameItem::Oversize { index, line, bytes } => {
-                    c.reject(
-                        index,
-                        Some(line),
-                        None,
-                        Code::RecordTooLarge,
-                        vec![format!(
-                            "the record is {bytes} bytes; at most {} bytes are accepted per record (its text is not kept in the rejected file)",
-                            ctx.frame_limits.max_record_bytes
-                        )],
-                        None,
-                    );
-                    continue;
-                }
-                FrameItem::Record(r) => (r.index, r.line, r.text),
-            };
-            let object = match stix::parse_record(&text) {
+            let Decoded {
+                index,
+                line,
+                original,
+                object,
+                warnings: decode_warnings,
+            } = item;
+            let object = match object {
                 Ok(o) => o,
                 Err(p) => {
-                    c.reject(index, Some(line), None, p.code, vec![p.message], Some(text));
+                    let mut message = p.message;
+                    if original.is_none() {
+                        message.push_str(" (its text is not kept in the rejected file)");
+                    }
+                    c.reject(index, Some(line), None, p.code, vec![message], original);
                     continue;
                 }
             };
+            let text = original.unwrap_or_default();
             match stix::validate(object, &validation) {
                 Err(invalid) => {
                     let code = invalid
@@ -313,7 +321,8 @@ where
                     let messages = invalid.problems.into_iter().map(|p| p.message).collect();
                     c.reject(index, Some(line), invalid.id, code, messages, Some(text));
                 }
-                Ok(valid) => {
+                Ok(mut valid) => {
+                    valid.warnings.splice(0..0, decode_warnings);
                     if let Some((prev, prev_line)) = seen.insert(id_key(&valid.id), (index, line)) {
                         if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
                             let (p, _) = batch.remove(pos);
@@ -397,7 +406,10 @@ where
     };
     let report = Report {
         source: Source {
-            format: format.map(|f| f.name().to_string()).or(source.format),
+            format: format
+                .or(framer.format())
+                .map(|f| f.name().to_string())
+                .or(source.format),
             ..source
         },
         target,
@@ -443,6 +455,8 @@ mod tests {
                 max_record_bytes,
                 ..Default::default()
             },
+            format: None,
+            defaults: Default::default(),
             max_input_bytes,
             validate_only: false,
         }

@@ -5,28 +5,86 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ti_core::convert::{Defaults, Tlp};
+use ti_core::input::InputFormat;
 use url::Url;
 
-/// Where uploads go (DESIGN.md §1). Only `sentinel-stix` and `dry-run` exist so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where uploads go (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
+    /// The Sentinel STIX objects upload API (`threat-intelligence-stix-objects:upload`).
     SentinelStix,
+    /// The legacy Sentinel Upload Indicators API (`threatintelligenceindicators:upload`).
+    SentinelIndicators,
+    /// Microsoft Graph `submitTiIndicators` (beta; public cloud only).
+    Graph,
+    /// Validates, converts and reports like a real run; sends nothing.
     DryRun,
 }
 
 impl TargetKind {
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::SentinelStix,
+        TargetKind::SentinelIndicators,
+        TargetKind::Graph,
+        TargetKind::DryRun,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             TargetKind::SentinelStix => "sentinel-stix",
+            TargetKind::SentinelIndicators => "sentinel-indicators",
+            TargetKind::Graph => "graph",
             TargetKind::DryRun => "dry-run",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self> {
-        match s.trim() {
-            "sentinel-stix" => Ok(TargetKind::SentinelStix),
-            "dry-run" => Ok(TargetKind::DryRun),
-            other => bail!("unknown target {other:?}: accepted values are sentinel-stix, dry-run"),
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .with_context(|| {
+                format!(
+                    "unknown target {s:?}: accepted values are sentinel-stix, sentinel-indicators, graph, dry-run (several real targets may be listed, comma-separated)"
+                )
+            })
+    }
+
+    /// `TI_TARGET` as a comma-separated list: several real targets upload every record to each;
+    /// `dry-run` stands alone (what it would send is chosen by `TI_DRY_RUN_AS`).
+    pub fn parse_list(s: &str) -> Result<Vec<Self>> {
+        let mut out: Vec<TargetKind> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let k = Self::parse(part)?;
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        if out.is_empty() {
+            bail!("no target given: accepted values are sentinel-stix, sentinel-indicators, graph, dry-run");
+        }
+        if out.len() > 1 && out.contains(&TargetKind::DryRun) {
+            bail!("dry-run cannot be combined with other targets (set TI_DRY_RUN_AS to choose which request bodies it writes)");
+        }
+        Ok(out)
+    }
+
+    /// Whether the target talks to a Sentinel workspace (and so needs `TI_WORKSPACE_ID`).
+    pub fn is_sentinel(self) -> bool {
+        matches!(
+            self,
+            TargetKind::SentinelStix | TargetKind::SentinelIndicators
+        )
+    }
+
+    /// The api-version each Sentinel API is called with unless `TI_SENTINEL_API_VERSION` says
+    /// otherwise (DESIGN.md §1).
+    pub fn default_api_version(self) -> Option<&'static str> {
+        match self {
+            TargetKind::SentinelStix => Some("2024-02-01-preview"),
+            TargetKind::SentinelIndicators => Some("2022-07-01"),
+            TargetKind::Graph | TargetKind::DryRun => None,
         }
     }
 }
@@ -40,6 +98,23 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "public" => Ok(Cloud::Public),
+            "usgov" => Ok(Cloud::UsGov),
+            "china" => Ok(Cloud::China),
+            other => bail!("setting TI_CLOUD={other:?}: accepted values are public, usgov, china"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::UsGov => "usgov",
+            Cloud::China => "china",
+        }
+    }
+
     pub fn sentinel_base_url(self) -> &'static str {
         match self {
             Cloud::Public => "https://api.ti.sentinel.azure.com",
@@ -55,7 +130,23 @@ impl Cloud {
             Cloud::China => "https://management.chinacloudapi.cn/.default",
         }
     }
+
+    /// Graph `tiIndicators` exists in the public cloud only.
+    pub fn graph_base_url(self) -> Option<&'static str> {
+        match self {
+            Cloud::Public => Some("https://graph.microsoft.com"),
+            Cloud::UsGov | Cloud::China => None,
+        }
+    }
 }
+
+/// The token scope of Microsoft Graph (public cloud).
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// Graph tiIndicator `action` values.
+pub const GRAPH_ACTIONS: [&str; 4] = ["unknown", "allow", "block", "alert"];
+/// Graph tiIndicator `targetProduct` values.
+pub const GRAPH_TARGET_PRODUCTS: [&str; 2] = ["Azure Sentinel", "Microsoft Defender ATP"];
 
 /// What to do with the valid records when some records are invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,44 +158,75 @@ pub enum OnInvalid {
 /// The upload-side settings, shared by the handler and the CLI.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
+    /// The first of [`UploadSettings::targets`] (the only one unless several are configured).
     pub target: TargetKind,
+    /// `TI_TARGET`, in the order given; every record goes to each of them.
+    pub targets: Vec<TargetKind>,
     pub cloud: Cloud,
     pub workspace_id: Option<String>,
+    /// The Sentinel APIs' base URL (`TI_API_BASE_URL`, else the cloud's host).
     pub api_base_url: String,
-    pub api_version: String,
+    /// Graph's base URL (`TI_GRAPH_BASE_URL`, else `https://graph.microsoft.com`); `None` when
+    /// the cloud has no Graph tiIndicators.
+    pub graph_base_url: Option<String>,
+    /// `TI_SENTINEL_API_VERSION`: overrides each Sentinel target's own default api-version.
+    pub sentinel_api_version: Option<String>,
     pub source_system: String,
+    /// `TI_GRAPH_ACTION`: the tiIndicator `action` the Graph target sets.
+    pub graph_action: String,
+    /// `TI_GRAPH_TARGET_PRODUCT`: the tiIndicator `targetProduct` the Graph target sets.
+    pub graph_target_product: String,
+    /// Requests admitted per identity and API in any rolling [`UploadSettings::rate_window`].
     pub max_requests_per_minute: u32,
+    /// `TI_RATE_WINDOW_SECS` (60): the window the request quota counts over. Only a simulator
+    /// with a scaled-down minute needs anything else.
+    pub rate_window: Duration,
     pub batch_size: usize,
+    /// Requests in flight at once, per identity and API, across every invocation of the process.
     pub max_concurrency: usize,
     /// How many times one batch is tried before its records are reported `retries_exhausted`.
     pub max_attempts: u32,
     /// Upper bound on the time one batch spends retrying.
     pub max_retry_time: Duration,
     pub on_invalid: OnInvalid,
+    /// `TI_DRY_RUN_AS` (`sentinel-stix`): which target's requests the dry run builds.
+    pub dry_run_as: TargetKind,
+    /// `TI_DRY_RUN_DIR`: where the dry run writes each request body it would send.
+    pub dry_run_dir: Option<std::path::PathBuf>,
 }
 
 /// How inputs are read and what fills fields they lack (DESIGN.md §2, §3).
 #[derive(Debug, Clone)]
 pub struct InputSettings {
     /// A forced input format (`TI_FORMAT`); auto-detected when `None`.
-    pub format: Option<String>,
-    pub default_valid_days: u32,
-    pub default_confidence: u8,
-    /// `white`/`clear`, `green`, `amber`, `red`.
-    pub default_tlp: String,
+    pub format: Option<InputFormat>,
+    /// `TI_DEFAULT_VALID_DAYS`, `TI_DEFAULT_CONFIDENCE`, `TI_DEFAULT_TLP`.
+    pub defaults: Defaults,
 }
 
 impl InputSettings {
     pub fn from_env(env: &Env) -> Result<Self> {
-        let tlp = env.or("TI_DEFAULT_TLP", "green").to_ascii_lowercase();
-        if !["white", "clear", "green", "amber", "red"].contains(&tlp.as_str()) {
-            bail!("setting TI_DEFAULT_TLP={tlp:?}: accepted values are white (or clear), green, amber, red");
-        }
+        let format = match env.get("TI_FORMAT") {
+            None => None,
+            Some(f) if f.eq_ignore_ascii_case("auto") => None,
+            Some(f) => Some(
+                f.parse::<InputFormat>()
+                    .map_err(|e| anyhow::anyhow!("setting TI_FORMAT: {e}"))?,
+            ),
+        };
+        let tlp = env.or("TI_DEFAULT_TLP", "green");
+        let tlp = tlp.parse::<Tlp>().map_err(|_| {
+            anyhow::anyhow!(
+                "setting TI_DEFAULT_TLP={tlp:?}: accepted values are white (or clear), green, amber, red"
+            )
+        })?;
         Ok(InputSettings {
-            format: env.get("TI_FORMAT").map(str::to_string),
-            default_valid_days: env.number("TI_DEFAULT_VALID_DAYS", 90, (0, 36_500))?,
-            default_confidence: env.number("TI_DEFAULT_CONFIDENCE", 50, (0, 100))?,
-            default_tlp: tlp,
+            format,
+            defaults: Defaults {
+                valid_days: env.number("TI_DEFAULT_VALID_DAYS", 90, (0, 36_500))?,
+                confidence: env.number("TI_DEFAULT_CONFIDENCE", 50, (0, 100))?,
+                tlp,
+            },
         })
     }
 }
@@ -132,9 +254,9 @@ pub struct Settings {
     pub invocation_deadline: Duration,
 }
 
-/// The upper bound of records per request that the service accepts.
+/// The upper bound of records per request that the services accept.
 pub const MAX_BATCH_SIZE: usize = 100;
-/// The service's request quota per identity.
+/// The services' request quota per identity.
 pub const MAX_REQUESTS_PER_MINUTE: u32 = 100;
 
 /// A view of the environment, so tests can parse settings without touching the process env.
@@ -191,14 +313,9 @@ impl Env {
 
 impl UploadSettings {
     pub fn from_env(env: &Env) -> Result<Self> {
-        let target =
-            TargetKind::parse(env.or("TI_TARGET", "sentinel-stix")).context("setting TI_TARGET")?;
-        let cloud = match env.or("TI_CLOUD", "public") {
-            "public" => Cloud::Public,
-            "usgov" => Cloud::UsGov,
-            "china" => Cloud::China,
-            other => bail!("setting TI_CLOUD={other:?}: accepted values are public, usgov, china"),
-        };
+        let targets = TargetKind::parse_list(env.or("TI_TARGET", "sentinel-stix"))
+            .context("setting TI_TARGET")?;
+        let cloud = Cloud::parse(env.or("TI_CLOUD", "public"))?;
         let workspace_id = match env.get("TI_WORKSPACE_ID") {
             Some(w) => {
                 uuid::Uuid::parse_str(w).ok().with_context(|| {
@@ -214,10 +331,52 @@ impl UploadSettings {
             .to_string();
         Url::parse(&api_base_url)
             .with_context(|| format!("setting TI_API_BASE_URL={api_base_url:?} is not a URL"))?;
+        let graph_base_url = match env.get("TI_GRAPH_BASE_URL") {
+            Some(u) => {
+                Url::parse(u)
+                    .with_context(|| format!("setting TI_GRAPH_BASE_URL={u:?} is not a URL"))?;
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => cloud.graph_base_url().map(str::to_string),
+        };
+        let dry_run_as = match env.get("TI_DRY_RUN_AS") {
+            Some(t) => {
+                let k = TargetKind::parse(t).context("setting TI_DRY_RUN_AS")?;
+                if k == TargetKind::DryRun {
+                    bail!("setting TI_DRY_RUN_AS=dry-run: name the target whose requests the dry run builds");
+                }
+                k
+            }
+            None => TargetKind::SentinelStix,
+        };
+        let needs_graph = targets.contains(&TargetKind::Graph)
+            || (targets.contains(&TargetKind::DryRun) && dry_run_as == TargetKind::Graph);
+        if needs_graph && graph_base_url.is_none() {
+            bail!(
+                "setting TI_TARGET: graph (Microsoft Graph tiIndicators) exists in the public cloud only, not in TI_CLOUD={}",
+                cloud.name()
+            );
+        }
         let source_system = env.or("TI_SOURCE_SYSTEM", "ti-ingest").to_string();
         if source_system.chars().count() > 256 || source_system == "Microsoft Sentinel" {
             bail!(
                 "setting TI_SOURCE_SYSTEM={source_system:?}: must be at most 256 characters and not \"Microsoft Sentinel\""
+            );
+        }
+        let graph_action = env.or("TI_GRAPH_ACTION", "alert").to_string();
+        if !GRAPH_ACTIONS.contains(&graph_action.as_str()) {
+            bail!(
+                "setting TI_GRAPH_ACTION={graph_action:?}: accepted values are {}",
+                GRAPH_ACTIONS.join(", ")
+            );
+        }
+        let graph_target_product = env
+            .or("TI_GRAPH_TARGET_PRODUCT", "Azure Sentinel")
+            .to_string();
+        if !GRAPH_TARGET_PRODUCTS.contains(&graph_target_product.as_str()) {
+            bail!(
+                "setting TI_GRAPH_TARGET_PRODUCT={graph_target_product:?}: accepted values are {}",
+                GRAPH_TARGET_PRODUCTS.join(", ")
             );
         }
         let on_invalid = match env.or("TI_ON_INVALID", "skip") {
@@ -228,19 +387,22 @@ impl UploadSettings {
             }
         };
         Ok(UploadSettings {
-            target,
+            target: targets[0],
+            targets,
             cloud,
             workspace_id,
             api_base_url,
-            api_version: env
-                .or("TI_SENTINEL_API_VERSION", "2024-02-01-preview")
-                .to_string(),
+            graph_base_url,
+            sentinel_api_version: env.get("TI_SENTINEL_API_VERSION").map(str::to_string),
             source_system,
+            graph_action,
+            graph_target_product,
             max_requests_per_minute: env.number(
                 "TI_MAX_REQUESTS_PER_MINUTE",
                 MAX_REQUESTS_PER_MINUTE,
                 (1, 100_000),
             )?,
+            rate_window: Duration::from_secs(env.number("TI_RATE_WINDOW_SECS", 60, (1, 3600))?),
             batch_size: env.number("TI_BATCH_SIZE", MAX_BATCH_SIZE, (1, MAX_BATCH_SIZE))?,
             max_concurrency: env.number("TI_MAX_CONCURRENCY", 4, (1, 64))?,
             max_attempts: env.number("TI_MAX_ATTEMPTS", 8, (1, 100))?,
@@ -250,18 +412,45 @@ impl UploadSettings {
                 (1, 86_400),
             )?),
             on_invalid,
+            dry_run_as,
+            dry_run_dir: env.get("TI_DRY_RUN_DIR").map(std::path::PathBuf::from),
         })
+    }
+
+    /// The api-version a Sentinel target calls with: `TI_SENTINEL_API_VERSION`, else the
+    /// target's own default.
+    pub fn api_version(&self, target: TargetKind) -> &str {
+        self.sentinel_api_version
+            .as_deref()
+            .or(target.default_api_version())
+            .unwrap_or_default()
+    }
+
+    /// Whether any target calls a service (dry-run alone needs no token).
+    pub fn needs_credential(&self) -> bool {
+        self.targets.iter().any(|t| *t != TargetKind::DryRun)
+    }
+
+    /// The configured targets as `TI_TARGET` writes them (`sentinel-stix,graph`).
+    pub fn target_names(&self) -> String {
+        self.targets
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The workspace id, required by the Sentinel targets.
     pub fn require_workspace(&self) -> Result<&str> {
-        match (&self.workspace_id, self.target) {
-            (Some(w), _) => Ok(w),
-            (None, TargetKind::DryRun) => Ok("00000000-0000-0000-0000-000000000000"),
-            (None, _) => bail!(
-                "setting TI_WORKSPACE_ID is required for target {}: the Log Analytics workspace id (a UUID)",
-                self.target.name()
-            ),
+        match &self.workspace_id {
+            Some(w) => Ok(w),
+            None => match self.targets.iter().find(|t| t.is_sentinel()) {
+                Some(t) => bail!(
+                    "setting TI_WORKSPACE_ID is required for target {}: the Log Analytics workspace id (a UUID)",
+                    t.name()
+                ),
+                None => Ok("00000000-0000-0000-0000-000000000000"),
+            },
         }
     }
 }
@@ -358,6 +547,7 @@ mod tests {
             ("TI_ON_INVALID", "ignore", "TI_ON_INVALID"),
             ("TI_DEFAULT_TLP", "purple", "TI_DEFAULT_TLP"),
             ("TI_DEFAULT_CONFIDENCE", "101", "TI_DEFAULT_CONFIDENCE"),
+            ("TI_FORMAT", "xml", "TI_FORMAT"),
         ] {
             let err = Settings::from_env(&Env::from_pairs([(k, v)])).unwrap_err();
             let text = format!("{err:#}");
@@ -396,5 +586,140 @@ mod tests {
             ),
         ]);
         assert!(StorageSettings::from_env(&env).is_err());
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    fn upload(pairs: &[(&str, &str)]) -> Result<UploadSettings> {
+        UploadSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn each_cloud_has_its_sentinel_host_and_management_scope() {
+        for (cloud, host, scope) in [
+            (
+                "public",
+                "https://api.ti.sentinel.azure.com",
+                "https://management.azure.com/.default",
+            ),
+            (
+                "usgov",
+                "https://api.ti.sentinel.azure.us",
+                "https://management.usgovcloudapi.net/.default",
+            ),
+            (
+                "china",
+                "https://api.ti.sentinel.azure.cn",
+                "https://management.chinacloudapi.cn/.default",
+            ),
+        ] {
+            let s = upload(&[("TI_CLOUD", cloud)]).unwrap();
+            assert_eq!(s.api_base_url, host, "{cloud}");
+            assert_eq!(s.cloud.management_scope(), scope, "{cloud}");
+        }
+        let s = upload(&[]).unwrap();
+        assert_eq!(
+            s.graph_base_url.as_deref(),
+            Some("https://graph.microsoft.com")
+        );
+        assert_eq!(GRAPH_SCOPE, "https://graph.microsoft.com/.default");
+    }
+
+    #[test]
+    fn graph_outside_the_public_cloud_fails_start_up_clearly() {
+        for cloud in ["usgov", "china"] {
+            let err =
+                upload(&[("TI_CLOUD", cloud), ("TI_TARGET", "sentinel-stix,graph")]).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("graph") && text.contains("public cloud"),
+                "{text}"
+            );
+            // Without graph the same cloud is fine.
+            upload(&[("TI_CLOUD", cloud), ("TI_TARGET", "sentinel-indicators")]).unwrap();
+        }
+    }
+
+    #[test]
+    fn base_urls_can_be_overridden_per_api() {
+        let s = upload(&[
+            ("TI_API_BASE_URL", "http://127.0.0.1:9/"),
+            ("TI_GRAPH_BASE_URL", "http://127.0.0.1:10"),
+        ])
+        .unwrap();
+        assert_eq!(s.api_base_url, "http://127.0.0.1:9");
+        assert_eq!(s.graph_base_url.as_deref(), Some("http://127.0.0.1:10"));
+        assert!(upload(&[("TI_GRAPH_BASE_URL", "not a url")]).is_err());
+    }
+
+    #[test]
+    fn targets_parse_as_a_list_and_api_versions_default_per_target() {
+        let s = upload(&[("TI_TARGET", "sentinel-stix, graph,sentinel-stix")]).unwrap();
+        assert_eq!(s.targets, vec![TargetKind::SentinelStix, TargetKind::Graph]);
+        assert_eq!(s.target, TargetKind::SentinelStix);
+        assert_eq!(s.target_names(), "sentinel-stix,graph");
+        assert_eq!(
+            s.api_version(TargetKind::SentinelStix),
+            "2024-02-01-preview"
+        );
+        assert_eq!(s.api_version(TargetKind::SentinelIndicators), "2022-07-01");
+        let s = upload(&[("TI_SENTINEL_API_VERSION", "2022-12-01-preview")]).unwrap();
+        assert_eq!(
+            s.api_version(TargetKind::SentinelIndicators),
+            "2022-12-01-preview"
+        );
+        for bad in ["dry-run,graph", "", "graph,splunk"] {
+            let err = upload(&[("TI_TARGET", bad)]);
+            // An empty value means the default.
+            if bad.is_empty() {
+                assert!(err.is_ok());
+            } else {
+                assert!(
+                    format!("{:#}", err.unwrap_err()).contains("TI_TARGET"),
+                    "{bad}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn graph_fields_and_dry_run_and_window_settings() {
+        let s = upload(&[]).unwrap();
+        assert_eq!(s.graph_action, "alert");
+        assert_eq!(s.graph_target_product, "Azure Sentinel");
+        assert_eq!(s.rate_window, Duration::from_secs(60));
+        assert_eq!(s.dry_run_as, TargetKind::SentinelStix);
+        assert!(s.dry_run_dir.is_none());
+        for (k, v) in [
+            ("TI_GRAPH_ACTION", "deny"),
+            ("TI_GRAPH_TARGET_PRODUCT", "Splunk"),
+            ("TI_DRY_RUN_AS", "dry-run"),
+            ("TI_RATE_WINDOW_SECS", "0"),
+        ] {
+            let text = format!("{:#}", upload(&[(k, v)]).unwrap_err());
+            assert!(text.contains(k), "{k}={v}: {text}");
+        }
+        let s = upload(&[
+            ("TI_TARGET", "dry-run"),
+            ("TI_DRY_RUN_AS", "graph"),
+            ("TI_DRY_RUN_DIR", "/tmp/x"),
+            ("TI_RATE_WINDOW_SECS", "6"),
+        ])
+        .unwrap();
+        assert_eq!(s.dry_run_as, TargetKind::Graph);
+        assert_eq!(s.rate_window, Duration::from_secs(6));
+        assert!(!s.needs_credential());
+    }
+
+    #[test]
+    fn sentinel_targets_need_a_workspace_and_graph_does_not() {
+        let s = upload(&[("TI_TARGET", "graph")]).unwrap();
+        assert!(s.require_workspace().is_ok());
+        let s = upload(&[("TI_TARGET", "graph,sentinel-indicators")]).unwrap();
+        let text = format!("{:#}", s.require_workspace().unwrap_err());
+        assert!(text.contains("sentinel-indicators"), "{text}");
     }
 }

@@ -25,12 +25,23 @@ fn the_demo_ingests_the_examples() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Every example file got a report, and the simulator received the valid records.
     let examples = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
         .unwrap()
         .count();
-    assert_eq!(stdout.matches("IngestBlobEvent → 200").count(), examples, "{stdout}");
+    assert_eq!(
+        stdout.matches("IngestBlobEvent → 200").count(),
+        examples,
+        "{stdout}"
+    );
     assert!(stdout.contains("objects accepted"), "{stdout}");
-    assert!(stdout.contains("records 4  uploaded 2  rejected 2"), "{stdout}");
+    assert!(
+        stdout.contains("records 4  uploaded 2  rejected 2"),
+        "{stdout}"
+    );
 }

@@ -33,6 +33,8 @@ fn ctx(uploader: Uploader) -> RunContext {
         uploader,
         deadline: None,
         frame_limits: Default::default(),
+        format: None,
+        defaults: Default::default(),
         max_input_bytes: 1 << 30,
         validate_only: false,
     }

@@ -6,6 +6,7 @@
 //! message that can never be processed is reported and acknowledged.
 
 pub mod events;
+pub mod http;
 pub mod protocol;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::settings::InputSettings;
 use crate::storage::{self, OpenError, Storage};
 use crate::upload::Uploader;
 use events::{BlobRef, EventAction};
@@ -41,6 +43,7 @@ pub const QUEUE_BINDING: &str = "message";
 pub struct AppState {
     pub storage: Storage,
     pub uploader: Uploader,
+    pub input: InputSettings,
     pub max_input_bytes: u64,
     pub invocation_deadline: Duration,
 }
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { "ti-ingest" }))
         .route("/IngestBlobEvent", post(ingest_blob_event))
         .route("/IngestMessage", post(ingest_message))
+        .route("/Ingest", http::route())
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(Arc::new(state))
@@ -128,6 +132,8 @@ impl AppState {
             uploader: self.uploader.clone(),
             deadline: Some(started + self.invocation_deadline),
             frame_limits: FrameLimits::default(),
+            format: self.input.format,
+            defaults: self.input.defaults,
             max_input_bytes: self.max_input_bytes,
             validate_only: false,
         }

@@ -1,13 +1,25 @@
-//! Batching and upload: one sub-module per target, each split the same way (request building,
-//! the service call, result mapping), sharing the pacer and the retry decision.
+//! Batching and upload: one sub-module per target, each split the same way (`request`: batch →
+//! body, pure; `service`: the call; `mapping`: the answer → one outcome per object, pure),
+//! sharing the outbound stack ([`transport`]: concurrency, [`pacer`], [`retry`], client).
 //!
-//! The [`Uploader`] is built once per process and shared: its pacer holds the identity's quota, so
-//! a copy per invocation would break it.
+//! The [`Uploader`] is built once per process and cloned into every invocation: its lanes hold
+//! the identity's quota (one per token audience), so a copy per invocation would break it.
+//!
+//! Several targets at once (`TI_TARGET=sentinel-stix,graph`): every batch goes to each target
+//! (concurrently; each through its own API's lane), and the outcomes are merged per record: a
+//! record is uploaded only when every target accepted it; a failed record's code is the first
+//! failing target's (in `TI_TARGET` order) and every failing target's messages are kept, each
+//! prefixed with the target's name (`graph: ...`).
 
+pub mod dry_run;
+pub mod graph;
 pub mod pacer;
 pub mod retry;
+pub mod sentinel_indicators;
 pub mod sentinel_stix;
+pub mod transport;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,7 +27,8 @@ use ti_core::report::Code;
 use tokio::time::Instant;
 
 use crate::auth::Credential;
-use crate::settings::{TargetKind, UploadSettings};
+use crate::settings::{TargetKind, UploadSettings, GRAPH_SCOPE};
+use transport::{Lane, Outbound, RetryPolicy, Sent};
 
 /// Why one record was not uploaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,33 +40,204 @@ pub struct Failure {
 /// Per record of a batch, in the batch's order: `None` = uploaded.
 pub type BatchOutcome = Vec<Option<Failure>>;
 
-/// The configured upload target, shared by every invocation of the process.
+/// A batch turned into one request: the body, which objects of the batch it carries, and the
+/// outcome of those refused before sending (wrong type for the API, not convertible).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The request body; empty when nothing is left to send.
+    pub body: Vec<u8>,
+    /// Positions (in the batch) of the objects in the request, in request order: the service's
+    /// per-record answers are mapped back through this.
+    pub sent: Vec<usize>,
+    /// One entry per object of the batch; the `sent` ones are `None` until the answer comes.
+    pub outcome: BatchOutcome,
+}
+
+impl Prepared {
+    /// Slots the outcome of the request (one entry per sent object) back into batch positions.
+    pub fn settle(mut self, sent_outcome: BatchOutcome) -> BatchOutcome {
+        debug_assert_eq!(sent_outcome.len(), self.sent.len());
+        for (pos, o) in self.sent.iter().zip(sent_outcome) {
+            self.outcome[*pos] = o;
+        }
+        self.outcome
+    }
+
+    /// Fails every sent object the same way (a permanent status, a give-up).
+    pub fn fail_sent(self, code: Code, message: String) -> BatchOutcome {
+        let n = self.sent.len();
+        self.settle(vec![
+            Some(Failure {
+                code,
+                messages: vec![message]
+            });
+            n
+        ])
+    }
+}
+
+/// How a target turns a batch into its request body (pure). The dry run uses the same builders,
+/// so what it writes is exactly what the real target would send.
+#[derive(Debug, Clone)]
+pub enum RequestBuilder {
+    SentinelStix {
+        source_system: String,
+    },
+    SentinelIndicators {
+        source_system: String,
+    },
+    Graph {
+        action: String,
+        target_product: String,
+    },
+}
+
+impl RequestBuilder {
+    pub fn for_target(kind: TargetKind, settings: &UploadSettings) -> Option<Self> {
+        match kind {
+            TargetKind::SentinelStix => Some(RequestBuilder::SentinelStix {
+                source_system: settings.source_system.clone(),
+            }),
+            TargetKind::SentinelIndicators => Some(RequestBuilder::SentinelIndicators {
+                source_system: settings.source_system.clone(),
+            }),
+            TargetKind::Graph => Some(RequestBuilder::Graph {
+                action: settings.graph_action.clone(),
+                target_product: settings.graph_target_product.clone(),
+            }),
+            TargetKind::DryRun => None,
+        }
+    }
+
+    pub fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
+        match self {
+            RequestBuilder::SentinelStix { source_system } => {
+                sentinel_stix::request::prepare(source_system, objects)
+            }
+            RequestBuilder::SentinelIndicators { source_system } => {
+                sentinel_indicators::request::prepare(source_system, objects)
+            }
+            RequestBuilder::Graph {
+                action,
+                target_product,
+            } => graph::request::prepare(action, target_product, objects),
+        }
+    }
+}
+
+/// Sends a prepared request and maps the answer: the part every target's service shares.
+pub(crate) async fn send_prepared(
+    outbound: &Outbound,
+    url: &str,
+    mut prepared: Prepared,
+    deadline: Option<Instant>,
+    map_success: impl FnOnce(u16, usize, &[u8]) -> BatchOutcome,
+    permanent: impl FnOnce(u16, &str) -> (Code, String),
+) -> BatchOutcome {
+    if prepared.sent.is_empty() {
+        return prepared.outcome;
+    }
+    let body = bytes::Bytes::from(std::mem::take(&mut prepared.body));
+    match outbound.post(url, body, deadline).await {
+        Sent::Answer { status, body } if (200..300).contains(&status) => {
+            let n = prepared.sent.len();
+            prepared.settle(map_success(status, n, &body))
+        }
+        Sent::Answer { status, body } => {
+            let (code, message) = permanent(status, &String::from_utf8_lossy(&body));
+            prepared.fail_sent(code, message)
+        }
+        Sent::GaveUp { code, message } => prepared.fail_sent(code, message),
+    }
+}
+
+/// The configured upload targets, shared by every invocation of the process.
 #[derive(Debug, Clone)]
 pub struct Uploader {
-    target: Arc<Target>,
+    targets: Arc<Vec<Target>>,
     settings: Arc<UploadSettings>,
+    name: Arc<str>,
 }
 
 #[derive(Debug)]
 enum Target {
     SentinelStix(sentinel_stix::SentinelStix),
-    DryRun,
+    SentinelIndicators(sentinel_indicators::SentinelIndicators),
+    Graph(graph::Graph),
+    DryRun(dry_run::DryRun),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::SentinelStix(_) => TargetKind::SentinelStix.name(),
+            Target::SentinelIndicators(_) => TargetKind::SentinelIndicators.name(),
+            Target::Graph(_) => TargetKind::Graph.name(),
+            Target::DryRun(_) => TargetKind::DryRun.name(),
+        }
+    }
+
+    async fn upload(
+        &self,
+        objects: &[Map<String, Value>],
+        deadline: Option<Instant>,
+    ) -> BatchOutcome {
+        match self {
+            Target::SentinelStix(t) => t.upload(objects, deadline).await,
+            Target::SentinelIndicators(t) => t.upload(objects, deadline).await,
+            Target::Graph(t) => t.upload(objects, deadline).await,
+            Target::DryRun(t) => t.upload(objects).await,
+        }
+    }
+}
+
+/// The token scope (audience) a target calls with; targets with the same one share a lane.
+fn scope_of(kind: TargetKind, settings: &UploadSettings) -> &'static str {
+    match kind {
+        TargetKind::Graph => GRAPH_SCOPE,
+        _ => settings.cloud.management_scope(),
+    }
 }
 
 impl Uploader {
-    /// Builds the target from settings; fails when a setting it needs is missing.
+    /// Builds the targets from settings; fails when a setting one needs is missing. Build it
+    /// once per process: every clone shares the quota.
     pub fn new(settings: UploadSettings, credential: Option<Credential>) -> anyhow::Result<Self> {
-        let target = match settings.target {
-            TargetKind::SentinelStix => {
-                let credential = credential.ok_or_else(|| {
-                    anyhow::anyhow!("target sentinel-stix needs a credential (managed identity)")
-                })?;
-                Target::SentinelStix(sentinel_stix::SentinelStix::new(&settings, credential)?)
+        let http = transport::http_client()?;
+        let policy = RetryPolicy::from_settings(&settings);
+        let mut lanes: HashMap<&'static str, Lane> = HashMap::new();
+        let mut targets = Vec::new();
+        for &kind in &settings.targets {
+            if kind == TargetKind::DryRun {
+                targets.push(Target::DryRun(dry_run::DryRun::new(&settings)?));
+                continue;
             }
-            TargetKind::DryRun => Target::DryRun,
-        };
+            let credential = credential.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "target {} needs a credential (managed identity)",
+                    kind.name()
+                )
+            })?;
+            let scope = scope_of(kind, &settings);
+            let lane = lanes
+                .entry(scope)
+                .or_insert_with(|| Lane::new(&settings))
+                .clone();
+            let outbound = Outbound::new(http.clone(), credential, scope, lane, policy);
+            targets.push(match kind {
+                TargetKind::SentinelStix => {
+                    Target::SentinelStix(sentinel_stix::SentinelStix::new(&settings, outbound)?)
+                }
+                TargetKind::SentinelIndicators => Target::SentinelIndicators(
+                    sentinel_indicators::SentinelIndicators::new(&settings, outbound)?,
+                ),
+                TargetKind::Graph => Target::Graph(graph::Graph::new(&settings, outbound)?),
+                TargetKind::DryRun => unreachable!("handled above"),
+            });
+        }
         Ok(Uploader {
-            target: Arc::new(target),
+            targets: Arc::new(targets),
+            name: settings.target_names().into(),
             settings: Arc::new(settings),
         })
     }
@@ -62,21 +246,98 @@ impl Uploader {
         &self.settings
     }
 
-    pub fn target_name(&self) -> &'static str {
-        self.settings.target.name()
+    /// The report's `target`: `sentinel-stix`, or `sentinel-stix,graph` for several.
+    pub fn target_name(&self) -> &str {
+        &self.name
     }
 
-    /// Uploads one batch (at most `batch_size` objects), retrying transient failures until the
-    /// attempt or time budget (or `deadline`) runs out. Every object gets an outcome.
+    /// Uploads one batch (at most `batch_size` objects) to every target, retrying transient
+    /// failures until the attempt or time budget (or `deadline`) runs out. Every object gets an
+    /// outcome.
     pub async fn upload(
         &self,
         objects: &[Map<String, Value>],
         deadline: Option<Instant>,
     ) -> BatchOutcome {
         debug_assert!(objects.len() <= self.settings.batch_size);
-        match &*self.target {
-            Target::SentinelStix(t) => t.upload(objects, deadline).await,
-            Target::DryRun => vec![None; objects.len()],
+        if let [only] = self.targets.as_slice() {
+            return only.upload(objects, deadline).await;
         }
+        let outcomes = futures::future::join_all(
+            self.targets
+                .iter()
+                .map(|t| async move { (t.name(), t.upload(objects, deadline).await) }),
+        )
+        .await;
+        merge(objects.len(), outcomes)
+    }
+}
+
+/// Merges per-target outcomes (in target order): uploaded only when every target accepted.
+fn merge(len: usize, outcomes: Vec<(&'static str, BatchOutcome)>) -> BatchOutcome {
+    let mut merged: BatchOutcome = vec![None; len];
+    for (name, outcome) in outcomes {
+        for (slot, o) in merged.iter_mut().zip(outcome) {
+            let Some(f) = o else { continue };
+            let messages = f.messages.into_iter().map(|m| format!("{name}: {m}"));
+            match slot {
+                Some(first) => first.messages.extend(messages),
+                None => {
+                    *slot = Some(Failure {
+                        code: f.code,
+                        messages: messages.collect(),
+                    })
+                }
+            }
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(code: Code, m: &str) -> Option<Failure> {
+        Some(Failure {
+            code,
+            messages: vec![m.into()],
+        })
+    }
+
+    #[test]
+    fn a_record_is_uploaded_only_when_every_target_accepted_it() {
+        let stix = vec![None, fail(Code::RejectedByService, "bad"), None, None];
+        let graph = vec![
+            None,
+            fail(Code::NotConvertible, "no"),
+            fail(Code::RetriesExhausted, "503"),
+            None,
+        ];
+        let out = merge(4, vec![("sentinel-stix", stix), ("graph", graph)]);
+        assert!(out[0].is_none() && out[3].is_none());
+        let f1 = out[1].as_ref().unwrap();
+        assert_eq!(
+            f1.code,
+            Code::RejectedByService,
+            "the first failing target's code"
+        );
+        assert_eq!(f1.messages, vec!["sentinel-stix: bad", "graph: no"]);
+        let f2 = out[2].as_ref().unwrap();
+        assert_eq!(f2.code, Code::RetriesExhausted);
+        assert_eq!(f2.messages, vec!["graph: 503"]);
+    }
+
+    #[test]
+    fn local_refusals_and_answers_land_at_their_batch_positions() {
+        let p = Prepared {
+            body: b"{}".to_vec(),
+            sent: vec![0, 2],
+            outcome: vec![None, fail(Code::UnsupportedType, "x"), None],
+        };
+        let out = p.settle(vec![fail(Code::RejectedByService, "y"), None]);
+        assert_eq!(out[0].as_ref().unwrap().code, Code::RejectedByService);
+        assert_eq!(out[1].as_ref().unwrap().code, Code::UnsupportedType);
+        assert!(out[2].is_none());
     }
 }

@@ -1,10 +1,20 @@
-//! The request pacer: one per identity, shared by every invocation in the process, so the quota
-//! (100 requests per rolling minute per identity) is respected whatever runs concurrently.
+//! The request pacer: one per identity and API, shared by every invocation in the process, so
+//! the quota (100 requests per rolling minute per identity) is respected whatever runs
+//! concurrently.
 //!
 //! A sliding window of the last N request start times: a request may start when fewer than N
-//! started within the window. When the service says "slow down" (a 429 with a stated wait), the
-//! whole process pauses until then, because the quota is shared, and a single caller backing off
-//! alone would let the others keep hitting the limit (a retry storm).
+//! started within the window. The window is kept a little longer than the service's (0.5%), so
+//! the jitter between our start time and the service's arrival time cannot push request N+1
+//! into the service's window of the first: that margin costs 0.5% of the quota and saves the
+//! 429s.
+//!
+//! Adaptive, for several processes sharing one identity (scaled-out Function App instances, a
+//! laptop upload beside the app): when the service says "slow down" (a 429 with a stated wait),
+//! the whole process pauses until then, because the quota is shared and a single caller backing
+//! off alone would let the others keep hitting the limit (a retry storm); and the process's own
+//! share of the quota is cut by a quarter. Each window without a 429 gives a tenth of the quota
+//! back, up to the configured limit (additive increase, multiplicative decrease, like TCP), so
+//! N processes settle near 1/N of the quota each, and one alone recovers all of it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +27,12 @@ use tokio::time::Instant;
 struct State {
     starts: VecDeque<Instant>,
     paused_until: Option<Instant>,
+    /// The limit in force now: the configured one, or less after 429s.
+    current: usize,
+    /// 429s until then belong to the throttling event that already cut `current`.
+    cut_until: Option<Instant>,
+    /// The last step back up; the next comes a window later.
+    last_raise: Option<Instant>,
 }
 
 /// Cheap to clone; clones share one quota.
@@ -29,18 +45,27 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(requests_per_window: u32, window: Duration) -> Self {
+        let limit = requests_per_window.max(1) as usize;
         Pacer {
-            limit: requests_per_window.max(1) as usize,
-            window,
+            limit,
+            window: window + window / 200,
             state: Arc::new(Mutex::new(State {
                 starts: VecDeque::new(),
                 paused_until: None,
+                current: limit,
+                cut_until: None,
+                last_raise: None,
             })),
         }
     }
 
     pub fn per_minute(requests_per_minute: u32) -> Self {
         Self::new(requests_per_minute, Duration::from_secs(60))
+    }
+
+    /// The limit in force now (lower than configured for a while after a 429).
+    pub async fn current_limit(&self) -> usize {
+        self.state.lock().await.current
     }
 
     /// Waits until one more request may start, and records its start.
@@ -56,13 +81,25 @@ impl Pacer {
                 {
                     st.starts.pop_front();
                 }
+                let quiet_since = st.cut_until.max(st.last_raise);
+                if st.current < self.limit
+                    && quiet_since.is_none_or(|t| now.saturating_duration_since(t) >= self.window)
+                {
+                    st.current = (st.current + self.limit.div_ceil(10)).min(self.limit);
+                    st.last_raise = Some(now);
+                }
                 match st.paused_until {
                     Some(p) if p > now => Some(p),
-                    _ if st.starts.len() < self.limit => {
+                    _ if st.starts.len() < st.current => {
                         st.starts.push_back(now);
                         return;
                     }
-                    _ => st.starts.front().map(|t| *t + self.window),
+                    // `current` may have dropped below the number of recent starts: wait for
+                    // enough of them to leave the window.
+                    _ => {
+                        let excess = st.starts.len() - st.current;
+                        st.starts.get(excess).map(|t| *t + self.window)
+                    }
                 }
             };
             if let Some(t) = wait_until {
@@ -77,6 +114,27 @@ impl Pacer {
         let mut st = self.state.lock().await;
         if st.paused_until.is_none_or(|p| p < until) {
             st.paused_until = Some(until);
+        }
+    }
+
+    /// The service throttled us: pause everyone for its stated wait and take a smaller share of
+    /// the quota for a while. The requests already in flight when the first 429 came back get
+    /// 429s too; they belong to the same event, so the share is cut once per pause.
+    pub async fn slow_down(&self, wait: Duration) {
+        let now = Instant::now();
+        let until = now + wait;
+        let mut st = self.state.lock().await;
+        if st.paused_until.is_none_or(|p| p < until) {
+            st.paused_until = Some(until);
+        }
+        if st.cut_until.is_none_or(|t| now >= t) {
+            st.current = (st.current * 3 / 4).max(1);
+            st.cut_until = Some(until);
+            tracing::info!(
+                limit = st.current,
+                ?wait,
+                "throttled by the service: pausing every request and lowering this process's share of the quota"
+            );
         }
     }
 }
@@ -129,5 +187,30 @@ mod tests {
         assert_eq!(Instant::now().duration_since(start).as_secs(), 45);
         pacer.acquire().await;
         assert_eq!(Instant::now().duration_since(start).as_secs(), 45);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_cuts_the_share_once_per_event_and_quiet_windows_give_it_back() {
+        let pacer = Pacer::per_minute(100);
+        let start = Instant::now();
+        // Four requests in flight all come back 429: one event, one cut.
+        for _ in 0..4 {
+            pacer.slow_down(Duration::from_secs(10)).await;
+        }
+        assert_eq!(pacer.current_limit().await, 75);
+        pacer.acquire().await;
+        assert_eq!(Instant::now().duration_since(start).as_secs(), 10);
+        // Another 429 after the pause is a new event.
+        pacer.slow_down(Duration::from_secs(1)).await;
+        assert_eq!(pacer.current_limit().await, 56);
+        // Each quiet window (60.3 s) gives a tenth of the quota back, up to the limit.
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_secs(61)).await;
+            pacer.acquire().await;
+            seen.push(pacer.current_limit().await);
+        }
+        // The first sleep ends 60 s after the pause, just short of a whole (0.5% longer) window.
+        assert_eq!(seen, vec![56, 66, 76, 86, 96, 100, 100, 100]);
     }
 }

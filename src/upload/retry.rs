@@ -34,10 +34,13 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// The seconds in "Rate limit is exceeded. Try again in 45 seconds."
+/// The seconds in "Rate limit is exceeded. Try again in 45 seconds." (Sentinel) or "Too many
+/// requests. Retry after 45 seconds." (Graph's message, for when its header is missing).
 pub fn parse_try_again(body: &str) -> Option<Duration> {
     let lower = body.to_ascii_lowercase();
-    let at = lower.find("try again in ")? + "try again in ".len();
+    let at = ["try again in ", "retry after "]
+        .iter()
+        .find_map(|p| lower.find(p).map(|i| i + p.len()))?;
     let digits: String = lower[at..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
@@ -104,6 +107,16 @@ mod tests {
             classify(429, Some("7"), body),
             Verdict::Transient {
                 server_wait: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            classify(
+                429,
+                None,
+                r#"{"error":{"code":"TooManyRequests","message":"Too many requests. Retry after 3 seconds."}}"#
+            ),
+            Verdict::Transient {
+                server_wait: Some(Duration::from_secs(3))
             }
         );
         assert_eq!(

@@ -186,6 +186,100 @@ pub fn queue_invocation(
     })
 }
 
+/// An HTTP request as a caller sends it to the Function App's front end, for
+/// [`http_invocation`].
+#[derive(Debug, Clone)]
+pub struct HttpTriggerRequest {
+    /// `POST`, `GET`, ...
+    pub method: String,
+    /// The public URL, e.g. `https://app.azurewebsites.net/api/indicators?code=...`.
+    pub url: String,
+    /// Header names as sent; the host forwards each as an array of values.
+    pub headers: Vec<(String, String)>,
+    /// The raw body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpTriggerRequest {
+    /// A `POST` of `body` with this content type to `https://<app>/api/<route>?code=<key>`.
+    pub fn post(route: &str, content_type: &str, body: impl Into<Vec<u8>>) -> HttpTriggerRequest {
+        HttpTriggerRequest {
+            method: "POST".into(),
+            url: format!("https://ti-ingest-test.azurewebsites.net/api/{route}?code=function-key"),
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+}
+
+/// Whether the host base64-encodes a body of this content type (binary and multipart bodies);
+/// every other body is passed as text.
+pub fn http_body_is_base64(content_type: &str) -> bool {
+    let ct = content_type.trim().to_ascii_lowercase();
+    ct.starts_with("application/octet-stream") || ct.starts_with("multipart/")
+}
+
+/// The body the host posts for an HTTP-triggered invocation when `enableForwardingHttpRequest`
+/// is false: `Data.<binding>` is the request object (`Url`, `Method`, `Query`, `Headers` as
+/// arrays, `Params`, `Identities`, `Body` as a string, base64 for binary content types), and
+/// the query and headers are also trigger metadata.
+pub fn http_invocation(function: &str, binding: &str, request: &HttpTriggerRequest) -> Value {
+    let mut headers = Map::new();
+    for (k, v) in &request.headers {
+        match headers.get_mut(k) {
+            Some(Value::Array(values)) => values.push(json!(v)),
+            _ => {
+                headers.insert(k.clone(), json!([v]));
+            }
+        }
+    }
+    let mut query = Map::new();
+    if let Some((_, q)) = request.url.split_once('?') {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            query.insert(k.to_string(), json!(v));
+        }
+    }
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let body = if http_body_is_base64(content_type) {
+        STANDARD.encode(&request.body)
+    } else {
+        String::from_utf8_lossy(&request.body).into_owned()
+    };
+    json!({
+        "Data": { binding: {
+            "Url": request.url,
+            "Method": request.method,
+            "Query": Value::Object(query.clone()),
+            "Headers": Value::Object(headers.clone()),
+            "Params": {},
+            "Identities": [],
+            "Body": body,
+        }},
+        "Metadata": {
+            "Query": Value::Object(query),
+            "Headers": Value::Object(headers),
+            "sys": sys_metadata(function),
+        }
+    })
+}
+
+/// The HTTP response a function set through its HTTP output binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOutput {
+    /// `statusCode` (sent as a string, like the host expects; numbers are accepted too).
+    pub status: u16,
+    /// `body` (JSON value as given).
+    pub body: Value,
+    /// `headers`.
+    pub headers: Map<String, Value>,
+}
+
 /// The body the host posts for a timer-triggered invocation.
 pub fn timer_invocation(function: &str, binding: &str, is_past_due: bool) -> Value {
     let now = OffsetDateTime::now_utc();
@@ -320,6 +414,37 @@ impl HostResponse {
     /// `Outputs`, if any.
     pub fn outputs(&self) -> Option<&Value> {
         self.member("Outputs")
+    }
+
+    /// The HTTP response set on the output binding `name` (`Outputs.<name>`), as the host would
+    /// return it to the caller.
+    pub fn http_output(&self, name: &str) -> Option<HttpOutput> {
+        let out = self
+            .outputs()?
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?
+            .1
+            .as_object()?;
+        let field = |n: &str| {
+            out.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v)
+        };
+        let status = match field("statusCode") {
+            Some(Value::String(s)) => s.parse().ok()?,
+            Some(Value::Number(n)) => u16::try_from(n.as_u64()?).ok()?,
+            None => 200,
+            _ => return None,
+        };
+        Some(HttpOutput {
+            status,
+            body: field("body").cloned().unwrap_or(Value::Null),
+            headers: field("headers")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        })
     }
 
     fn member(&self, name: &str) -> Option<&Value> {
@@ -472,6 +597,18 @@ impl HostDriver {
     ) -> Result<HostResponse> {
         let body = queue_invocation(function, binding, message, dequeue_count);
         self.invoke(function, &body).await
+    }
+
+    /// One HTTP-triggered invocation (the host's envelope; read the caller's response with
+    /// [`HostResponse::http_output`]).
+    pub async fn invoke_http(
+        &self,
+        function: &str,
+        binding: &str,
+        request: &HttpTriggerRequest,
+    ) -> Result<HostResponse> {
+        self.invoke(function, &http_invocation(function, binding, request))
+            .await
     }
 
     /// One timer-triggered invocation.
@@ -731,6 +868,33 @@ mod tests {
         assert_eq!(rsp.logs(), vec!["a".to_string(), "1".to_string()]);
         assert_eq!(rsp.return_value(), Some(&json!({"x": 1})));
         assert!(rsp.outputs().is_none());
+    }
+
+    #[test]
+    fn http_envelope_has_the_host_shape() {
+        let req = HttpTriggerRequest::post("indicators", "application/json", "[1]");
+        let body = http_invocation("Ingest", "req", &req);
+        let r = &body["Data"]["req"];
+        assert_eq!(r["Method"], "POST");
+        assert_eq!(r["Body"], "[1]");
+        assert_eq!(r["Headers"]["Content-Type"], json!(["application/json"]));
+        assert_eq!(r["Query"]["code"], "function-key");
+        assert_eq!(body["Metadata"]["sys"]["MethodName"], "Ingest");
+        let bin =
+            HttpTriggerRequest::post("indicators", "application/octet-stream", vec![0u8, 255]);
+        let body = http_invocation("Ingest", "req", &bin);
+        assert_eq!(body["Data"]["req"]["Body"], STANDARD.encode([0u8, 255]));
+
+        let rsp = HostResponse {
+            status: 200,
+            body: json!({"Outputs": {"res": {"statusCode": "413", "body": {"x": 1}, "headers": {"A": "b"}}}}),
+            text: String::new(),
+        };
+        let out = rsp.http_output("res").unwrap();
+        assert_eq!(out.status, 413);
+        assert_eq!(out.body, json!({"x": 1}));
+        assert_eq!(out.headers["A"], "b");
+        assert!(rsp.http_output("other").is_none());
     }
 
     #[test]

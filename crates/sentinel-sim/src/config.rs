@@ -40,6 +40,19 @@ pub struct SimConfig {
     pub retry_after_header: bool,
     /// Port to listen on (always on 127.0.0.1); 0 picks a free one.
     pub port: u16,
+    /// Identities (token `oid`, else `appid`, else `sub`) that hold a valid token but lack the
+    /// role or permission: both APIs answer them 403, as the real services do.
+    pub forbidden_identities: Vec<String>,
+    /// Whether the Graph `submitTiIndicators` route exists. `false` answers 404, as a tenant
+    /// will see once Microsoft removes the API.
+    pub graph_available: bool,
+    /// Whether Graph 429s carry `Retry-After` (the real Graph always sends it); without it a
+    /// client must read the wait from the message.
+    pub graph_retry_after_header: bool,
+    /// Observable values the Graph route refuses although they are well-formed (Microsoft
+    /// refuses, e.g., indicators for its own addresses and domains): each becomes a per-item
+    /// `"Error"` in a `206`, for partial-failure tests.
+    pub refused_values: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -59,6 +72,10 @@ impl Default for SimConfig {
             workspaces: None,
             retry_after_header: false,
             port: 0,
+            forbidden_identities: Vec::new(),
+            graph_available: true,
+            graph_retry_after_header: true,
+            refused_values: Vec::new(),
         }
     }
 }

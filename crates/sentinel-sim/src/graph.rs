@@ -117,6 +117,15 @@ pub(crate) async fn submit(
         ..Outcome::default()
     };
 
+    if !shared.config.graph_available {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "Resource not found for the segment 'tiIndicators'.",
+            outcome,
+        );
+    }
+
     let audiences = [shared.config.graph_audience.clone()];
     let caller = match authenticate(&headers, &audiences) {
         Ok(caller) => caller,
@@ -124,14 +133,23 @@ pub(crate) async fn submit(
     };
     outcome.identity = Some(caller.identity.clone());
 
+    if shared.is_forbidden(&caller.identity) {
+        return arm_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Insufficient privileges to complete the operation: the application needs ThreatIndicators.ReadWrite.OwnedBy.",
+            outcome,
+        );
+    }
+
     if let Err(wait) = shared.acquire(&caller.identity) {
-        return too_many_requests(retry_secs(wait), outcome);
+        return too_many_requests(&shared, retry_secs(wait), outcome);
     }
     match shared.draw_fault() {
         Fault::None => {}
         Fault::Throttle => {
             outcome.injected = true;
-            return too_many_requests(shared.config.fault_429_retry_secs.max(1), outcome);
+            return too_many_requests(&shared, shared.config.fault_429_retry_secs.max(1), outcome);
         }
         Fault::Status(status) => {
             outcome.injected = true;
@@ -184,7 +202,7 @@ pub(crate) async fn submit(
     {
         let mut state = shared.lock();
         for item in items {
-            let result = match validate(&item) {
+            let result = match validate(&item).and_then(|()| refused(&shared, &item)) {
                 Ok(()) => {
                     let n = state.graph_indicators.len() as u64;
                     let created = created(item, &tenant, shared.config.seed, n);
@@ -206,6 +224,25 @@ pub(crate) async fn submit(
         StatusCode::PARTIAL_CONTENT
     };
     json(status, serde_json::json!({ "value": results }), outcome)
+}
+
+/// A well-formed tiIndicator whose observable the service refuses anyway
+/// ([`crate::SimConfig::refused_values`]).
+fn refused(shared: &Shared, item: &Value) -> Result<(), String> {
+    let Value::Object(obj) = item else {
+        return Ok(());
+    };
+    for field in OBSERVABLES {
+        if let Some(v) = present_str(obj, field) {
+            if shared.config.refused_values.iter().any(|r| r == v) {
+                return Err(failed(
+                    field,
+                    &format!("The value {v} is not allowed for an indicator."),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first problem with a tiIndicator, as Graph words it.
@@ -356,14 +393,18 @@ fn bad_request(message: &str, outcome: Outcome) -> Response {
     arm_error(StatusCode::BAD_REQUEST, "BadRequest", message, outcome)
 }
 
-fn too_many_requests(secs: u64, outcome: Outcome) -> Response {
+fn too_many_requests(shared: &Shared, secs: u64, outcome: Outcome) -> Response {
     let response = arm_error(
         StatusCode::TOO_MANY_REQUESTS,
         "TooManyRequests",
         &format!("Too many requests. Retry after {secs} seconds."),
         outcome,
     );
-    retry_after(response, secs)
+    if shared.config.graph_retry_after_header {
+        retry_after(response, secs)
+    } else {
+        response
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@
 //! - `server`: shared state, fault injection, error shapes, request log and latency.
 //!
 //! What the simulator deliberately does not do: verify token signatures (test tokens are
-//! unsigned), check roles (no 403), or persist anything beyond the process.
+//! unsigned), check roles (a 403 only for the identities listed in
+//! [`SimConfig::forbidden_identities`]), or persist anything beyond the process.
 
 #![forbid(unsafe_code)]
 

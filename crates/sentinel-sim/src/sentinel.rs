@@ -99,6 +99,20 @@ pub(crate) async fn upload(
     };
     outcome.identity = Some(caller.identity.clone());
 
+    if shared.is_forbidden(&caller.identity) {
+        return arm_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!(
+                "The client '{}' does not have authorization to perform action \
+                 'Microsoft.SecurityInsights/threatIntelligence/write' over scope \
+                 '/workspaces/{workspace_id}' or the scope is invalid.",
+                caller.identity
+            ),
+            outcome,
+        );
+    }
+
     if let Err(wait) = shared.acquire(&caller.identity) {
         return throttled(&shared, retry_secs(wait), outcome);
     }

@@ -70,6 +70,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `identity` lacks the role (Sentinel) or permission (Graph).
+    pub(crate) fn is_forbidden(&self, identity: &str) -> bool {
+        self.config
+            .forbidden_identities
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(identity))
+    }
+
     /// Takes a rate-limit slot for `identity`, or gives the wait until one frees.
     pub(crate) fn acquire(&self, identity: &str) -> Result<(), Duration> {
         self.lock().limiter.try_acquire(identity, Instant::now())

@@ -8,8 +8,15 @@
 //! - [`stix`]: the internal model (a STIX 2.1 object) and local validation of what the service
 //!   would reject, including the STIX pattern grammar ([`stix::pattern`]) and observable value
 //!   checks ([`stix::observable`]: IPs, CIDRs, domains, URLs, e-mail addresses, hashes).
+//! - [`input`]: the input decoder the pipeline feeds: gzip, UTF-8/UTF-16, format detection and
+//!   per-format record decoding (JSON via [`frame`], NDJSON, CSV, text), each record handed on as
+//!   a STIX object with its index, line and original text (DESIGN.md §2).
+//! - [`convert`]: conversions into and out of the STIX model: Graph tiIndicators both ways, CSV
+//!   rows and text lines into indicators, with the settings defaults (DESIGN.md §3).
 //! - [`report`]: the per-record error vocabulary and the report document (DESIGN.md §5).
 
+pub mod convert;
 pub mod frame;
+pub mod input;
 pub mod report;
 pub mod stix;

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::upload::Prepared;
+
 #[derive(Serialize)]
 struct Body<'a> {
     sourcesystem: &'a str,
@@ -16,6 +18,16 @@ pub fn encode(source_system: &str, objects: &[Map<String, Value>]) -> Vec<u8> {
         stixobjects: objects,
     })
     .expect("a JSON map always serialises")
+}
+
+/// The request for one batch: every object goes (the pipeline's validation already kept to the
+/// types this API accepts).
+pub fn prepare(source_system: &str, objects: &[Map<String, Value>]) -> Prepared {
+    Prepared {
+        body: encode(source_system, objects),
+        sent: (0..objects.len()).collect(),
+        outcome: vec![None; objects.len()],
+    }
 }
 
 /// The request URL for a workspace.

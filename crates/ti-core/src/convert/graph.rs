@@ -196,7 +196,10 @@ fn opt_str_list(ti: &Map<String, Value>, key: &str) -> Result<Vec<String>, Probl
             .collect(),
         Some(other) => Err(Problem::new(
             Code::InvalidProperty,
-            format!("{key} must be an array of strings, found {}", kind_name(other)),
+            format!(
+                "{key} must be an array of strings, found {}",
+                kind_name(other)
+            ),
         )),
     }
 }
@@ -474,11 +477,10 @@ pub fn stix_to_ti_with_warnings(
             ti.insert("fileHashType".into(), t.into());
             ti.insert("fileHashValue".into(), value.clone().into());
         }
-        Observable::Sha512 => {
-            return Err(not_convertible(
-                "Graph has no SHA-512 fileHashType, so a SHA-512 indicator cannot become a tiIndicator".into(),
-            ))
-        }
+        Observable::Sha512 => return Err(not_convertible(
+            "Graph has no SHA-512 fileHashType, so a SHA-512 indicator cannot become a tiIndicator"
+                .into(),
+        )),
     }
 
     let until = object
@@ -506,10 +508,7 @@ pub fn stix_to_ti_with_warnings(
                 .filter_map(Value::as_str)
                 .find_map(Tlp::from_marking_ref)
         });
-    ti.insert(
-        "tlpLevel".into(),
-        tlp.map_or("unknown", Tlp::name).into(),
-    );
+    ti.insert("tlpLevel".into(), tlp.map_or("unknown", Tlp::name).into());
 
     // Graph requires a description; the name, else the observable, stands in for a missing one.
     let description = object
@@ -598,18 +597,20 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut p = |code: Code, m: String| problems.push(Problem::new(code, m));
 
-    let mut enum_field = |key: &str, allowed: &[&str], required: bool, p: &mut dyn FnMut(Code, String)| {
-        match ti.get(key) {
-            None | Some(Value::Null) if required => {
-                p(Code::MissingProperty, format!("{key} is required (one of {})", allowed.join(", ")))
-            }
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
-            Some(v) => p(
-                Code::InvalidProperty,
-                format!("{key} ({v}) must be one of {}", allowed.join(", ")),
-            ),
-        }
+    let enum_field = |key: &str,
+                      allowed: &[&str],
+                      required: bool,
+                      p: &mut dyn FnMut(Code, String)| match ti.get(key) {
+        None | Some(Value::Null) if required => p(
+            Code::MissingProperty,
+            format!("{key} is required (one of {})", allowed.join(", ")),
+        ),
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
+        Some(v) => p(
+            Code::InvalidProperty,
+            format!("{key} ({v}) must be one of {}", allowed.join(", ")),
+        ),
     };
     enum_field("action", &ACTIONS, true, &mut p);
     enum_field("targetProduct", &TARGET_PRODUCTS, true, &mut p);
@@ -620,9 +621,10 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
 
     match ti.get("description") {
         None | Some(Value::Null) => p(Code::MissingProperty, "description is required".into()),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            p(Code::InvalidProperty, "description must not be empty".into())
-        }
+        Some(Value::String(s)) if s.trim().is_empty() => p(
+            Code::InvalidProperty,
+            "description must not be empty".into(),
+        ),
         Some(Value::String(s)) if s.chars().count() > MAX_DESCRIPTION_CHARS => p(
             Code::InvalidProperty,
             format!(
@@ -637,16 +639,17 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
         ),
     }
     match ti.get("expirationDateTime") {
-        None | Some(Value::Null) => {
-            p(Code::MissingProperty, "expirationDateTime is required".into())
-        }
+        None | Some(Value::Null) => p(
+            Code::MissingProperty,
+            "expirationDateTime is required".into(),
+        ),
         Some(Value::String(s)) if parse_timestamp(s).is_some() => {}
         Some(v) => p(
             Code::InvalidTimestamp,
             format!("expirationDateTime ({v}) is not an RFC 3339 timestamp"),
         ),
     }
-    let mut int_range = |key: &str, max: i64, p: &mut dyn FnMut(Code, String)| match ti.get(key) {
+    let int_range = |key: &str, max: i64, p: &mut dyn FnMut(Code, String)| match ti.get(key) {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) if n.as_i64().is_some_and(|i| (0..=max).contains(&i)) => {}
         Some(v) => p(
@@ -669,7 +672,10 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
                 let allowed: Vec<&str> = KILL_CHAIN.iter().map(|(g, _)| *g).collect();
                 p(
                     Code::InvalidProperty,
-                    format!("killChain value {item} must be one of {}", allowed.join(", ")),
+                    format!(
+                        "killChain value {item} must be one of {}",
+                        allowed.join(", ")
+                    ),
                 );
             }
         }

@@ -269,7 +269,10 @@ impl Draft {
             o.insert("revoked".into(), r);
         }
         if !self.external_references.is_empty() {
-            o.insert("external_references".into(), self.external_references.into());
+            o.insert(
+                "external_references".into(),
+                self.external_references.into(),
+            );
         }
         let tlp = self.tlp.unwrap_or(defaults.tlp);
         o.insert(

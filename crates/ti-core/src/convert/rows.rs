@@ -121,12 +121,8 @@ pub fn refang(value: &str) -> Cow<'_, str> {
     Cow::Owned(s)
 }
 
-/// A checked comparison for a (refanged) value; the refang warning goes to `warnings`.
-fn comparison(
-    what: &str,
-    observable: Observable,
-    value: &str,
-) -> Result<Comparison, Problem> {
+/// A checked comparison (hashes lower-cased); `what` names the value in the message.
+fn comparison(what: &str, observable: Observable, value: &str) -> Result<Comparison, Problem> {
     let value = match observable {
         // Hashes are compared case-insensitively everywhere; lower case keeps ids stable.
         Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512 => {
@@ -158,7 +154,10 @@ pub fn text_value(line: &str) -> Option<&str> {
     if v.starts_with('#') {
         return None;
     }
-    if let Some(cut) = v.find([' ', '\t']).and_then(|i| v[i..].find('#').map(|j| i + j)) {
+    if let Some(cut) = v
+        .find([' ', '\t'])
+        .and_then(|i| v[i..].find('#').map(|j| i + j))
+    {
         if v[..cut].ends_with([' ', '\t']) {
             v = v[..cut].trim_end();
         }
@@ -338,7 +337,11 @@ impl CsvHeader {
         }
         for (i, c) in self.columns.iter().enumerate() {
             if let Column::Hash(o) = c {
-                if let Some(h) = fields.get(i).map(|s| s.as_ref().trim()).filter(|s| !s.is_empty()) {
+                if let Some(h) = fields
+                    .get(i)
+                    .map(|s| s.as_ref().trim())
+                    .filter(|s| !s.is_empty())
+                {
                     d.comparisons.push(comparison(o.pattern_path(), *o, h)?);
                 }
             }
@@ -383,12 +386,9 @@ impl CsvHeader {
     }
 
     fn has_file_columns(&self) -> bool {
-        self.columns.iter().any(|c| {
-            matches!(
-                c,
-                Column::HashValue | Column::Hash(_) | Column::FileName
-            )
-        })
+        self.columns
+            .iter()
+            .any(|c| matches!(c, Column::HashValue | Column::Hash(_) | Column::FileName))
     }
 }
 

@@ -1,0 +1,1331 @@
+//! Input decoding: format detection, decompression, character decoding and per-format record
+//! decoding, push-based, so the pipeline feeds it from blob streams or files alike.
+//!
+//! Layers, each streaming with bounded memory (DESIGN.md §2):
+//! 1. **transport**: gzip magic bytes → streaming gunzip (`flate2`'s push-based decoder), bounded
+//!    by decompressed size and by compression ratio (a guard against decompression bombs);
+//! 2. **characters**: a UTF-8 byte-order mark is skipped; UTF-16 LE/BE (what Windows PowerShell
+//!    5.1's `Out-File` and `>` write, with or without a BOM) is decoded to UTF-8, chunk-boundary
+//!    safe; UTF-32 is refused with a message naming it;
+//! 3. **format**: detected from the first bytes unless forced (`TI_FORMAT` / `--format`): `[`/`{`
+//!    → JSON through the [`Framer`] (bundle, array, single object, Sentinel request, Graph
+//!    `{"value":[…]}`), switching to NDJSON when a first one-line object is followed by another
+//!    object on a later line; a first line that is a known CSV header → CSV; else text;
+//! 4. **records**: each record becomes a [`Decoded`] — a STIX 2.1 object ready for
+//!    [`crate::stix::validate`] (tiIndicators, CSV rows and text lines are converted by
+//!    [`crate::convert`]) or the problem that stopped it — with its 0-based index, 1-based line
+//!    and original text.
+//!
+//! JSON records may carry trailing commas inside objects (the Graph documentation's example
+//! does); they are removed with a `normalised` warning.
+
+mod lines;
+
+use std::fmt;
+use std::io::Write;
+use std::str::FromStr;
+
+use flate2::write::MultiGzDecoder;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::convert::{self, rows::CsvHeader, Defaults};
+use crate::frame::{self, FrameError, FrameItem, FrameLimits, Framer};
+use crate::report::Code;
+use crate::stix::{self, Problem};
+use lines::{Line, Lines};
+
+/// The input formats of DESIGN.md §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputFormat {
+    StixBundle,
+    StixJson,
+    Ndjson,
+    SentinelRequest,
+    Graph,
+    Csv,
+    Text,
+}
+
+impl InputFormat {
+    pub const ALL: [InputFormat; 7] = [
+        InputFormat::StixBundle,
+        InputFormat::StixJson,
+        InputFormat::Ndjson,
+        InputFormat::SentinelRequest,
+        InputFormat::Graph,
+        InputFormat::Csv,
+        InputFormat::Text,
+    ];
+
+    /// The name used by `TI_FORMAT`, `--format` and the report's `source.format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::StixBundle => "stix-bundle",
+            InputFormat::StixJson => "stix-json",
+            InputFormat::Ndjson => "ndjson",
+            InputFormat::SentinelRequest => "sentinel-request",
+            InputFormat::Graph => "graph",
+            InputFormat::Csv => "csv",
+            InputFormat::Text => "text",
+        }
+    }
+
+    fn is_framed_json(self) -> bool {
+        matches!(
+            self,
+            InputFormat::StixBundle
+                | InputFormat::StixJson
+                | InputFormat::SentinelRequest
+                | InputFormat::Graph
+        )
+    }
+}
+
+impl fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for InputFormat {
+    type Err = String;
+
+    /// One of the names, case-insensitive (`auto` is the caller's `None`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        InputFormat::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(t))
+            .ok_or_else(|| {
+                let names: Vec<&str> = InputFormat::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown input format '{s}' (accepted: auto, {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How to decode an input.
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    /// A forced format; `None` detects it from the content.
+    pub format: Option<InputFormat>,
+    pub limits: FrameLimits,
+    /// Defaults for what non-STIX inputs leave out.
+    pub defaults: Defaults,
+    /// The ingestion time: `created`/`modified`/`valid_from` of converted records.
+    pub now: OffsetDateTime,
+    /// A gzip input that decompresses to more than this stops with an error.
+    pub max_decompressed_bytes: u64,
+    /// A gzip input that expands more than this many times (once past 16 MiB) stops with an
+    /// error: ordinary indicator files compress 5–20×, decompression bombs 1000×.
+    pub max_ratio: u64,
+}
+
+impl InputOptions {
+    pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+    pub const DEFAULT_MAX_RATIO: u64 = 100;
+
+    /// Auto-detection, default limits and defaults, ingestion time `now`.
+    pub fn new(now: OffsetDateTime) -> Self {
+        InputOptions {
+            format: None,
+            limits: FrameLimits::default(),
+            defaults: Defaults::default(),
+            now,
+            max_decompressed_bytes: Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_ratio: Self::DEFAULT_MAX_RATIO,
+        }
+    }
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions::new(OffsetDateTime::now_utc())
+    }
+}
+
+/// One decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// 0-based position of the record in the input.
+    pub index: u64,
+    /// 1-based line on which the record starts.
+    pub line: u64,
+    /// The record's original text (JSON text, NDJSON line, CSV row, text line); `None` for a
+    /// record over the size bound, whose bytes were not kept.
+    pub original: Option<String>,
+    /// A STIX 2.1 object ready for [`stix::validate`], or why the record could not become one.
+    pub object: Result<Map<String, Value>, Problem>,
+    /// What was normalised on the way (refanged values, trailing commas, dropped fields).
+    pub warnings: Vec<Problem>,
+}
+
+/// Push-based input decoder: feed chunks split anywhere with [`push`](Decoder::push), then call
+/// [`finish`](Decoder::finish). After an error every further call returns the same error;
+/// records decoded before it still count.
+pub struct Decoder {
+    failed: Option<FrameError>,
+    finished: Option<InputFormat>,
+    transport: Transport,
+    text: TextStage,
+}
+
+enum Transport {
+    /// The first bytes, until two are there to look for the gzip magic.
+    Sniff(Vec<u8>),
+    Plain,
+    Gzip(Box<Gunzip>),
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl Decoder {
+    pub fn new(opts: InputOptions) -> Self {
+        let body = match opts.format {
+            None => Body::Detect(Vec::new()),
+            Some(f) => Body::forced(f, &opts),
+        };
+        Decoder {
+            failed: None,
+            finished: None,
+            transport: Transport::Sniff(Vec::new()),
+            text: TextStage {
+                encoding: Encoding::Sniff(Vec::new()),
+                scratch: Vec::new(),
+                body,
+                ctx: Ctx { opts, saw_ti: None },
+            },
+        }
+    }
+
+    /// The input's format: the forced one, else as far as detected (final after `finish`).
+    pub fn format(&self) -> Option<InputFormat> {
+        self.finished.or_else(|| self.text.format())
+    }
+
+    /// The character encoding the input was decoded from, when it was not UTF-8.
+    pub fn transcoded_from(&self) -> Option<&'static str> {
+        match &self.text.encoding {
+            Encoding::Utf16(d) => Some(d.name()),
+            _ => None,
+        }
+    }
+
+    /// `true` once the input was recognised as gzip.
+    pub fn gzipped(&self) -> bool {
+        matches!(self.transport, Transport::Gzip(_))
+    }
+
+    /// Feeds the next chunk; complete records are appended to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.finished.is_some() {
+            return Err(self.fail(FrameError {
+                line: 0,
+                message: "more input after the end of the input was signalled".into(),
+            }));
+        }
+        let r = self.push_transport(chunk, out);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn fail(&mut self, e: FrameError) -> FrameError {
+        self.failed = Some(e.clone());
+        e
+    }
+
+    fn push_transport(&mut self, chunk: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        match &mut self.transport {
+            Transport::Plain => self.text.push(chunk, out),
+            Transport::Gzip(gz) => gz.feed(chunk, &mut |b| self.text.push(b, out)),
+            Transport::Sniff(buf) => {
+                if buf.is_empty() && chunk.len() >= GZIP_MAGIC.len() {
+                    self.decide_transport(chunk[..2] == GZIP_MAGIC);
+                    return self.push_transport(chunk, out);
+                }
+                buf.extend_from_slice(chunk);
+                if buf.len() < GZIP_MAGIC.len() {
+                    return Ok(());
+                }
+                let held = std::mem::take(buf);
+                self.decide_transport(held[..2] == GZIP_MAGIC);
+                self.push_transport(&held, out)
+            }
+        }
+    }
+
+    fn decide_transport(&mut self, gzip: bool) {
+        let opts = &self.text.ctx.opts;
+        self.transport = if gzip {
+            Transport::Gzip(Box::new(Gunzip::new(
+                opts.max_decompressed_bytes,
+                opts.max_ratio,
+            )))
+        } else {
+            Transport::Plain
+        };
+    }
+
+    /// Ends the input; the last records are appended to `out`. Returns the format.
+    pub fn finish(&mut self, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if let Some(f) = self.finished {
+            return Ok(f);
+        }
+        let r = self.finish_inner(out);
+        match r {
+            Ok(f) => {
+                self.finished = Some(f);
+                Ok(f)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn finish_inner(&mut self, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
+        if let Transport::Sniff(buf) = &mut self.transport {
+            let held = std::mem::take(buf);
+            self.transport = Transport::Plain;
+            self.text.push(&held, out)?;
+        }
+        if let Transport::Gzip(gz) = &mut self.transport {
+            gz.finish(&mut |b| self.text.push(b, out))?;
+        }
+        self.text.finish(out)
+    }
+}
+
+/// A transport or encoding error: not tied to a line of the decoded text.
+fn input_error(message: String) -> FrameError {
+    FrameError { line: 0, message }
+}
+
+/// Streaming gunzip with the size and ratio bounds.
+struct Gunzip {
+    decoder: MultiGzDecoder<Vec<u8>>,
+    compressed: u64,
+    decompressed: u64,
+    max_bytes: u64,
+    max_ratio: u64,
+}
+
+/// Below this much output the ratio is not checked: small, highly repetitive files are normal.
+const RATIO_GRACE_BYTES: u64 = 16 << 20;
+
+impl Gunzip {
+    fn new(max_bytes: u64, max_ratio: u64) -> Self {
+        Gunzip {
+            decoder: MultiGzDecoder::new(Vec::new()),
+            compressed: 0,
+            decompressed: 0,
+            max_bytes,
+            max_ratio,
+        }
+    }
+
+    fn corrupt(e: std::io::Error) -> FrameError {
+        input_error(format!("the gzip data is corrupt: {e}"))
+    }
+
+    /// Each `write` decompresses at most one internal buffer (32 KiB) before returning, so the
+    /// output is handed on in small pieces and the bounds are checked before memory grows.
+    fn feed(
+        &mut self,
+        mut input: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
+        while !input.is_empty() {
+            let n = self.decoder.write(input).map_err(Self::corrupt)?;
+            if n == 0 {
+                return Err(input_error(
+                    "the gzip data is corrupt: unexpected bytes after the compressed stream".into(),
+                ));
+            }
+            self.compressed += n as u64;
+            input = &input[n..];
+            self.drain(sink)?;
+        }
+        Ok(())
+    }
+
+    fn drain(
+        &mut self,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
+        let out = self.decoder.get_mut();
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.decompressed += out.len() as u64;
+        if self.decompressed > self.max_bytes {
+            return Err(input_error(format!(
+                "the gzip input decompresses to more than {} bytes, the decompressed-size bound",
+                self.max_bytes
+            )));
+        }
+        if self.decompressed > RATIO_GRACE_BYTES
+            && self.decompressed > self.compressed.saturating_mul(self.max_ratio)
+        {
+            return Err(input_error(format!(
+                "the gzip input expands more than {}× ({} compressed bytes gave {} bytes), the compression-ratio bound that guards against decompression bombs",
+                self.max_ratio, self.compressed, self.decompressed
+            )));
+        }
+        let r = sink(out);
+        out.clear();
+        r
+    }
+
+    fn finish(
+        &mut self,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
+        if self.compressed == 0 {
+            return Ok(());
+        }
+        // `try_finish` flushes what is left and checks the trailer (CRC and length), so a
+        // truncated file is an error rather than silently short.
+        loop {
+            let before = self.decompressed;
+            let r = self.decoder.flush();
+            self.drain(sink)?;
+            r.map_err(Self::corrupt)?;
+            if self.decompressed == before {
+                break;
+            }
+        }
+        let r = self.decoder.try_finish();
+        self.drain(sink)?;
+        r.map_err(|e| input_error(format!("the gzip data is truncated or corrupt: {e}")))
+    }
+}
+
+/// What the record decoders need: the options and what was seen so far.
+struct Ctx {
+    opts: InputOptions,
+    /// Whether the first JSON record was a tiIndicator (decides `graph` vs the STIX formats).
+    saw_ti: Option<bool>,
+}
+
+impl Ctx {
+    fn decoded(
+        &self,
+        index: u64,
+        line: u64,
+        original: Option<String>,
+        result: Result<(Map<String, Value>, Vec<Problem>), Problem>,
+    ) -> Decoded {
+        let (object, warnings) = match result {
+            Ok((o, w)) => (Ok(o), w),
+            Err(p) => (Err(p), Vec::new()),
+        };
+        Decoded {
+            index,
+            line,
+            original,
+            object,
+            warnings,
+        }
+    }
+
+    fn oversize(&self, index: u64, line: u64, bytes: u64) -> Decoded {
+        let max = self.opts.limits.max_record_bytes;
+        self.decoded(
+            index,
+            line,
+            None,
+            Err(Problem::new(
+                Code::RecordTooLarge,
+                format!(
+                    "the record is {bytes} bytes; at most {max} bytes are accepted per record (its text is not kept in the rejected file)"
+                ),
+            )),
+        )
+    }
+
+    /// A JSON record's text → STIX object: tolerant of trailing commas; tiIndicators converted.
+    fn json_record(&mut self, index: u64, line: u64, text: String) -> Decoded {
+        let mut warnings = Vec::new();
+        let parsed = match stix::parse_record(&text) {
+            Err(p) if p.code == Code::JsonInvalid => match without_trailing_commas(&text) {
+                Some(fixed) => stix::parse_record(&fixed).inspect(|_| {
+                    warnings.push(Problem::new(
+                        Code::Normalised,
+                        "removed trailing commas before '}' or ']' (as in the Graph documentation's example)",
+                    ))
+                }).map_err(|_| p),
+                None => Err(p),
+            },
+            other => other,
+        };
+        let result = parsed.and_then(|object| {
+            let ti = convert::is_ti_indicator(&object);
+            self.saw_ti.get_or_insert(ti);
+            if ti {
+                let (o, w) = convert::ti_to_stix(&object, &self.opts.defaults, self.opts.now)?;
+                warnings.extend(w);
+                Ok(o)
+            } else {
+                Ok(object)
+            }
+        });
+        let result = result.map(|o| (o, std::mem::take(&mut warnings)));
+        self.decoded(index, line, Some(text), result)
+    }
+}
+
+/// The text with every `,` that precedes (after whitespace) a `}` or `]` removed, outside
+/// strings; `None` when there is none.
+fn without_trailing_commas(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let (mut in_str, mut esc, mut changed) = (false, false, false);
+    for (i, &c) in b.iter().enumerate() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if c == b',' {
+            let next = b[i + 1..]
+                .iter()
+                .find(|x| !matches!(x, b' ' | b'\t' | b'\r' | b'\n'));
+            if matches!(next, Some(b'}') | Some(b']')) {
+                changed = true;
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    // Only ASCII commas were removed, so the bytes are still UTF-8.
+    changed.then(|| String::from_utf8(out).ok()).flatten()
+}
+
+/// Character decoding, then the format body.
+struct TextStage {
+    encoding: Encoding,
+    scratch: Vec<u8>,
+    body: Body,
+    ctx: Ctx,
+}
+
+enum Encoding {
+    /// The first bytes, until four are there to look for a byte-order mark.
+    Sniff(Vec<u8>),
+    Utf8,
+    Utf16(Utf16),
+}
+
+impl TextStage {
+    fn format(&self) -> Option<InputFormat> {
+        if let Some(f) = self.ctx.opts.format {
+            return Some(f);
+        }
+        match &self.body {
+            Body::Detect(_) => None,
+            Body::Json(j) if j.ndjson.is_some() => Some(InputFormat::Ndjson),
+            Body::Json(j) => match (j.array, self.ctx.saw_ti) {
+                (_, Some(true)) => Some(InputFormat::Graph),
+                (true, Some(false)) => Some(InputFormat::StixJson),
+                _ => None,
+            },
+            Body::Ndjson(_) => Some(InputFormat::Ndjson),
+            Body::Csv(_) => Some(InputFormat::Csv),
+            Body::Text(_) => Some(InputFormat::Text),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        match &mut self.encoding {
+            Encoding::Utf8 => self.body.push(bytes, &mut self.ctx, out),
+            Encoding::Utf16(d) => {
+                self.scratch.clear();
+                d.decode(bytes, &mut self.scratch)?;
+                self.body.push(&self.scratch, &mut self.ctx, out)
+            }
+            Encoding::Sniff(buf) => {
+                buf.extend_from_slice(bytes);
+                if buf.len() < 4 {
+                    return Ok(());
+                }
+                let held = std::mem::take(buf);
+                self.decide_encoding(&held, out)
+            }
+        }
+    }
+
+    /// Looks for a byte-order mark (or the zero bytes of BOM-less UTF-16) in the first bytes.
+    fn decide_encoding(&mut self, held: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        let refuse = |name: &str| {
+            Err(input_error(format!(
+                "the input is {name}, which ti-ingest does not read: save it as UTF-8 (or UTF-16)"
+            )))
+        };
+        let (encoding, skip) = match held {
+            [0xEF, 0xBB, 0xBF, ..] => (Encoding::Utf8, 3),
+            [0xFF, 0xFE, 0, 0, ..] => return refuse("UTF-32LE"),
+            [0, 0, 0xFE, 0xFF, ..] => return refuse("UTF-32BE"),
+            [0xFF, 0xFE, ..] => (Encoding::Utf16(Utf16::new(false)), 2),
+            [0xFE, 0xFF, ..] => (Encoding::Utf16(Utf16::new(true)), 2),
+            [a, 0, 0, 0, ..] if *a != 0 => return refuse("UTF-32LE"),
+            [0, 0, 0, a, ..] if *a != 0 => return refuse("UTF-32BE"),
+            [a, 0, ..] if *a != 0 && a.is_ascii() => (Encoding::Utf16(Utf16::new(false)), 0),
+            [0, a, ..] if *a != 0 && a.is_ascii() => (Encoding::Utf16(Utf16::new(true)), 0),
+            _ => (Encoding::Utf8, 0),
+        };
+        self.encoding = encoding;
+        self.push(&held[skip..], out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
+        if let Encoding::Sniff(buf) = &mut self.encoding {
+            let held = std::mem::take(buf);
+            // Fewer than four bytes in all: decide on what is there.
+            let mut padded = held.clone();
+            padded.resize(4, 0xAA);
+            let utf16 = matches!(padded.as_slice(), [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]);
+            if utf16 || held.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                self.decide_encoding(&held, out)?;
+            } else {
+                self.encoding = Encoding::Utf8;
+                self.push(&held, out)?;
+            }
+        }
+        if let Encoding::Utf16(d) = &self.encoding {
+            d.finish()?;
+        }
+        self.body.finish(&mut self.ctx, out)
+    }
+}
+
+/// Streaming UTF-16 → UTF-8, safe across chunk boundaries (an odd byte or a high surrogate is
+/// held until the next chunk).
+struct Utf16 {
+    big_endian: bool,
+    odd: Option<u8>,
+    high: Option<u16>,
+    offset: u64,
+}
+
+impl Utf16 {
+    fn new(big_endian: bool) -> Self {
+        Utf16 {
+            big_endian,
+            odd: None,
+            high: None,
+            offset: 0,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.big_endian {
+            "UTF-16BE"
+        } else {
+            "UTF-16LE"
+        }
+    }
+
+    fn decode(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let mut i = 0;
+        if let Some(first) = self.odd {
+            let Some(&second) = bytes.first() else {
+                return Ok(());
+            };
+            self.odd = None;
+            self.unit([first, second], out)?;
+            i = 1;
+        }
+        while i + 1 < bytes.len() {
+            self.unit([bytes[i], bytes[i + 1]], out)?;
+            i += 2;
+        }
+        if i < bytes.len() {
+            self.odd = Some(bytes[i]);
+        }
+        Ok(())
+    }
+
+    fn unit(&mut self, pair: [u8; 2], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let u = if self.big_endian {
+            u16::from_be_bytes(pair)
+        } else {
+            u16::from_le_bytes(pair)
+        };
+        let at = self.offset;
+        self.offset += 2;
+        let c = match (self.high.take(), u) {
+            (Some(h), 0xDC00..=0xDFFF) => {
+                0x10000 + ((u32::from(h) - 0xD800) << 10) + (u32::from(u) - 0xDC00)
+            }
+            (Some(_), _) | (None, 0xDC00..=0xDFFF) => {
+                return Err(input_error(format!(
+                    "the input is {} but has an unpaired surrogate at byte offset {at}",
+                    self.name()
+                )))
+            }
+            (None, 0xD800..=0xDBFF) => {
+                self.high = Some(u);
+                return Ok(());
+            }
+            (None, u) => u32::from(u),
+        };
+        let c = char::from_u32(c).expect("valid scalar values by construction");
+        let mut b = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), FrameError> {
+        if self.odd.is_some() || self.high.is_some() {
+            return Err(input_error(format!(
+                "the input is {} but ends in the middle of a character",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The format-specific record decoder.
+enum Body {
+    /// The first bytes, until the format is decidable.
+    Detect(Vec<u8>),
+    Json(Box<JsonBody>),
+    Ndjson(LineBody),
+    Csv(CsvBody),
+    Text(LineBody),
+}
+
+impl Body {
+    fn forced(format: InputFormat, opts: &InputOptions) -> Body {
+        let max = opts.limits.max_record_bytes;
+        match format {
+            f if f.is_framed_json() => Body::Json(Box::new(JsonBody::new(opts.limits, false))),
+            InputFormat::Ndjson => Body::Ndjson(LineBody::new(max, 1, 0)),
+            InputFormat::Csv => Body::Csv(CsvBody::new(max)),
+            _ => Body::Text(LineBody::new(max, 1, 0)),
+        }
+    }
+
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        match self {
+            Body::Detect(buf) => {
+                buf.extend_from_slice(bytes);
+                if let Some(body) = detect(buf, ctx, false) {
+                    let held = std::mem::take(buf);
+                    *self = body;
+                    self.push(&held, ctx, out)?;
+                }
+                Ok(())
+            }
+            Body::Json(j) => j.push(bytes, ctx, out),
+            Body::Ndjson(l) => l.push_ndjson(bytes, ctx, out),
+            Body::Csv(c) => c.push(bytes, ctx, out),
+            Body::Text(l) => l.push_text(bytes, ctx, out),
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
+        if let Body::Detect(buf) = self {
+            let held = std::mem::take(buf);
+            match detect(&held, ctx, true) {
+                Some(body) => {
+                    *self = body;
+                    self.push(&held, ctx, out)?;
+                }
+                None => {
+                    return Err(FrameError {
+                        line: 1,
+                        message: "empty input: no records".into(),
+                    })
+                }
+            }
+        }
+        let forced = ctx.opts.format;
+        let detected = match self {
+            Body::Detect(_) => unreachable!("decided above"),
+            Body::Json(j) => j.finish(ctx, out)?,
+            Body::Ndjson(l) => {
+                l.finish_ndjson(ctx, out)?;
+                InputFormat::Ndjson
+            }
+            Body::Csv(c) => {
+                c.finish(ctx, out)?;
+                InputFormat::Csv
+            }
+            Body::Text(l) => {
+                l.finish_text(ctx, out)?;
+                InputFormat::Text
+            }
+        };
+        Ok(forced.unwrap_or(detected))
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Decides the format from the buffered first bytes, or `None` to wait for more (at the end of
+/// the input, `None` means it is empty).
+fn detect(buf: &[u8], ctx: &Ctx, at_end: bool) -> Option<Body> {
+    let opts = &ctx.opts;
+    let max = opts.limits.max_record_bytes;
+    let Some(first) = buf.iter().position(|&b| !is_ws(b)) else {
+        // Only whitespace so far; past a record's worth it is not worth holding.
+        return (buf.len() > max).then(|| Body::Text(LineBody::new(max, 1, 0)));
+    };
+    match buf[first] {
+        b'[' => return Some(Body::Json(Box::new(JsonBody::new(opts.limits, true)))),
+        b'{' => return Some(Body::Json(Box::new(JsonBody::new(opts.limits, true)))),
+        _ => {}
+    }
+    // The first line that is neither blank nor a `#` comment decides between CSV and text.
+    let mut rest = buf;
+    loop {
+        let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], true),
+            None => (rest, at_end),
+        };
+        if !complete {
+            // A first line longer than a record can be is text (and that line is oversize).
+            return (buf.len() > max).then(|| Body::Text(LineBody::new(max, 1, 0)));
+        }
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
+            if rest.len() <= line.len() {
+                return at_end.then(|| Body::Text(LineBody::new(max, 1, 0)));
+            }
+            rest = &rest[line.len() + 1..];
+            continue;
+        }
+        let is_csv = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| csv_fields(l).ok())
+            .is_some_and(|fields| fields.len() >= 2 && CsvHeader::recognise(&fields).is_some());
+        return Some(if is_csv {
+            Body::Csv(CsvBody::new(max))
+        } else {
+            Body::Text(LineBody::new(max, 1, 0))
+        });
+    }
+}
+
+/// Parses one CSV record's text into its fields.
+fn csv_fields(text: &str) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(text.len().clamp(64, 64 * 1024))
+        .from_reader(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => Ok(record.iter().map(str::to_owned).collect()),
+        Ok(false) => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// JSON through the framer, with the switch to NDJSON.
+struct JsonBody {
+    framer: Framer,
+    items: Vec<FrameItem>,
+    /// Watches the first top-level object while NDJSON is still possible.
+    top: Option<TopScan>,
+    /// Set once the input turned out to be NDJSON.
+    ndjson: Option<LineBody>,
+    /// The top-level value is an array (so a first STIX record makes it `stix-json`).
+    array: bool,
+    /// Records the framer emitted, and the first one's size.
+    framed: u64,
+    first_len: Option<u64>,
+}
+
+impl JsonBody {
+    fn new(limits: FrameLimits, ndjson_possible: bool) -> Self {
+        JsonBody {
+            framer: Framer::new(limits),
+            items: Vec::new(),
+            top: ndjson_possible.then(|| TopScan::new(limits.max_record_bytes as u64)),
+            ndjson: None,
+            array: false,
+            framed: 0,
+            first_len: None,
+        }
+    }
+
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        if let Some(nd) = &mut self.ndjson {
+            return nd.push_ndjson(bytes, ctx, out);
+        }
+        let Some(top) = &mut self.top else {
+            return self.frame(bytes, ctx, out);
+        };
+        match top.scan(bytes) {
+            Scan::Undecided => self.frame(bytes, ctx, out),
+            Scan::Array => {
+                self.array = true;
+                self.top = None;
+                self.frame(bytes, ctx, out)
+            }
+            Scan::NotNdjson => {
+                self.top = None;
+                self.frame(bytes, ctx, out)
+            }
+            Scan::Ndjson {
+                at,
+                line,
+                value_len,
+            } => {
+                self.top = None;
+                self.frame(&bytes[..at], ctx, out)?;
+                // NDJSON only when the framer saw the first object as one whole record (not a
+                // bundle or request whose elements it split out).
+                if self.framed == 1 && self.first_len == Some(value_len) {
+                    let mut nd = LineBody::new(ctx.opts.limits.max_record_bytes, line, 1);
+                    nd.push_ndjson(&bytes[at..], ctx, out)?;
+                    self.ndjson = Some(nd);
+                    Ok(())
+                } else {
+                    self.frame(&bytes[at..], ctx, out)
+                }
+            }
+        }
+    }
+
+    fn frame(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        let r = self.framer.push(bytes, &mut self.items);
+        self.drain(ctx, out);
+        r
+    }
+
+    fn drain(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) {
+        for item in self.items.drain(..) {
+            self.framed += 1;
+            match item {
+                FrameItem::Record(r) => {
+                    if self.first_len.is_none() {
+                        self.first_len = Some(r.text.len() as u64);
+                    }
+                    out.push(ctx.json_record(r.index, r.line, r.text));
+                }
+                FrameItem::Oversize { index, line, bytes } => {
+                    if self.first_len.is_none() {
+                        self.first_len = Some(bytes);
+                    }
+                    out.push(ctx.oversize(index, line, bytes));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
+        if let Some(nd) = &mut self.ndjson {
+            nd.finish_ndjson(ctx, out)?;
+            return Ok(InputFormat::Ndjson);
+        }
+        let r = self.framer.finish(&mut self.items);
+        self.drain(ctx, out);
+        let ti = ctx.saw_ti == Some(true);
+        Ok(match r? {
+            frame::Format::StixBundle => InputFormat::StixBundle,
+            frame::Format::StixJson | frame::Format::SentinelRequest if ti => InputFormat::Graph,
+            frame::Format::StixJson => InputFormat::StixJson,
+            frame::Format::SentinelRequest => InputFormat::SentinelRequest,
+        })
+    }
+}
+
+/// Finds where a first top-level object ends, to tell NDJSON (`{…}\n{…}\n`) from one object.
+/// It gives up as soon as NDJSON is ruled out: the object spans lines (pretty-printed) or is
+/// larger than a record may be. So a bundle costs it a few bytes, not a second pass.
+struct TopScan {
+    state: TopState,
+    depth: u32,
+    in_str: bool,
+    esc: bool,
+    value_len: u64,
+    max: u64,
+    /// 1-based line of the next byte.
+    line: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TopState {
+    Before,
+    Inside,
+    After,
+}
+
+enum Scan {
+    Undecided,
+    Array,
+    NotNdjson,
+    /// NDJSON: the second object starts at `at` in this chunk, on `line`; the first object was
+    /// `value_len` bytes.
+    Ndjson {
+        at: usize,
+        line: u64,
+        value_len: u64,
+    },
+}
+
+impl TopScan {
+    fn new(max: u64) -> Self {
+        TopScan {
+            state: TopState::Before,
+            depth: 0,
+            in_str: false,
+            esc: false,
+            value_len: 0,
+            max,
+            line: 1,
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> Scan {
+        for (i, &b) in bytes.iter().enumerate() {
+            match self.state {
+                TopState::Before => match b {
+                    b'\n' => self.line += 1,
+                    b'{' => {
+                        self.state = TopState::Inside;
+                        self.depth = 1;
+                        self.value_len = 1;
+                    }
+                    b'[' => return Scan::Array,
+                    _ if is_ws(b) => {}
+                    _ => return Scan::NotNdjson,
+                },
+                TopState::Inside => {
+                    self.value_len += 1;
+                    if b == b'\n' || self.value_len > self.max {
+                        return Scan::NotNdjson;
+                    }
+                    if self.in_str {
+                        match (self.esc, b) {
+                            (true, _) => self.esc = false,
+                            (false, b'\\') => self.esc = true,
+                            (false, b'"') => self.in_str = false,
+                            _ => {}
+                        }
+                    } else {
+                        match b {
+                            b'"' => self.in_str = true,
+                            b'{' | b'[' => self.depth += 1,
+                            b'}' | b']' => {
+                                self.depth -= 1;
+                                if self.depth == 0 {
+                                    self.state = TopState::After;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                TopState::After => match b {
+                    b'\n' => self.line += 1,
+                    b'{' if self.line > 1 => {
+                        return Scan::Ndjson {
+                            at: i,
+                            line: self.line,
+                            value_len: self.value_len,
+                        }
+                    }
+                    _ if is_ws(b) => {}
+                    _ => return Scan::NotNdjson,
+                },
+            }
+        }
+        Scan::Undecided
+    }
+}
+
+/// NDJSON or text lines, with the record counter.
+struct LineBody {
+    lines: Lines,
+    next_index: u64,
+}
+
+impl LineBody {
+    fn new(max: usize, first_line: u64, first_index: u64) -> Self {
+        LineBody {
+            lines: Lines::new(max, false, first_line),
+            next_index: first_index,
+        }
+    }
+
+    fn take_index(&mut self) -> u64 {
+        let i = self.next_index;
+        self.next_index += 1;
+        i
+    }
+
+    fn ndjson_line(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>, line: u64, l: Line<'_>) {
+        match l {
+            Line::Oversize(bytes) => {
+                let index = self.take_index();
+                out.push(ctx.oversize(index, line, bytes));
+            }
+            Line::Text(t) if t.trim_ascii().is_empty() => {}
+            Line::Text(t) => {
+                let index = self.take_index();
+                match std::str::from_utf8(t) {
+                    Ok(s) => out.push(ctx.json_record(index, line, s.to_string())),
+                    Err(e) => out.push(bad_utf8(ctx, index, line, t, e)),
+                }
+            }
+        }
+    }
+
+    fn push_ndjson(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
+        let r = lines.push(bytes, &mut |line, l| {
+            self.ndjson_line(ctx, out, line, l);
+            Ok(())
+        });
+        self.lines = lines;
+        r
+    }
+
+    fn finish_ndjson(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
+        let r = lines.finish(&mut |line, l| {
+            self.ndjson_line(ctx, out, line, l);
+            Ok(())
+        });
+        self.lines = lines;
+        r
+    }
+
+    fn text_line(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>, line: u64, l: Line<'_>) {
+        let t = match l {
+            Line::Oversize(bytes) => {
+                let index = self.take_index();
+                out.push(ctx.oversize(index, line, bytes));
+                return;
+            }
+            Line::Text(t) => t,
+        };
+        let s = match std::str::from_utf8(t) {
+            Ok(s) => s,
+            Err(_) if t.trim_ascii().starts_with(b"#") => return,
+            Err(e) => {
+                let index = self.take_index();
+                out.push(bad_utf8(ctx, index, line, t, e));
+                return;
+            }
+        };
+        let Some(value) = convert::rows::text_value(s) else {
+            return;
+        };
+        let index = self.take_index();
+        let result = convert::rows::text_to_stix(value, &ctx.opts.defaults, ctx.opts.now);
+        out.push(ctx.decoded(index, line, Some(s.to_string()), result));
+    }
+
+    fn push_text(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
+        let r = lines.push(bytes, &mut |line, l| {
+            self.text_line(ctx, out, line, l);
+            Ok(())
+        });
+        self.lines = lines;
+        r
+    }
+
+    fn finish_text(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
+        let r = lines.finish(&mut |line, l| {
+            self.text_line(ctx, out, line, l);
+            Ok(())
+        });
+        self.lines = lines;
+        r
+    }
+}
+
+fn bad_utf8(ctx: &Ctx, index: u64, line: u64, t: &[u8], e: std::str::Utf8Error) -> Decoded {
+    ctx.decoded(
+        index,
+        line,
+        Some(String::from_utf8_lossy(t).into_owned()),
+        Err(Problem::new(
+            Code::InvalidEncoding,
+            format!(
+                "the line is not valid UTF-8 (at byte {} of the line): save the file as UTF-8",
+                e.valid_up_to() + 1
+            ),
+        )),
+    )
+}
+
+/// CSV: a header row, then one record per row (rows may span lines inside quoted fields).
+struct CsvBody {
+    lines: Lines,
+    header: Option<CsvHeader>,
+    next_index: u64,
+}
+
+impl CsvBody {
+    fn new(max: usize) -> Self {
+        CsvBody {
+            lines: Lines::new(max, true, 1),
+            header: None,
+            next_index: 0,
+        }
+    }
+
+    fn row(
+        &mut self,
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+        line: u64,
+        l: Line<'_>,
+    ) -> Result<(), FrameError> {
+        let t = match l {
+            Line::Oversize(bytes) if self.header.is_some() => {
+                let index = self.next_index;
+                self.next_index += 1;
+                out.push(ctx.oversize(index, line, bytes));
+                return Ok(());
+            }
+            Line::Oversize(_) => {
+                return Err(FrameError {
+                    line,
+                    message: "the CSV header row is longer than a record may be".into(),
+                })
+            }
+            Line::Text(t) => t,
+        };
+        let trimmed = t.trim_ascii();
+        // Blank lines and `#` comment lines are not records, in CSV as in text.
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
+            return Ok(());
+        }
+        let Some(header) = &self.header else {
+            let fields = std::str::from_utf8(t)
+                .ok()
+                .and_then(|s| csv_fields(s).ok())
+                .unwrap_or_default();
+            self.header = Some(CsvHeader::recognise(&fields).ok_or_else(|| FrameError {
+                line,
+                message: format!(
+                    "the first row is not a CSV header ti-ingest knows: it must name observableType and observableValue (or type and value, or file hash / fileName columns); found: {}",
+                    String::from_utf8_lossy(t)
+                ),
+            })?);
+            return Ok(());
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        let s = match std::str::from_utf8(t) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(bad_utf8(ctx, index, line, t, e));
+                return Ok(());
+            }
+        };
+        let result = match csv_fields(s) {
+            Err(e) => Err(Problem::new(
+                Code::CsvInvalid,
+                format!("the row is not valid CSV: {e}"),
+            )),
+            Ok(fields) if fields.len() > header.len() => Err(Problem::new(
+                Code::CsvInvalid,
+                format!(
+                    "the row has {} fields but the header has {}: quote fields that contain commas",
+                    fields.len(),
+                    header.len()
+                ),
+            )),
+            Ok(fields) => header.row_to_stix(&fields, &ctx.opts.defaults, ctx.opts.now),
+        };
+        out.push(ctx.decoded(index, line, Some(s.to_string()), result));
+        Ok(())
+    }
+
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, true, 0));
+        let r = lines.push(bytes, &mut |line, l| self.row(ctx, out, line, l));
+        self.lines = lines;
+        r
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, true, 0));
+        let unterminated = lines.in_quotes();
+        let r = lines.finish(&mut |line, l| {
+            if unterminated {
+                if let Line::Text(t) = l {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    out.push(ctx.decoded(
+                        index,
+                        line,
+                        Some(String::from_utf8_lossy(t).into_owned()),
+                        Err(Problem::new(
+                            Code::CsvInvalid,
+                            "the row has a quoted field that is never closed (a '\"' is missing)",
+                        )),
+                    ));
+                    return Ok(());
+                }
+            }
+            self.row(ctx, out, line, l)
+        });
+        self.lines = lines;
+        r?;
+        if self.header.is_none() {
+            return Err(FrameError {
+                line: 1,
+                message: "empty input: no CSV header row".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

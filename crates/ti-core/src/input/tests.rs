@@ -1,0 +1,359 @@
+//! Decoder tests for what the fixture tables cannot express: chunking, compression, encodings,
+//! bounds and format switching. Per-format valid/invalid cases live in `tests/fixtures/<format>/`.
+
+use super::*;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use time::format_description::well_known::Rfc3339;
+
+fn opts() -> InputOptions {
+    InputOptions::new(OffsetDateTime::parse("2025-01-01T00:00:00Z", &Rfc3339).unwrap())
+}
+
+/// Decodes `input` fed in chunks of `size` bytes.
+fn decode_with(
+    input: &[u8],
+    size: usize,
+    o: InputOptions,
+) -> (Vec<Decoded>, Result<InputFormat, FrameError>) {
+    let mut d = Decoder::new(o);
+    let mut out = Vec::new();
+    for chunk in input.chunks(size.max(1)) {
+        if let Err(e) = d.push(chunk, &mut out) {
+            return (out, Err(e));
+        }
+    }
+    let f = d.finish(&mut out);
+    (out, f)
+}
+
+/// Decodes `input` in several chunkings and checks they all agree.
+fn decode(input: &[u8]) -> (Vec<Decoded>, Result<InputFormat, FrameError>) {
+    let whole = decode_with(input, input.len(), opts());
+    for size in [1, 2, 3, 7, 64] {
+        let (out, f) = decode_with(input, size, opts());
+        assert_eq!(out, whole.0, "chunk size {size}");
+        assert_eq!(f, whole.1, "chunk size {size}");
+    }
+    whole
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn utf16(s: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let units = if bom { Some(0xFEFF) } else { None }
+        .into_iter()
+        .chain(s.encode_utf16());
+    for u in units {
+        out.extend_from_slice(&if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
+}
+
+fn indicator(i: u32) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--6f1b5b7e-0000-4000-8000-{i:012x}","created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","pattern":"[domain-name:value = 'ex{i}.example']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}}"#
+    )
+}
+
+fn ids(out: &[Decoded]) -> Vec<String> {
+    out.iter()
+        .map(|d| match &d.object {
+            Ok(o) => o["id"].as_str().unwrap_or("?").to_string(),
+            Err(p) => format!("{:?}", p.code),
+        })
+        .collect()
+}
+
+#[test]
+fn bundle_is_framed_and_kept_whole() {
+    let text = format!(
+        "{{\"type\":\"bundle\",\"id\":\"bundle--6f1b5b7e-0000-4000-8000-000000000000\",\"objects\":[\n{},\n{}\n]}}",
+        indicator(1),
+        indicator(2)
+    );
+    let (out, f) = decode(text.as_bytes());
+    assert_eq!(f, Ok(InputFormat::StixBundle));
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[1].index, out[1].line), (1, 3));
+    assert_eq!(out[1].original.as_deref(), Some(indicator(2).as_str()));
+}
+
+#[test]
+fn gzip_of_any_format_is_decoded_the_same() {
+    let inputs: Vec<Vec<u8>> = vec![
+        format!("[{},{}]", indicator(1), indicator(2)).into_bytes(),
+        format!("{}\n{}\n", indicator(1), indicator(2)).into_bytes(),
+        b"type,value\nip,198.51.100.7\n".to_vec(),
+        b"example.com\n# c\n198.51.100.7".to_vec(),
+    ];
+    for input in inputs {
+        let (plain, pf) = decode(&input);
+        let (zipped, zf) = decode(&gzip(&input));
+        assert_eq!(zipped, plain);
+        assert_eq!(zf, pf);
+        let mut d = Decoder::new(opts());
+        d.push(&gzip(&input), &mut Vec::new()).unwrap();
+        assert!(d.gzipped());
+    }
+    // Two gzip members back to back (`cat a.gz b.gz`) are one input.
+    let mut two = gzip(b"example.com\n");
+    two.extend(gzip(b"example.org\n"));
+    let (out, _) = decode(&two);
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn gzip_bounds_and_corruption_stop_the_input() {
+    let big = vec![b' '; 40 << 20];
+    let mut body = b"[".to_vec();
+    body.extend_from_slice(&big);
+    body.extend_from_slice(b"]");
+    let z = gzip(&body);
+    let (_, f) = decode_with(&z, 1 << 16, opts());
+    let e = f.unwrap_err();
+    assert!(e.message.contains("compression-ratio bound"), "{e}");
+
+    let o = InputOptions {
+        max_decompressed_bytes: 1000,
+        ..opts()
+    };
+    let (_, f) = decode_with(&gzip(&vec![b' '; 5000]), 1 << 16, o);
+    assert!(f.unwrap_err().message.contains("more than 1000 bytes"));
+
+    let z = gzip(format!("[{}]", indicator(1)).as_bytes());
+    let (_, f) = decode_with(&z[..z.len() - 6], 16, opts());
+    assert!(f.unwrap_err().message.contains("gzip"));
+    let mut bad = z.clone();
+    bad[12] ^= 0xFF;
+    let (_, f) = decode_with(&bad, 16, opts());
+    assert!(f.unwrap_err().message.contains("gzip"));
+}
+
+#[test]
+fn utf16_from_powershell_is_decoded() {
+    let text = format!("[\r\n{},\r\n{}\r\n]\r\n", indicator(1), indicator(2))
+        .replace("ex1.example", "exé😀.example");
+    let (want, wf) = decode(text.as_bytes());
+    for (be, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+        let bytes = utf16(&text, be, bom);
+        let (out, f) = decode(&bytes);
+        assert_eq!(out, want, "be {be} bom {bom}");
+        assert_eq!(f, wf);
+        let mut d = Decoder::new(opts());
+        d.push(&bytes, &mut Vec::new()).unwrap();
+        assert_eq!(
+            d.transcoded_from(),
+            Some(if be { "UTF-16BE" } else { "UTF-16LE" })
+        );
+    }
+    // A UTF-16 text list (PowerShell `Get-Content x | Out-File list.txt`).
+    let (out, f) = decode(&utf16("example.com\r\n198.51.100.7\r\n", false, true));
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert_eq!(out.len(), 2);
+
+    let mut broken = utf16("[]", false, true);
+    broken.extend_from_slice(&0xD800u16.to_le_bytes());
+    broken.extend_from_slice(&0x0041u16.to_le_bytes());
+    let e = decode(&broken).1.unwrap_err();
+    assert!(
+        e.message.contains("UTF-16LE") && e.message.contains("surrogate"),
+        "{e}"
+    );
+    let e = decode(&utf16("[]", false, true)[..5]).1.unwrap_err();
+    assert!(e.message.contains("UTF-16LE"), "{e}");
+}
+
+#[test]
+fn utf32_and_bom_handling() {
+    let e = decode(&[0xFF, 0xFE, 0, 0, b'[', 0, 0, 0]).1.unwrap_err();
+    assert!(e.message.contains("UTF-32LE"), "{e}");
+    let mut with_bom = vec![0xEF, 0xBB, 0xBF];
+    with_bom.extend_from_slice(b"type,value\r\nip,198.51.100.7\r\n");
+    let (out, f) = decode(&with_bom);
+    assert_eq!(f, Ok(InputFormat::Csv));
+    assert_eq!(out[0].line, 2);
+    assert!(out[0].object.is_ok());
+}
+
+#[test]
+fn empty_inputs_are_frame_errors() {
+    for input in [&b""[..], b"  \n\n", b"\xEF\xBB\xBF"] {
+        assert!(decode(input).1.is_err(), "{input:?}");
+    }
+    // A list whose entries are all commented out, or a CSV with only its header, is a valid
+    // input with no records (a feed that is empty today).
+    assert_eq!(
+        decode(b"# only a comment\n"),
+        (vec![], Ok(InputFormat::Text))
+    );
+    assert_eq!(decode(b"type,value\n"), (vec![], Ok(InputFormat::Csv)));
+}
+
+#[test]
+fn ndjson_is_told_from_one_object_and_from_bundles() {
+    let text = format!(
+        "{}\n\n{}\r\n  {{\"type\": tru}}\n{}",
+        indicator(1),
+        indicator(2),
+        indicator(3)
+    );
+    let (out, f) = decode(text.as_bytes());
+    assert_eq!(f, Ok(InputFormat::Ndjson));
+    assert_eq!(
+        out.iter().map(|d| (d.index, d.line)).collect::<Vec<_>>(),
+        [(0, 1), (1, 3), (2, 4), (3, 5)]
+    );
+    assert_eq!(out[2].object.as_ref().unwrap_err().code, Code::JsonInvalid);
+    assert_eq!(
+        ids(&out)[3],
+        "indicator--6f1b5b7e-0000-4000-8000-000000000003"
+    );
+
+    // One object (pretty-printed or not) is stix-json.
+    let (out, f) = decode(format!("{}\n", indicator(1)).as_bytes());
+    assert_eq!((out.len(), f), (1, Ok(InputFormat::StixJson)));
+    // A one-line bundle followed by more is a frame error, not NDJSON.
+    let text = format!(
+        "{{\"type\":\"bundle\",\"objects\":[{}]}}\n{}\n",
+        indicator(1),
+        indicator(2)
+    );
+    let (out, f) = decode(text.as_bytes());
+    assert_eq!(out.len(), 1);
+    assert!(f.unwrap_err().message.contains("nothing after the end"));
+    // A pretty-printed object followed by another is not NDJSON either.
+    let text = format!("{{\n\"a\": 1}}\n{}\n", indicator(2));
+    assert!(decode(text.as_bytes()).1.is_err());
+}
+
+#[test]
+fn oversize_records_are_reported_in_every_format() {
+    let o = InputOptions {
+        limits: FrameLimits {
+            max_record_bytes: 300,
+            ..FrameLimits::default()
+        },
+        ..opts()
+    };
+    let long = "a".repeat(400);
+    let inputs = [
+        format!("{}\n{{\"x\":\"{long}\"}}\n{}\n", indicator(1), indicator(2)),
+        format!("example.com\n{long}.example\nexample.org\n"),
+        format!("type,value\ndomain,example.com\ndomain,{long}.example\ndomain,example.org\n"),
+    ];
+    for input in inputs {
+        let (out, f) = decode_with(input.as_bytes(), 5, o.clone());
+        f.unwrap();
+        assert_eq!(out.len(), 3, "{input}");
+        assert_eq!(
+            out[1].object.as_ref().unwrap_err().code,
+            Code::RecordTooLarge
+        );
+        assert_eq!(out[1].original, None);
+        assert!(out[2].object.is_ok());
+    }
+}
+
+#[test]
+fn graph_seed_example_is_graph() {
+    let text = include_str!("../../tests/fixtures/graph/seed-example.json");
+    let (out, f) = decode(text.as_bytes());
+    assert_eq!(f, Ok(InputFormat::Graph));
+    assert_eq!(out.len(), 2);
+    // 2019 expiry: rejected now, with the reason.
+    let e = out[0].object.as_ref().unwrap_err();
+    assert_eq!(e.code, Code::InvalidValidity);
+    let early = InputOptions {
+        now: OffsetDateTime::parse("2019-02-01T00:00:00Z", &Rfc3339).unwrap(),
+        ..opts()
+    };
+    let (out, _) = decode_with(text.as_bytes(), 100, early);
+    let o = out[1].object.as_ref().unwrap();
+    assert_eq!(
+        o["pattern"],
+        "[file:hashes.'SHA-256' = '1796b433950990b28d6a22456c9d2b58ced1bdfcdf5f16f7e39d6b9bdca4213b']"
+    );
+    assert_eq!(out[1].warnings[0].code, Code::Normalised);
+    assert!(out[1].warnings[0].message.contains("trailing commas"));
+}
+
+#[test]
+fn forced_formats_and_names() {
+    for f in InputFormat::ALL {
+        assert_eq!(f.name().parse::<InputFormat>(), Ok(f));
+        assert_eq!(f.to_string(), f.name());
+    }
+    assert_eq!("CSV".parse::<InputFormat>(), Ok(InputFormat::Csv));
+    assert!("xml"
+        .parse::<InputFormat>()
+        .unwrap_err()
+        .contains("accepted: auto"));
+
+    // A CSV-looking file forced to text: each line is an observable (the header is rejected).
+    let o = InputOptions {
+        format: Some(InputFormat::Text),
+        ..opts()
+    };
+    let (out, f) = decode_with(b"type,value\nexample.com\n", 4, o);
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert_eq!(out.len(), 2);
+    // Forced CSV without a known header is a frame error naming the header.
+    let o = InputOptions {
+        format: Some(InputFormat::Csv),
+        ..opts()
+    };
+    let e = decode_with(b"a,b\n1,2\n", 4, o).1.unwrap_err();
+    assert!(e.message.contains("not a CSV header"), "{e}");
+    let o = InputOptions {
+        format: Some(InputFormat::Ndjson),
+        ..opts()
+    };
+    let (out, f) = decode_with(format!("{}\n", indicator(1)).as_bytes(), 4, o);
+    assert_eq!((out.len(), f), (1, Ok(InputFormat::Ndjson)));
+}
+
+#[test]
+fn errors_stick_and_finish_is_final() {
+    let mut d = Decoder::new(opts());
+    let mut out = Vec::new();
+    d.push(b"[1 2", &mut out).unwrap_err();
+    assert!(d.push(b"]", &mut out).is_err());
+    assert!(d.finish(&mut out).is_err());
+
+    let mut d = Decoder::new(opts());
+    d.push(b"example.com", &mut out).unwrap();
+    assert_eq!(d.finish(&mut out), Ok(InputFormat::Text));
+    assert_eq!(d.finish(&mut out), Ok(InputFormat::Text));
+    assert!(d.push(b"x", &mut out).is_err());
+}
+
+#[test]
+fn trailing_commas_only_outside_strings() {
+    assert_eq!(
+        without_trailing_commas("{\"a\": \",}\", \"b\": [1, 2, ],\n}").as_deref(),
+        Some("{\"a\": \",}\", \"b\": [1, 2 ]\n}")
+    );
+    assert_eq!(without_trailing_commas("{\"a\": 1}"), None);
+}
+
+#[test]
+fn invalid_utf8_lines_are_records_not_frame_errors() {
+    let (out, f) = decode(b"example.com\nexa\xE9mple.com\n# caf\xE9\nexample.org\n");
+    f.unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(
+        out[1].object.as_ref().unwrap_err().code,
+        Code::InvalidEncoding
+    );
+    assert_eq!(out[1].line, 2);
+}

@@ -1,0 +1,569 @@
+// ti-ingest on Azure: a Linux Function App (custom handler) that uploads threat-intelligence
+// indicators to Microsoft Sentinel with a user-assigned managed identity.
+//
+//   az deployment group create -g <rg> -f infra/main.bicep \
+//     -p workspaceName=<sentinel workspace> workspaceResourceGroup=<its resource group>
+//
+// What it creates (docs/DEPLOY.md walks through it):
+// - a user-assigned managed identity, used for everything: host storage, the app's own blob and
+//   queue access, Event Grid delivery, Application Insights and the Sentinel upload API;
+// - a storage account without shared-key access (inbox/reports/config/deployment containers, the
+//   blob-events/messages/work queues and their -poison twins);
+// - an Event Grid system topic on that account whose subscription delivers BlobCreated events for
+//   the inbox container to the blob-events queue (delivered with the managed identity);
+// - Application Insights (on a new or an existing Log Analytics workspace), identity-based ingestion;
+// - the Function App: Flex Consumption (FC1) by default, Elastic Premium (EP1..EP3) as an option;
+// - role assignments: Storage Blob Data Owner, Storage Queue Data Contributor and Storage Queue Data
+//   Message Sender on the account; Monitoring Metrics Publisher on Application Insights; Microsoft
+//   Sentinel Contributor on the target workspace, which may live in another resource group or
+//   subscription.
+// No keys, connection strings or SAS tokens are created or stored anywhere.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Where the indicators go (app settings TI_TARGET, TI_CLOUD, TI_WORKSPACE_ID, TI_SOURCE_SYSTEM)
+// ---------------------------------------------------------------------------------------------
+
+@description('Upload target (TI_TARGET). sentinel-stix is the current Sentinel API; graph is the Microsoft Graph tiIndicators API that Microsoft is retiring; dry-run validates and reports without sending.')
+@allowed([
+  'sentinel-stix'
+  'sentinel-indicators'
+  'graph'
+  'dry-run'
+])
+param target string = 'sentinel-stix'
+
+@description('Azure cloud of the Sentinel API host and token scope (TI_CLOUD). Defaults to the cloud this deployment runs in.')
+@allowed([
+  'public'
+  'usgov'
+  'china'
+])
+param cloud string = environment().name == 'AzureUSGovernment' ? 'usgov' : (environment().name == 'AzureChinaCloud' ? 'china' : 'public')
+
+@description('Name of the Log Analytics workspace that Microsoft Sentinel runs on. The identity gets Microsoft Sentinel Contributor on it, and its workspace id (customerId) becomes TI_WORKSPACE_ID. Leave empty for target graph or dry-run, or to assign the role yourself.')
+param workspaceName string = ''
+
+@description('Resource group of the Sentinel workspace (may differ from this deployment\'s resource group).')
+param workspaceResourceGroup string = resourceGroup().name
+
+@description('Subscription of the Sentinel workspace.')
+param workspaceSubscriptionId string = subscription().subscriptionId
+
+@description('Workspace id (a GUID, the workspace\'s customerId) for TI_WORKSPACE_ID. Only needed when workspaceName is empty; when both are given this value wins.')
+param workspaceId string = ''
+
+@description('sourcesystem sent to Sentinel (TI_SOURCE_SYSTEM): at most 256 characters and never "Microsoft Sentinel".')
+@minLength(1)
+@maxLength(256)
+param sourceSystem string = 'ti-ingest'
+
+@description('Override of the upload API base URL (TI_API_BASE_URL); empty = the cloud\'s Sentinel host.')
+param apiBaseUrl string = ''
+
+@description('Override of the Sentinel api-version query parameter (TI_SENTINEL_API_VERSION); empty = the target\'s default.')
+param sentinelApiVersion string = ''
+
+@description('Graph target only: tiIndicator action (TI_GRAPH_ACTION).')
+@allowed([
+  'alert'
+  'allow'
+  'block'
+  'unknown'
+])
+param graphAction string = 'alert'
+
+@description('Graph target only: tiIndicator targetProduct (TI_GRAPH_TARGET_PRODUCT).')
+param graphTargetProduct string = 'Azure Sentinel'
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline behaviour (DESIGN.md section 6)
+// ---------------------------------------------------------------------------------------------
+
+@description('skip uploads the valid records and reports the rest; reject-file uploads nothing when any record is invalid (TI_ON_INVALID).')
+@allowed([
+  'skip'
+  'reject-file'
+])
+param onInvalid string = 'skip'
+
+@description('Force one input format (TI_FORMAT); empty = detect from the content.')
+@allowed([
+  ''
+  'stix-bundle'
+  'stix-json'
+  'ndjson'
+  'sentinel-request'
+  'graph'
+  'csv'
+  'text'
+])
+param inputFormat string = ''
+
+@description('Days added to valid_from when an indicator has no valid_until (TI_DEFAULT_VALID_DAYS); 0 = never expires.')
+@minValue(0)
+@maxValue(36500)
+param defaultValidDays int = 90
+
+@description('confidence given to indicators that have none (TI_DEFAULT_CONFIDENCE).')
+@minValue(0)
+@maxValue(100)
+param defaultConfidence int = 50
+
+@description('TLP marking given to indicators that have none (TI_DEFAULT_TLP).')
+@allowed([
+  'white'
+  'clear'
+  'green'
+  'amber'
+  'red'
+])
+param defaultTlp string = 'green'
+
+@description('Upload requests per minute for this app (TI_MAX_REQUESTS_PER_MINUTE). The service allows 100 per minute per identity, shared by every instance and every other tool using the same identity.')
+@minValue(1)
+@maxValue(100000)
+param maxRequestsPerMinute int = 100
+
+@description('Objects per upload request (TI_BATCH_SIZE); the service accepts at most 100.')
+@minValue(1)
+@maxValue(100)
+param batchSize int = 100
+
+@description('Upload requests in flight at once per instance (TI_MAX_CONCURRENCY).')
+@minValue(1)
+@maxValue(64)
+param maxConcurrency int = 4
+
+@description('Attempts per batch before its records are reported retries_exhausted (TI_MAX_ATTEMPTS).')
+@minValue(1)
+@maxValue(100)
+param maxAttempts int = 8
+
+@description('Total seconds one batch may spend retrying (TI_MAX_RETRY_SECS).')
+@minValue(1)
+@maxValue(86400)
+param maxRetrySecs int = 300
+
+@description('The handler\'s own deadline per invocation, below host.json functionTimeout (10 minutes) (TI_INVOCATION_DEADLINE_SECS).')
+@minValue(30)
+@maxValue(590)
+param invocationDeadlineSecs int = 540
+
+@description('Largest accepted input in bytes (TI_MAX_INPUT_BYTES); larger inputs are rejected with a report. Default 1 GiB.')
+@minValue(1)
+param maxInputBytes int = 1073741824
+
+@description('NCRONTAB schedule (with seconds) of the Sweep function (TI_SWEEP_SCHEDULE).')
+param sweepSchedule string = '0 */15 * * * *'
+
+@description('NCRONTAB schedule (with seconds) of the PullFeeds function (TI_PULL_SCHEDULE).')
+param pullSchedule string = '0 0 * * * *'
+
+@description('container/path of the TAXII and HTTPS feeds configuration read by PullFeeds (TI_FEEDS_CONFIG).')
+param feedsConfig string = 'indicator-config/feeds.json'
+
+@description('Log filter of the handler (TI_LOG, tracing EnvFilter syntax).')
+param logLevel string = 'info'
+
+// ---------------------------------------------------------------------------------------------
+// Storage layout
+// ---------------------------------------------------------------------------------------------
+
+@description('Container that users drop indicator files into (TI_INBOX_CONTAINER).')
+param inboxContainerName string = 'indicator-inbox'
+
+@description('Container the reports are written to (TI_REPORTS_CONTAINER).')
+param reportsContainerName string = 'indicator-reports'
+
+@description('Container for the feeds configuration and pull bookmarks.')
+param configContainerName string = 'indicator-config'
+
+@description('Container the deployment package is stored in.')
+param deploymentContainerName string = 'app-package'
+
+@description('Queue that Event Grid delivers the inbox BlobCreated events to (TI_BLOB_EVENTS_QUEUE).')
+param blobEventsQueueName string = 'indicator-blob-events'
+
+@description('Queue for indicator messages from other services (TI_INBOX_QUEUE).')
+param inboxQueueName string = 'indicator-messages'
+
+@description('Queue of the work items large inputs are split into (TI_WORK_QUEUE).')
+param workQueueName string = 'indicator-work'
+
+@description('Replication of the storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+// ---------------------------------------------------------------------------------------------
+// Hosting
+// ---------------------------------------------------------------------------------------------
+
+@description('Hosting plan: FlexConsumption (serverless, scales to zero, the default) or Premium (Elastic Premium, always warm).')
+@allowed([
+  'FlexConsumption'
+  'Premium'
+])
+param hostingPlan string = 'FlexConsumption'
+
+@description('Flex Consumption: memory of each instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption: most instances per scale group. Keep it small: every instance shares the identity\'s upload quota (100 requests per minute).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 10
+
+@description('Premium: the Elastic Premium SKU.')
+@allowed([
+  'EP1'
+  'EP2'
+  'EP3'
+])
+param premiumSku string = 'EP1'
+
+@description('Premium: most instances the plan scales out to.')
+@minValue(1)
+@maxValue(100)
+param premiumMaximumElasticWorkerCount int = 10
+
+// ---------------------------------------------------------------------------------------------
+// Names and placement
+// ---------------------------------------------------------------------------------------------
+
+@description('Location of every resource.')
+param location string = resourceGroup().location
+
+@description('Prefix of the generated resource names.')
+@minLength(2)
+@maxLength(20)
+param baseName string = 'ti-ingest'
+
+@description('Function App name (globally unique host name).')
+param functionAppName string = '${baseName}-${uniqueString(resourceGroup().id, baseName)}'
+
+@description('Storage account name (3-24 lowercase letters and digits, globally unique).')
+@minLength(3)
+@maxLength(24)
+param storageAccountName string = take('st${toLower(replace(baseName, '-', ''))}${uniqueString(resourceGroup().id, baseName)}', 24)
+
+@description('User-assigned managed identity name.')
+param identityName string = 'id-${functionAppName}'
+
+@description('Hosting plan name.')
+param planName string = 'plan-${functionAppName}'
+
+@description('Application Insights name.')
+param appInsightsName string = 'appi-${functionAppName}'
+
+@description('Resource id of an existing Log Analytics workspace for Application Insights; empty = create one. (Not the Sentinel workspace: the app\'s own telemetry does not belong there.)')
+param logAnalyticsWorkspaceResourceId string = ''
+
+@description('Name of the Log Analytics workspace created for Application Insights when none is given.')
+param logAnalyticsName string = 'log-${functionAppName}'
+
+@description('Object id of a user, group or service principal who operates the app: gets Storage Blob Data Contributor (drop files, read reports, upload a Premium package) and Storage Queue Data Message Sender (post indicator messages). Empty = none.')
+param operatorPrincipalId string = ''
+
+@description('Kind of operatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
+@description('Tags put on every resource.')
+param tags object = {}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: identityName
+  location: location
+  tags: tags
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'ti-ingest-storage'
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    sku: storageSku
+    containerNames: [
+      inboxContainerName
+      reportsContainerName
+      configContainerName
+      deploymentContainerName
+    ]
+    queueNames: [
+      blobEventsQueueName
+      '${blobEventsQueueName}-poison'
+      inboxQueueName
+      '${inboxQueueName}-poison'
+      workQueueName
+      '${workQueueName}-poison'
+    ]
+  }
+}
+
+module storageRoles 'modules/storage-roles.bicep' = {
+  name: 'ti-ingest-storage-roles'
+  params: {
+    storageAccountName: storage.outputs.name
+    identityPrincipalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'ti-ingest-monitoring'
+  params: {
+    location: location
+    tags: tags
+    appInsightsName: appInsightsName
+    logAnalyticsName: logAnalyticsName
+    logAnalyticsWorkspaceResourceId: logAnalyticsWorkspaceResourceId
+    identityPrincipalId: identity.properties.principalId
+  }
+}
+
+// The Sentinel workspace may live in another resource group or subscription: the role assignment
+// is deployed there. Skipped when no workspace name is given (graph and dry-run need none).
+module sentinelRole 'modules/sentinel-role.bicep' = if (!empty(workspaceName)) {
+  name: 'ti-ingest-sentinel-role-${uniqueString(resourceGroup().id, functionAppName)}'
+  scope: resourceGroup(workspaceSubscriptionId, workspaceResourceGroup)
+  params: {
+    workspaceName: workspaceName
+    identityPrincipalId: identity.properties.principalId
+    identityResourceId: identity.id
+  }
+}
+
+var sentinelTarget = target == 'sentinel-stix' || target == 'sentinel-indicators'
+var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspaceName) ? sentinelRole.outputs.customerId : '')
+
+// Every setting of DESIGN.md section 6, in its order. Empty values are left out so the handler
+// falls back to its own default (TI_WORKSPACE_ID for graph/dry-run, TI_API_BASE_URL,
+// TI_SENTINEL_API_VERSION, TI_FORMAT unless given).
+var tiSettings = filter([
+  {
+    name: 'TI_TARGET'
+    value: target
+  }
+  {
+    name: 'TI_CLOUD'
+    value: cloud
+  }
+  {
+    name: 'TI_WORKSPACE_ID'
+    value: effectiveWorkspaceId
+  }
+  {
+    name: 'TI_SOURCE_SYSTEM'
+    value: sourceSystem
+  }
+  {
+    name: 'TI_API_BASE_URL'
+    value: apiBaseUrl
+  }
+  {
+    name: 'TI_SENTINEL_API_VERSION'
+    value: sentinelApiVersion
+  }
+  {
+    name: 'TI_GRAPH_ACTION'
+    value: graphAction
+  }
+  {
+    name: 'TI_GRAPH_TARGET_PRODUCT'
+    value: graphTargetProduct
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'TI_STORAGE_BLOB_URL'
+    value: storage.outputs.blobEndpoint
+  }
+  {
+    name: 'TI_STORAGE_QUEUE_URL'
+    value: storage.outputs.queueEndpoint
+  }
+  {
+    name: 'TI_INBOX_CONTAINER'
+    value: inboxContainerName
+  }
+  {
+    name: 'TI_REPORTS_CONTAINER'
+    value: reportsContainerName
+  }
+  {
+    name: 'TI_BLOB_EVENTS_QUEUE'
+    value: blobEventsQueueName
+  }
+  {
+    name: 'TI_INBOX_QUEUE'
+    value: inboxQueueName
+  }
+  {
+    name: 'TI_WORK_QUEUE'
+    value: workQueueName
+  }
+  {
+    name: 'TI_FORMAT'
+    value: inputFormat
+  }
+  {
+    name: 'TI_DEFAULT_VALID_DAYS'
+    value: string(defaultValidDays)
+  }
+  {
+    name: 'TI_DEFAULT_CONFIDENCE'
+    value: string(defaultConfidence)
+  }
+  {
+    name: 'TI_DEFAULT_TLP'
+    value: defaultTlp
+  }
+  {
+    name: 'TI_ON_INVALID'
+    value: onInvalid
+  }
+  {
+    name: 'TI_MAX_REQUESTS_PER_MINUTE'
+    value: string(maxRequestsPerMinute)
+  }
+  {
+    name: 'TI_BATCH_SIZE'
+    value: string(batchSize)
+  }
+  {
+    name: 'TI_MAX_CONCURRENCY'
+    value: string(maxConcurrency)
+  }
+  {
+    name: 'TI_MAX_ATTEMPTS'
+    value: string(maxAttempts)
+  }
+  {
+    name: 'TI_MAX_RETRY_SECS'
+    value: string(maxRetrySecs)
+  }
+  {
+    name: 'TI_INVOCATION_DEADLINE_SECS'
+    value: string(invocationDeadlineSecs)
+  }
+  {
+    name: 'TI_MAX_INPUT_BYTES'
+    value: string(maxInputBytes)
+  }
+  {
+    name: 'TI_FEEDS_CONFIG'
+    value: feedsConfig
+  }
+  {
+    name: 'TI_PULL_SCHEDULE'
+    value: pullSchedule
+  }
+  {
+    name: 'TI_SWEEP_SCHEDULE'
+    value: sweepSchedule
+  }
+  {
+    name: 'TI_LOG'
+    value: logLevel
+  }
+], setting => !empty(setting.value))
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'ti-ingest-functionapp'
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    planName: planName
+    hostingPlan: hostingPlan
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    premiumSku: premiumSku
+    premiumMaximumElasticWorkerCount: premiumMaximumElasticWorkerCount
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    identityResourceId: identity.id
+    identityClientId: identity.properties.clientId
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    appSettings: tiSettings
+  }
+  // The host starts as soon as the app exists: give it its storage roles first.
+  dependsOn: [
+    storageRoles
+  ]
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'ti-ingest-eventgrid'
+  params: {
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    systemTopicName: 'evgt-${storageAccountName}'
+    identityResourceId: identity.id
+    inboxContainerName: inboxContainerName
+    blobEventsQueueName: blobEventsQueueName
+  }
+  // Event Grid delivers with the identity: its queue role must exist before the subscription.
+  dependsOn: [
+    storageRoles
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output hostingPlan string = hostingPlan
+output identityName string = identity.name
+output identityClientId string = identity.properties.clientId
+output identityPrincipalId string = identity.properties.principalId
+output identityResourceId string = identity.id
+output storageAccountName string = storage.outputs.name
+output blobEndpoint string = storage.outputs.blobEndpoint
+output queueEndpoint string = storage.outputs.queueEndpoint
+output inboxContainerName string = inboxContainerName
+output reportsContainerName string = reportsContainerName
+output configContainerName string = configContainerName
+output deploymentContainerName string = deploymentContainerName
+output blobEventsQueueName string = blobEventsQueueName
+output inboxQueueName string = inboxQueueName
+output workQueueName string = workQueueName
+output poisonQueueNames array = [
+  '${blobEventsQueueName}-poison'
+  '${inboxQueueName}-poison'
+  '${workQueueName}-poison'
+]
+output target string = target
+output workspaceId string = effectiveWorkspaceId
+output sentinelRoleAssigned bool = !empty(workspaceName)
+output sentinelTargetWithoutWorkspace bool = sentinelTarget && empty(effectiveWorkspaceId)
+output appInsightsName string = monitoring.outputs.appInsightsName

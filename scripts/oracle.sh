@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The outside oracle for ti-core's STIX validation (issue 3).
+#
+# Creates .venv-oracle/ (once; re-created when scripts/oracle/requirements.txt changes), installs
+# the pinned OASIS stix2 and stix2-validator packages and faker-cti, generates a deterministic
+# corpus of STIX objects with them, mutates part of it, runs stix2-validator on every object and
+# writes [{index, id, source, mutation, object, validator_valid, validator_errors}] as JSON.
+#
+# Usage: scripts/oracle.sh [OUT.json]   (default: target/oracle/verdicts.json)
+# Run by crates/ti-core/tests/oracle.rs, which compares ti-core's verdicts with these.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-$root/target/oracle/verdicts.json}"
+venv="$root/.venv-oracle"
+req="$root/scripts/oracle/requirements.txt"
+python="${PYTHON:-python3}"
+
+if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+    echo "oracle: creating $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
+    cp "$req" "$venv/.requirements"
+fi
+
+mkdir -p "$(dirname "$out")"
+"$venv/bin/python" "$root/scripts/oracle/generate.py" "$out"

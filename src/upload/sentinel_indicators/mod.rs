@@ -1,0 +1,13 @@
+//! Target `sentinel-indicators`: the legacy Sentinel Upload Indicators API
+//! (`POST /workspaces/{id}/threatintelligenceindicators:upload`, the seed's OpenAPI), which many
+//! tenants and tools still run on. Body key `indicators`; only `indicator` objects.
+//!
+//! - [`request`]: batch → request body, refusing other object types before sending (pure);
+//! - [`service`]: the HTTP call through the shared outbound stack;
+//! - [`mapping`]: the service's answer → one outcome per object (pure).
+
+pub mod mapping;
+pub mod request;
+pub mod service;
+
+pub use service::SentinelIndicators;
