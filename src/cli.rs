@@ -10,12 +10,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ti_core::frame::FrameLimits;
 use ti_core::report::Source;
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use crate::auth;
 use crate::functions::{self, AppState};
 use crate::pipeline::{self, RunContext, RunOutcome};
-use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
+use crate::settings::{Env, OnInvalid, Settings, StorageSettings, TargetKind, UploadSettings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
 
@@ -46,6 +47,18 @@ pub enum Command {
         /// Write the report (DESIGN.md §5) here; with several files, a directory for one report each.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Force the input format instead of detecting it (see TI_FORMAT).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Print the records of a file converted to STIX (a bundle), Graph tiIndicators
+    /// (`{"value":[..]}`) or a Sentinel upload request body; invalid records go to stderr.
+    Convert {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        to: ConvertTo,
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Upload files to the target with the identity from the environment (managed identity when
     /// IDENTITY_ENDPOINT is set, else the Azure CLI login).
@@ -60,6 +73,8 @@ pub enum Command {
         workspace_id: Option<String>,
         #[arg(long)]
         report: Option<PathBuf>,
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -80,15 +95,32 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let result = match command {
         Command::Serve { port } => serve(port).await.map(|_| ExitCode::SUCCESS),
-        Command::Validate { files, report } => {
-            offline(&files, report.as_deref(), None, None, true).await
+        Command::Validate {
+            files,
+            report,
+            format,
+        } => {
+            let o = Overrides {
+                format,
+                ..Default::default()
+            };
+            offline(&files, report.as_deref(), o, true).await
         }
         Command::Upload {
             files,
             target,
             workspace_id,
             report,
-        } => offline(&files, report.as_deref(), target, workspace_id, false).await,
+            format,
+        } => {
+            let o = Overrides {
+                target,
+                workspace_id,
+                format,
+            };
+            offline(&files, report.as_deref(), o, false).await
+        }
+        Command::Convert { file, to, format } => convert(&file, to, format).await,
     };
     match result {
         Ok(code) => code,
@@ -149,24 +181,40 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// Command-line flags that override settings from the environment.
+#[derive(Debug, Default)]
+struct Overrides {
+    target: Option<String>,
+    workspace_id: Option<String>,
+    format: Option<String>,
+}
+
+impl Overrides {
+    fn env(self, validate_only: bool) -> Env {
+        let mut pairs: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(t) = self.target {
+            pairs.push(("TI_TARGET".into(), t));
+        }
+        if let Some(w) = self.workspace_id {
+            pairs.push(("TI_WORKSPACE_ID".into(), w));
+        }
+        if let Some(f) = self.format {
+            pairs.push(("TI_FORMAT".into(), f));
+        }
+        if validate_only {
+            pairs.push(("TI_TARGET".into(), "dry-run".into()));
+        }
+        Env::from_pairs(pairs)
+    }
+}
+
 async fn offline(
     files: &[PathBuf],
     report: Option<&Path>,
-    target: Option<String>,
-    workspace_id: Option<String>,
+    overrides: Overrides,
     validate_only: bool,
 ) -> Result<ExitCode> {
-    let mut pairs: Vec<(String, String)> = std::env::vars().collect();
-    if let Some(t) = target {
-        pairs.push(("TI_TARGET".into(), t));
-    }
-    if let Some(w) = workspace_id {
-        pairs.push(("TI_WORKSPACE_ID".into(), w));
-    }
-    if validate_only {
-        pairs.push(("TI_TARGET".into(), "dry-run".into()));
-    }
-    let env = Env::from_pairs(pairs);
+    let env = overrides.env(validate_only);
     let settings = Settings::from_env(&env)?;
     let upload: UploadSettings = settings.upload.clone();
     let credential = match upload.target {
@@ -182,6 +230,7 @@ async fn offline(
         defaults: settings.input.defaults,
         max_input_bytes: settings.max_input_bytes,
         validate_only,
+        reject_valid: false,
     };
     if files.len() > 1 {
         if let Some(dir) = report {
@@ -207,10 +256,13 @@ async fn offline(
         );
         for e in r.errors.iter().take(10) {
             eprintln!(
-                "  record {} (line {}): {:?}: {}",
+                "  record {} (line {}): {}: {}",
                 e.record_index,
                 e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
-                e.code,
+                serde_json::to_value(e.code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 e.messages.join("; ")
             );
         }
@@ -253,12 +305,28 @@ async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
         format: None,
     };
     let outcome = if name == "-" {
-        pipeline::run(ReaderStream::new(tokio::io::stdin()), source, ctx).await
+        if ctx.uploader.settings().on_invalid == OnInvalid::RejectFile {
+            // reject-file reads its input twice; standard input can only be read once.
+            let mut bytes = Vec::new();
+            tokio::io::stdin()
+                .take(ctx.max_input_bytes.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .await
+                .context("reading standard input")?;
+            let open = || {
+                let bytes = bytes.clone();
+                async move { Ok::<_, std::io::Error>(ReaderStream::new(std::io::Cursor::new(bytes))) }
+            };
+            pipeline::run_input(open, source, ctx).await
+        } else {
+            pipeline::run(ReaderStream::new(tokio::io::stdin()), source, ctx).await
+        }
     } else {
-        let f = tokio::fs::File::open(file)
-            .await
-            .with_context(|| format!("opening {name}"))?;
-        pipeline::run(ReaderStream::with_capacity(f, 256 * 1024), source, ctx).await
+        let open = || async {
+            let f = tokio::fs::File::open(file).await?;
+            Ok::<_, std::io::Error>(ReaderStream::with_capacity(f, 256 * 1024))
+        };
+        pipeline::run_input(open, source, ctx).await
     };
     outcome.with_context(|| format!("reading {name}"))
 }
@@ -279,4 +347,139 @@ fn write_report_files(path: &Path, outcome: &RunOutcome) -> Result<()> {
         bail!("the input held no records");
     }
     Ok(())
+}
+
+/// The shapes `convert` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvertTo {
+    /// A STIX 2.1 bundle.
+    Stix,
+    /// `{"value":[tiIndicator, ...]}` for Microsoft Graph `submitTiIndicators`.
+    Graph,
+    /// `{"sourcesystem":..,"stixobjects":[..]}` for the Sentinel STIX objects upload API.
+    SentinelRequest,
+}
+
+/// `ti-ingest convert`: decode, validate and convert one file, streaming the result to stdout.
+async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<ExitCode> {
+    use std::io::Write;
+    use ti_core::input::{Decoder, InputOptions};
+    use ti_core::stix::ValidationContext;
+
+    let env = Overrides {
+        format,
+        ..Default::default()
+    }
+    .env(true);
+    let settings = Settings::from_env(&env)?;
+    let now = time::OffsetDateTime::now_utc();
+    let validation = ValidationContext {
+        now,
+        accepted_types: pipeline::SENTINEL_STIX_TYPES,
+    };
+    let mut decoder = Decoder::new(InputOptions {
+        format: settings.input.format,
+        limits: FrameLimits::default(),
+        defaults: settings.input.defaults,
+        now,
+        max_decompressed_bytes: settings.max_input_bytes,
+        max_ratio: InputOptions::DEFAULT_MAX_RATIO,
+    });
+    let mut input: Box<dyn tokio::io::AsyncRead + Unpin> = if file.as_os_str() == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        Box::new(
+            tokio::fs::File::open(file)
+                .await
+                .with_context(|| format!("opening {}", file.display()))?,
+        )
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (open, close) = match to {
+        ConvertTo::Stix => (
+            format!(
+                "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[",
+                uuid::Uuid::new_v4()
+            ),
+            "]}",
+        ),
+        ConvertTo::Graph => ("{\"value\":[".to_string(), "]}"),
+        ConvertTo::SentinelRequest => (
+            format!(
+                "{{\"sourcesystem\":{},\"stixobjects\":[",
+                serde_json::to_string(&settings.upload.source_system)?
+            ),
+            "]}",
+        ),
+    };
+    out.write_all(open.as_bytes())?;
+    let (mut written, mut rejected) = (0u64, 0u64);
+    let mut items = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut frame_error = None;
+    loop {
+        let n = input.read(&mut buf).await.context("reading the input")?;
+        let step = if n == 0 {
+            decoder.finish(&mut items).map(|_| ())
+        } else {
+            decoder.push(&buf[..n], &mut items)
+        };
+        if let Err(e) = step {
+            frame_error = Some(e);
+        }
+        for item in items.drain(..) {
+            let converted = match pipeline::check(item, &validation) {
+                pipeline::Checked::Rejected(r) => Err((r.index, r.line, r.code, r.messages)),
+                pipeline::Checked::Valid {
+                    index, line, valid, ..
+                } => match to {
+                    ConvertTo::Graph => ti_core::convert::stix_to_ti(
+                        &valid.object,
+                        &settings.upload.graph_action,
+                        &settings.upload.graph_target_product,
+                    )
+                    .map_err(|p| (index, line, p.code, vec![p.message])),
+                    _ => Ok(valid.object),
+                },
+            };
+            match converted {
+                Ok(object) => {
+                    if written > 0 {
+                        out.write_all(b",")?;
+                    }
+                    out.write_all(b"\n")?;
+                    serde_json::to_writer(&mut out, &object)?;
+                    written += 1;
+                }
+                Err((index, line, code, messages)) => {
+                    rejected += 1;
+                    eprintln!(
+                        "record {index} (line {line}): {}: {}",
+                        serde_json::to_value(code)?.as_str().unwrap_or_default(),
+                        messages.join("; ")
+                    );
+                }
+            }
+        }
+        if n == 0 || frame_error.is_some() {
+            break;
+        }
+    }
+    out.write_all(b"\n")?;
+    out.write_all(close.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    eprintln!(
+        "{}: {written} records converted, {rejected} rejected",
+        file.display()
+    );
+    if let Some(e) = frame_error {
+        eprintln!(
+            "ti-ingest: the input is not valid at line {}: {}",
+            e.line, e.message
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::from(if rejected > 0 { 1 } else { 0 }))
 }

@@ -1,18 +1,26 @@
 //! The `ti-ingest` binary: parse the command line, set up tracing, run.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ti_ingest::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The handler logs its per-invocation lines at INFO; the commands a person runs print their
+    // own summaries, so their logs default to warnings only.
+    let serving = matches!(cli.command, Some(Command::Serve { .. }) | None);
+    let default = if serving { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
-        // The host logs stderr at Error only for failures; stdout carries our structured lines.
+        // stdout is for command output (`convert`); the host logs the handler's stderr.
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    ti_ingest::cli::run(ti_ingest::cli::Cli::parse()).await
+    ti_ingest::cli::run(cli).await
 }

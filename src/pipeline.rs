@@ -23,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::settings::OnInvalid;
 use crate::upload::{BatchOutcome, Uploader};
 
 /// The STIX object types the `sentinel-stix` target accepts (DESIGN.md §1).
@@ -48,6 +49,9 @@ pub struct RunContext {
     pub max_input_bytes: u64,
     /// Validate only: nothing is sent (the `validate` command).
     pub validate_only: bool,
+    /// Report every valid record as `file_rejected` instead of uploading it: the second pass of
+    /// `TI_ON_INVALID=reject-file` when the first pass found invalid records.
+    pub reject_valid: bool,
 }
 
 /// What a run produced.
@@ -82,6 +86,83 @@ impl RunOutcome {
             out.push('\n');
         }
         out
+    }
+}
+
+/// A rejected record, as [`check`] found it.
+pub struct Rejected {
+    pub index: u64,
+    pub line: u64,
+    pub id: Option<String>,
+    pub code: Code,
+    pub messages: Vec<String>,
+    /// The original text, when it was kept.
+    pub text: Option<String>,
+}
+
+/// The verdict on one decoded record.
+pub enum Checked {
+    Rejected(Rejected),
+    Valid {
+        index: u64,
+        line: u64,
+        text: String,
+        valid: stix::Valid,
+    },
+}
+
+/// Decoding and validation of one record: the part of the pipeline every command shares.
+pub fn check(item: Decoded, validation: &ValidationContext) -> Checked {
+    let Decoded {
+        index,
+        line,
+        original,
+        object,
+        warnings: decode_warnings,
+    } = item;
+    let object = match object {
+        Ok(o) => o,
+        Err(p) => {
+            let mut message = p.message;
+            if original.is_none() {
+                message.push_str(" (its text is not kept in the rejected file)");
+            }
+            return Checked::Rejected(Rejected {
+                index,
+                line,
+                id: None,
+                code: p.code,
+                messages: vec![message],
+                text: original,
+            });
+        }
+    };
+    let text = original.unwrap_or_default();
+    match stix::validate(object, validation) {
+        Err(invalid) => {
+            let code = invalid
+                .problems
+                .first()
+                .map(|p| p.code)
+                .unwrap_or(Code::InvalidProperty);
+            Checked::Rejected(Rejected {
+                index,
+                line,
+                id: invalid.id,
+                code,
+                messages: invalid.problems.into_iter().map(|p| p.message).collect(),
+                text: Some(text),
+            })
+        }
+        Ok(mut valid) => {
+            valid.warnings.splice(0..0, decode_warnings);
+            Checked::Valid {
+                index,
+                line,
+                text,
+                valid,
+            }
+        }
     }
 }
 
@@ -292,95 +373,85 @@ where
         }
         for item in items.drain(..) {
             c.summary.records += 1;
-            let Decoded {
-                index,
-                line,
-                original,
-                object,
-                warnings: decode_warnings,
-            } = item;
-            let object = match object {
-                Ok(o) => o,
-                Err(p) => {
-                    let mut message = p.message;
-                    if original.is_none() {
-                        message.push_str(" (its text is not kept in the rejected file)");
-                    }
-                    c.reject(index, Some(line), None, p.code, vec![message], original);
+            let (index, line, text, valid) = match check(item, &validation) {
+                Checked::Rejected(r) => {
+                    c.reject(r.index, Some(r.line), r.id, r.code, r.messages, r.text);
                     continue;
                 }
+                Checked::Valid {
+                    index,
+                    line,
+                    text,
+                    valid,
+                } => (index, line, text, valid),
             };
-            let text = original.unwrap_or_default();
-            match stix::validate(object, &validation) {
-                Err(invalid) => {
-                    let code = invalid
-                        .problems
-                        .first()
-                        .map(|p| p.code)
-                        .unwrap_or(Code::InvalidProperty);
-                    let messages = invalid.problems.into_iter().map(|p| p.message).collect();
-                    c.reject(index, Some(line), invalid.id, code, messages, Some(text));
+            if ctx.reject_valid {
+                c.reject(
+                    index,
+                    Some(line),
+                    Some(valid.id),
+                    Code::FileRejected,
+                    vec!["not uploaded: TI_ON_INVALID=reject-file and other records of this input are invalid (see their errors); fix them and drop the whole file again".into()],
+                    Some(text),
+                );
+                continue;
+            }
+            if let Some((prev, prev_line)) = seen.insert(id_key(&valid.id), (index, line)) {
+                if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
+                    let (p, _) = batch.remove(pos);
+                    c.reject(
+                        p.index,
+                        Some(p.line),
+                        Some(p.id),
+                        Code::Duplicate,
+                        vec![duplicate_message(index, line)],
+                        Some(p.text),
+                    );
+                } else if c.in_flight.contains(&prev) {
+                    c.superseded.insert(prev, (index, line));
+                    barrier = true;
+                } else if !c.rejected_indices.contains(&prev) {
+                    // Already uploaded: the later record will overwrite it at the
+                    // service. It is reported as the duplicate it is; its text was not
+                    // kept, so it is not repeated in the rejected file.
+                    c.summary.uploaded -= 1;
+                    c.reject(
+                        prev,
+                        Some(prev_line),
+                        Some(valid.id.clone()),
+                        Code::Duplicate,
+                        vec![duplicate_message(index, line)],
+                        None,
+                    );
                 }
-                Ok(mut valid) => {
-                    valid.warnings.splice(0..0, decode_warnings);
-                    if let Some((prev, prev_line)) = seen.insert(id_key(&valid.id), (index, line)) {
-                        if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
-                            let (p, _) = batch.remove(pos);
-                            c.reject(
-                                p.index,
-                                Some(p.line),
-                                Some(p.id),
-                                Code::Duplicate,
-                                vec![duplicate_message(index, line)],
-                                Some(p.text),
-                            );
-                        } else if c.in_flight.contains(&prev) {
-                            c.superseded.insert(prev, (index, line));
-                            barrier = true;
-                        } else if !c.rejected_indices.contains(&prev) {
-                            // Already uploaded: the later record will overwrite it at the
-                            // service. It is reported as the duplicate it is; its text was not
-                            // kept, so it is not repeated in the rejected file.
-                            c.summary.uploaded -= 1;
-                            c.reject(
-                                prev,
-                                Some(prev_line),
-                                Some(valid.id.clone()),
-                                Code::Duplicate,
-                                vec![duplicate_message(index, line)],
-                                None,
-                            );
-                        }
-                    }
-                    for w in &valid.warnings {
-                        c.warnings.push(RecordWarning {
-                            record_index: index,
-                            line: Some(line),
-                            id: Some(valid.id.clone()),
-                            code: w.code,
-                            messages: vec![w.message.clone()],
-                        });
-                    }
-                    batch.push((
-                        Pending {
-                            index,
-                            line,
-                            id: valid.id,
-                            text,
-                        },
-                        valid.object,
-                    ));
-                    if batch.len() >= batch_size {
-                        while in_flight.len() >= concurrency || (barrier && !in_flight.is_empty()) {
-                            if let Some((p, o)) = in_flight.next().await {
-                                c.settle(p, o);
-                            }
-                        }
-                        barrier = false;
-                        c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
-                        in_flight.push(send(std::mem::take(&mut batch)));
+            }
+            for w in &valid.warnings {
+                c.warnings.push(RecordWarning {
+                    record_index: index,
+                    line: Some(line),
+                    id: Some(valid.id.clone()),
+                    code: w.code,
+                    messages: vec![w.message.clone()],
+                });
+            }
+            batch.push((
+                Pending {
+                    index,
+                    line,
+                    id: valid.id,
+                    text,
+                },
+                valid.object,
+            ));
+            if batch.len() >= batch_size {
+                while in_flight.len() >= concurrency || (barrier && !in_flight.is_empty()) {
+                    if let Some((p, o)) = in_flight.next().await {
+                        c.settle(p, o);
                     }
                 }
+                barrier = false;
+                c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
+                in_flight.push(send(std::mem::take(&mut batch)));
             }
         }
     }
@@ -434,6 +505,41 @@ where
     })
 }
 
+/// Runs an input under the `TI_ON_INVALID` policy. `open` gives a fresh stream of the input each
+/// time it is called: with `reject-file` the input is read twice, first to validate everything
+/// (nothing is sent), then, only when every record is valid, to upload. When some record is
+/// invalid the first pass is the report: every valid record is `file_rejected`.
+pub async fn run_input<F, Fut, S, E>(
+    mut open: F,
+    source: Source,
+    ctx: &RunContext,
+) -> Result<RunOutcome, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<S, E>>,
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    if ctx.uploader.settings().on_invalid == OnInvalid::Skip {
+        return run(open().await?, source, ctx).await;
+    }
+    let first_pass = RunContext {
+        reject_valid: true,
+        ..ctx.clone()
+    };
+    let first = run(open().await?, source.clone(), &first_pass).await?;
+    let all_valid = first.report.input_error.is_none()
+        && first
+            .report
+            .errors
+            .iter()
+            .all(|e| e.code == Code::FileRejected);
+    if !all_valid {
+        return Ok(first);
+    }
+    run(open().await?, source, ctx).await
+}
+
 /// A one-chunk stream, for inputs already in memory (queue messages, HTTP bodies).
 pub fn once(bytes: Vec<u8>) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin {
     futures::stream::iter([Ok(Bytes::from(bytes))])
@@ -459,6 +565,7 @@ mod tests {
             defaults: Default::default(),
             max_input_bytes,
             validate_only: false,
+            reject_valid: false,
         }
     }
 
@@ -519,6 +626,54 @@ mod tests {
         assert_eq!(out.report.summary.uploaded, 5);
         assert!(out.report.errors[0].messages[0].contains("record 2"));
         assert!(out.report.errors[1].messages[0].contains("record 6"));
+    }
+
+    #[tokio::test]
+    async fn reject_file_uploads_nothing_when_any_record_is_invalid() {
+        let settings = UploadSettings::from_env(&Env::from_pairs([
+            ("TI_TARGET", "dry-run"),
+            ("TI_ON_INVALID", "reject-file"),
+        ]))
+        .unwrap();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        ctx.uploader = Uploader::new(settings, None).unwrap();
+        let mut bad = indicator(2);
+        bad["confidence"] = json!(-1);
+        let open = |records: Vec<Value>| {
+            let text = serde_json::to_vec(&records).unwrap();
+            move || {
+                let text = text.clone();
+                async move { Ok::<_, std::convert::Infallible>(once(text)) }
+            }
+        };
+        let out = match run_input(open(vec![indicator(1), bad, indicator(3)]), source(), &ctx).await
+        {
+            Ok(o) => o,
+            Err(never) => match never {},
+        };
+        out.report.check_invariants().unwrap();
+        assert_eq!(out.report.summary.uploaded, 0);
+        let codes: Vec<Code> = out.report.errors.iter().map(|e| e.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                Code::FileRejected,
+                Code::ConfidenceOutOfRange,
+                Code::FileRejected
+            ]
+        );
+        assert_eq!(
+            out.rejected.len(),
+            3,
+            "the whole file is kept to fix and re-drop"
+        );
+
+        let out = match run_input(open(vec![indicator(1), indicator(3)]), source(), &ctx).await {
+            Ok(o) => o,
+            Err(never) => match never {},
+        };
+        assert_eq!(out.report.summary.uploaded, 2);
+        assert!(out.report.errors.is_empty());
     }
 
     #[tokio::test]

@@ -139,3 +139,119 @@ fn validate_reads_standard_input() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 records"));
 }
+
+#[test]
+fn every_input_format_is_read_and_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("iocs.txt");
+    std::fs::write(
+        &text,
+        "# from a report\n1.2.3.4\nevil[.]example.com\n\nhxxp://bad.example.org/x\n44d88612fea8a8f36de82e1278abb02f\nnot an ioc !!\n",
+    )
+    .unwrap();
+    let out = ti_ingest()
+        .args(["convert"])
+        .arg(&text)
+        .args(["--to", "graph"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graph: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let values = graph["value"].as_array().unwrap();
+    assert_eq!(values.len(), 4);
+    assert_eq!(values[0]["networkIPv4"], "1.2.3.4");
+    assert_eq!(values[1]["domainName"], "evil.example.com");
+    assert_eq!(values[2]["url"], "http://bad.example.org/x");
+    assert_eq!(values[3]["fileHashType"], "md5");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 7") && stderr.contains("unknown_observable_type"),
+        "{stderr}"
+    );
+
+    // The same list as STIX: a bundle whose patterns are single comparisons.
+    let out = ti_ingest()
+        .args(["convert"])
+        .arg(&text)
+        .args(["--to", "stix"])
+        .output()
+        .unwrap();
+    let bundle: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    assert_eq!(
+        bundle["objects"][0]["pattern"],
+        "[ipv4-addr:value = '1.2.3.4']"
+    );
+
+    // CSV (short form, CRLF, quoted field) through validate with a report.
+    let csv = "type,value\r\nip,5.6.7.8\r\nsha256,zzzz\r\ndomain,\"good.example.com\"\r\n";
+    let plain = dir.path().join("list.csv");
+    std::fs::write(&plain, csv).unwrap();
+    let report = dir.path().join("r.json");
+    let out = ti_ingest()
+        .arg("validate")
+        .arg(&plain)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["source"]["format"], "csv");
+    assert_eq!(r["summary"]["records"], 3);
+    assert_eq!(r["errors"][0]["line"], 3);
+    assert_eq!(r["errors"][0]["code"], "invalid_observable");
+
+    // --format overrides detection: the CSV read as text is three unrecognised lines + one.
+    let out = ti_ingest()
+        .arg("validate")
+        .arg(&plain)
+        .args(["--format", "text", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["source"]["format"], "text");
+    let out = ti_ingest()
+        .arg("validate")
+        .arg(&plain)
+        .args(["--format", "xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TI_FORMAT"));
+}
+
+#[test]
+fn reject_file_uploads_nothing_when_any_record_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("feed.json");
+    std::fs::write(
+        &input,
+        serde_json::to_string(&common::corpus(20, &[4])).unwrap(),
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let out = ti_ingest()
+        .env("TI_ON_INVALID", "reject-file")
+        .arg("validate")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        r["summary"],
+        serde_json::json!({"records": 20, "uploaded": 0, "rejected": 20})
+    );
+    assert_eq!(r["errors"][4]["code"], "pattern_invalid");
+    assert_eq!(r["errors"][0]["code"], "file_rejected");
+}

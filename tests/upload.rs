@@ -37,6 +37,7 @@ fn ctx(uploader: Uploader) -> RunContext {
         defaults: Default::default(),
         max_input_bytes: 1 << 30,
         validate_only: false,
+        reject_valid: false,
     }
 }
 

@@ -136,6 +136,7 @@ impl AppState {
             defaults: self.input.defaults,
             max_input_bytes: self.max_input_bytes,
             validate_only: false,
+            reject_valid: false,
         }
     }
 
@@ -210,7 +211,31 @@ impl AppState {
                         )
                         .await;
                 }
-                match pipeline::run(stream, source.clone(), &self.run_context(started)).await {
+                // `reject-file` reads the blob twice: the first stream is the one just opened.
+                let mut opened = Some(stream);
+                let storage = self.storage.clone();
+                let name = blob.name.clone();
+                let open = move || {
+                    let first = opened.take();
+                    let storage = storage.clone();
+                    let name = name.clone();
+                    async move {
+                        match first {
+                            Some(s) => Ok(s),
+                            None => storage
+                                .open_inbox_blob(&name)
+                                .await
+                                .map(|(s, _)| s)
+                                .map_err(|e| {
+                                    azure_core::Error::with_message(
+                                        azure_core::error::ErrorKind::Other,
+                                        e.to_string(),
+                                    )
+                                }),
+                        }
+                    }
+                };
+                match pipeline::run_input(open, source.clone(), &self.run_context(started)).await {
                     Ok(o) => o,
                     Err(e) if !last_attempt => {
                         return Err(Retry(format!("reading {}: {e}", source.name)))
@@ -381,8 +406,12 @@ async fn ingest_message(
         name: format!("{}/{}", state.storage.settings.inbox_queue, message_id),
         format: None,
     };
-    let input = pipeline::once(inv.message.into_bytes());
-    let outcome = match pipeline::run(input, source, &state.run_context(started)).await {
+    let bytes = inv.message.into_bytes();
+    let open = || {
+        let bytes = bytes.clone();
+        async move { Ok::<_, std::convert::Infallible>(pipeline::once(bytes)) }
+    };
+    let outcome = match pipeline::run_input(open, source, &state.run_context(started)).await {
         Ok(o) => o,
         Err(never) => match never {},
     };
