@@ -410,3 +410,81 @@ async fn cli_upload_uses_the_managed_identity_and_writes_the_report() {
     assert!(dir.path().join("feed.rejected.ndjson").exists());
     assert!(!stderr.contains("eyJ"), "a token reached the output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_works_in_the_blob_and_queue_paths() {
+    use std::io::Write;
+    let stack = stack(SimConfig::default(), &[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let driver = handler.driver();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/ti-core/tests/fixtures");
+
+    // The Sentinel portal's CSV template, as downloaded (CRLF).
+    let csv = std::fs::read(format!("{fixtures}/csv/portal-all-other-types.csv")).unwrap();
+    stack.ingest_blob(driver, "portal.csv", csv).await.unwrap();
+    let r = stack.report("portal.csv").await.unwrap().unwrap();
+    assert_eq!(r["source"]["format"], "csv");
+    assert!(r["summary"]["uploaded"].as_u64().unwrap() >= 3, "{r}");
+
+    // A gzipped, defanged text list.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(
+        b"# analyst notes\n203.0.113.9\nbad[.]example[.]net\nhxxps://phish.example.com/login\n",
+    )
+    .unwrap();
+    stack
+        .ingest_blob(driver, "notes.txt.gz", gz.finish().unwrap())
+        .await
+        .unwrap();
+    let r = stack.report("notes.txt.gz").await.unwrap().unwrap();
+    assert_eq!(r["source"]["format"], "text", "{r}");
+    assert_eq!(
+        r["summary"],
+        json!({"records": 3, "uploaded": 3, "rejected": 0})
+    );
+    let patterns: Vec<String> = stack
+        .sim()
+        .accepted()
+        .iter()
+        .map(|o| o["pattern"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        patterns.contains(&"[domain-name:value = 'bad.example.net']".to_string()),
+        "{patterns:?}"
+    );
+    assert!(patterns.contains(&"[url:value = 'https://phish.example.com/login']".to_string()));
+
+    // The same text list dropped again yields the same ids: an update, not a duplicate.
+    let before = stack.sim().accepted_ids();
+    stack
+        .ingest_blob(driver, "notes-again.txt", "203.0.113.9\nbad.example.net\n")
+        .await
+        .unwrap();
+    assert_eq!(stack.sim().accepted_ids(), before);
+
+    // Graph tiIndicators and NDJSON as queue messages.
+    let graph = json!({"value": [{
+        "action": "alert", "targetProduct": "Azure Sentinel", "threatType": "Botnet",
+        "tlpLevel": "amber", "expirationDateTime": "2099-01-01T00:00:00Z",
+        "networkIPv4": "198.51.100.77", "description": "c2", "confidence": 70
+    }]})
+    .to_string();
+    let rsp = driver
+        .invoke_queue("IngestMessage", "message", &graph, 1)
+        .await
+        .unwrap();
+    assert_eq!(rsp.body["ReturnValue"]["uploaded"], 1, "{}", rsp.text);
+    let ndjson = format!("{}\n{}\n", common::indicator(900), common::indicator(901));
+    let rsp = driver
+        .invoke_queue("IngestMessage", "message", &ndjson, 1)
+        .await
+        .unwrap();
+    assert_eq!(rsp.body["ReturnValue"]["uploaded"], 2, "{}", rsp.text);
+    let c2 = stack
+        .sim()
+        .accepted()
+        .into_iter()
+        .find(|o| o["pattern"] == "[ipv4-addr:value = '198.51.100.77']")
+        .expect("the Graph indicator was uploaded as STIX");
+    assert_eq!(c2["indicator_types"], json!(["botnet"]));
+}
