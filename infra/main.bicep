@@ -25,13 +25,7 @@ targetScope = 'resourceGroup'
 // Where the indicators go (app settings TI_TARGET, TI_CLOUD, TI_WORKSPACE_ID, TI_SOURCE_SYSTEM)
 // ---------------------------------------------------------------------------------------------
 
-@description('Upload target (TI_TARGET). sentinel-stix is the current Sentinel API; graph is the Microsoft Graph tiIndicators API that Microsoft is retiring; dry-run validates and reports without sending.')
-@allowed([
-  'sentinel-stix'
-  'sentinel-indicators'
-  'graph'
-  'dry-run'
-])
+@description('Upload target (TI_TARGET): sentinel-stix (the current Sentinel API, recommended), sentinel-indicators (the older Sentinel API), graph (Microsoft Graph tiIndicators, which Microsoft is retiring) or dry-run (validate and report, send nothing). Several real targets may be listed comma-separated; the handler checks the value at start-up.')
 param target string = 'sentinel-stix'
 
 @description('Azure cloud of the Sentinel API host and token scope (TI_CLOUD). Defaults to the cloud this deployment runs in.')
@@ -64,6 +58,18 @@ param apiBaseUrl string = ''
 
 @description('Override of the Sentinel api-version query parameter (TI_SENTINEL_API_VERSION); empty = the target\'s default.')
 param sentinelApiVersion string = ''
+
+@description('Graph target only: override of the Graph base URL (TI_GRAPH_BASE_URL); empty = the cloud\'s Graph host.')
+param graphBaseUrl string = ''
+
+@description('dry-run only: which target\'s request bodies the dry run builds (TI_DRY_RUN_AS); empty = sentinel-stix.')
+@allowed([
+  ''
+  'sentinel-stix'
+  'sentinel-indicators'
+  'graph'
+])
+param dryRunAs string = ''
 
 @description('Graph target only: tiIndicator action (TI_GRAPH_ACTION).')
 @allowed([
@@ -154,6 +160,11 @@ param invocationDeadlineSecs int = 540
 @description('Largest accepted input in bytes (TI_MAX_INPUT_BYTES); larger inputs are rejected with a report. Default 1 GiB.')
 @minValue(1)
 param maxInputBytes int = 1073741824
+
+@description('Largest body the Ingest HTTP function accepts, in bytes (TI_MAX_HTTP_BYTES); larger bodies get 413. Default 4 MiB.')
+@minValue(1)
+@maxValue(104857600)
+param maxHttpBytes int = 4194304
 
 @description('NCRONTAB schedule (with seconds) of the Sweep function (TI_SWEEP_SCHEDULE).')
 param sweepSchedule string = '0 */15 * * * *'
@@ -357,12 +368,13 @@ module sentinelRole 'modules/sentinel-role.bicep' = if (!empty(workspaceName)) {
   }
 }
 
-var sentinelTarget = target == 'sentinel-stix' || target == 'sentinel-indicators'
+var sentinelTarget = contains(target, 'sentinel-')
 var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspaceName) ? sentinelRole.outputs.customerId : '')
 
 // Every setting of DESIGN.md section 6, in its order. Empty values are left out so the handler
 // falls back to its own default (TI_WORKSPACE_ID for graph/dry-run, TI_API_BASE_URL,
-// TI_SENTINEL_API_VERSION, TI_FORMAT unless given).
+// TI_SENTINEL_API_VERSION, TI_GRAPH_BASE_URL, TI_DRY_RUN_AS, TI_FORMAT unless given).
+// TI_RATE_WINDOW_SECS and TI_DRY_RUN_DIR are for the local simulator and tools, not for Azure.
 var tiSettings = filter([
   {
     name: 'TI_TARGET'
@@ -387,6 +399,14 @@ var tiSettings = filter([
   {
     name: 'TI_SENTINEL_API_VERSION'
     value: sentinelApiVersion
+  }
+  {
+    name: 'TI_GRAPH_BASE_URL'
+    value: graphBaseUrl
+  }
+  {
+    name: 'TI_DRY_RUN_AS'
+    value: dryRunAs
   }
   {
     name: 'TI_GRAPH_ACTION'
@@ -477,6 +497,10 @@ var tiSettings = filter([
     value: string(maxInputBytes)
   }
   {
+    name: 'TI_MAX_HTTP_BYTES'
+    value: string(maxHttpBytes)
+  }
+  {
     name: 'TI_FEEDS_CONFIG'
     value: feedsConfig
   }
@@ -565,5 +589,8 @@ output poisonQueueNames array = [
 output target string = target
 output workspaceId string = effectiveWorkspaceId
 output sentinelRoleAssigned bool = !empty(workspaceName)
+// true = the handler will refuse to start: a Sentinel target needs TI_WORKSPACE_ID (pass workspaceName or workspaceId).
 output sentinelTargetWithoutWorkspace bool = sentinelTarget && empty(effectiveWorkspaceId)
+// true = grant the identity the Graph application permission ThreatIndicators.ReadWrite.OwnedBy (docs/DEPLOY.md).
+output graphPermissionNeeded bool = contains(target, 'graph')
 output appInsightsName string = monitoring.outputs.appInsightsName

@@ -146,6 +146,7 @@ pub fn app_state(env: &Env) -> Result<AppState> {
         uploader,
         input: settings.input.clone(),
         max_input_bytes: settings.max_input_bytes,
+        work_item_records: settings.work_item_records,
         invocation_deadline: settings.invocation_deadline,
     })
 }
@@ -231,6 +232,8 @@ async fn offline(
         max_input_bytes: settings.max_input_bytes,
         validate_only,
         reject_valid: false,
+        range: 0..u64::MAX,
+        soft_deadline: None,
     };
     if files.len() > 1 {
         if let Some(dir) = report {

@@ -8,7 +8,8 @@
 //!   of the Functions host, so the CLI runs exactly the same code.
 //! - [`upload`]: the targets, the shared pacer and the retry decision.
 //! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
-//! - [`cli`]: `serve`, `validate`, `upload`.
+//! - [`work`]: work items (record ranges), their checkpoints and the final assembly.
+//! - [`cli`]: `serve`, `validate`, `upload`, `convert`.
 
 pub mod auth;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod pipeline;
 pub mod settings;
 pub mod storage;
 pub mod upload;
+pub mod work;

@@ -52,6 +52,29 @@ pub struct RunContext {
     /// Report every valid record as `file_rejected` instead of uploading it: the second pass of
     /// `TI_ON_INVALID=reject-file` when the first pass found invalid records.
     pub reject_valid: bool,
+    /// The records this run processes (input indexes); the others are decoded and skipped.
+    pub range: std::ops::Range<u64>,
+    /// After this time no further record is started: the run ends early and says where
+    /// (`RunOutcome::next_start`) so a follow-up work item can continue.
+    pub soft_deadline: Option<Instant>,
+}
+
+impl RunContext {
+    /// A run of the whole input with default bounds, no deadline, uploading.
+    pub fn new(uploader: Uploader) -> Self {
+        RunContext {
+            uploader,
+            deadline: None,
+            frame_limits: FrameLimits::default(),
+            format: None,
+            defaults: Defaults::default(),
+            max_input_bytes: 1 << 30,
+            validate_only: false,
+            reject_valid: false,
+            range: 0..u64::MAX,
+            soft_deadline: None,
+        }
+    }
 }
 
 /// What a run produced.
@@ -60,6 +83,9 @@ pub struct RunOutcome {
     pub report: Report,
     /// `(recordIndex, original text)` of every rejected record whose text was kept, by index.
     pub rejected: Vec<(u64, String)>,
+    /// Set when the run stopped before the end of the input (the end of its record range, or
+    /// its soft deadline): the index of the first record it did not process.
+    pub next_start: Option<u64>,
 }
 
 impl RunOutcome {
@@ -335,6 +361,7 @@ where
     };
 
     let mut ended = false;
+    let mut next_start = None;
     while !ended {
         let frame_result: Result<(), FrameError> = match input.next().await {
             Some(Ok(chunk)) => {
@@ -372,6 +399,19 @@ where
             ended = true;
         }
         for item in items.drain(..) {
+            if item.index < ctx.range.start {
+                continue;
+            }
+            let past_deadline = ctx
+                .soft_deadline
+                .is_some_and(|d| Instant::now() >= d && item.index > ctx.range.start);
+            if item.index >= ctx.range.end || past_deadline {
+                // Everything before this record is settled or in flight; the rest of the input
+                // is a later work item's.
+                next_start = Some(item.index);
+                ended = true;
+                break;
+            }
             c.summary.records += 1;
             let (index, line, text, valid) = match check(item, &validation) {
                 Checked::Rejected(r) => {
@@ -467,6 +507,10 @@ where
     while let Some((p, o)) = in_flight.next().await {
         c.settle(p, o);
     }
+    if next_start.is_some() {
+        // A broken frame or a size bound met after the stop point belongs to a later item.
+        input_error = None;
+    }
     c.errors.sort_by_key(|e| e.record_index);
     c.warnings.sort_by_key(|w| w.record_index);
     c.rejected.sort_by_key(|(i, _)| *i);
@@ -502,6 +546,7 @@ where
     Ok(RunOutcome {
         report,
         rejected: c.rejected,
+        next_start,
     })
 }
 
@@ -523,8 +568,12 @@ where
     if ctx.uploader.settings().on_invalid == OnInvalid::Skip {
         return run(open().await?, source, ctx).await;
     }
+    // The whole input is checked, whatever range this run uploads: one invalid record
+    // anywhere rejects the file.
     let first_pass = RunContext {
         reject_valid: true,
+        range: 0..u64::MAX,
+        soft_deadline: None,
         ..ctx.clone()
     };
     let first = run(open().await?, source.clone(), &first_pass).await?;
@@ -566,6 +615,8 @@ mod tests {
             max_input_bytes,
             validate_only: false,
             reject_valid: false,
+            range: 0..u64::MAX,
+            soft_deadline: None,
         }
     }
 

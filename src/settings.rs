@@ -252,6 +252,8 @@ pub struct Settings {
     pub max_input_bytes: u64,
     /// Our own deadline for one invocation, kept below the host's `functionTimeout`.
     pub invocation_deadline: Duration,
+    /// Records per work item: a larger input continues in follow-up items.
+    pub work_item_records: u64,
 }
 
 /// The upper bound of records per request that the services accept.
@@ -510,6 +512,7 @@ impl Settings {
                 540,
                 (1, 86_400),
             )?),
+            work_item_records: env.number("TI_WORK_ITEM_RECORDS", 50_000, (1, u64::MAX))?,
         })
     }
 }

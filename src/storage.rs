@@ -6,10 +6,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use azure_core::http::Etag;
 use azure_core::http::{RequestContent, StatusCode};
+use azure_storage_blob::models::{
+    BlobClientDownloadOptions, BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
+};
 use azure_storage_blob::BlobServiceClient;
+use azure_storage_queue::models::QueueMessage;
+use azure_storage_queue::QueueServiceClient;
 use bytes::Bytes;
 use futures::Stream;
+use futures::TryStreamExt;
 use ti_core::report::Report;
 use time::OffsetDateTime;
 
@@ -25,6 +32,9 @@ pub enum OpenError {
     /// The blob (or its container) does not exist: retrying will not help.
     #[error("blob {container}/{name} not found")]
     NotFound { container: String, name: String },
+    /// The blob was replaced since the version asked for: a newer run handles it.
+    #[error("blob {container}/{name} changed since this work began")]
+    Changed { container: String, name: String },
     /// Anything else (network, throttling, auth): worth retrying.
     #[error("opening blob {container}/{name}: {source}")]
     Other {
@@ -34,10 +44,19 @@ pub enum OpenError {
     },
 }
 
+/// An opened inbox blob.
+pub struct OpenedBlob {
+    pub stream: ByteStream,
+    pub len: Option<u64>,
+    /// The version read: work items carry it so every item reads the same content.
+    pub etag: String,
+}
+
 /// The app's storage account.
 #[derive(Clone)]
 pub struct Storage {
     service: Arc<BlobServiceClient>,
+    queues: Arc<QueueServiceClient>,
     pub settings: StorageSettings,
 }
 
@@ -51,10 +70,15 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     pub fn new(settings: StorageSettings, credential: Credential) -> Result<Self> {
-        let service = BlobServiceClient::new(settings.blob_url.clone(), Some(credential), None)
-            .context("creating the blob service client")?;
+        let service =
+            BlobServiceClient::new(settings.blob_url.clone(), Some(credential.clone()), None)
+                .context("creating the blob service client")?;
+        let queues =
+            QueueServiceClient::new(settings.queue_url.clone(), Some(credential.clone()), None)
+                .context("creating the queue service client")?;
         Ok(Storage {
             service: Arc::new(service),
+            queues: Arc::new(queues),
             settings,
         })
     }
@@ -64,15 +88,47 @@ impl Storage {
         &self,
         name: &str,
     ) -> Result<(ByteStream, Option<u64>), OpenError> {
+        self.open_inbox_version(name, None)
+            .await
+            .map(|o| (o.stream, o.len))
+    }
+
+    /// Opens a blob of the inbox container for streaming, only in the version `etag` when given
+    /// (a blob replaced since answers `Changed`).
+    pub async fn open_inbox_version(
+        &self,
+        name: &str,
+        etag: Option<&str>,
+    ) -> Result<OpenedBlob, OpenError> {
         let container = &self.settings.inbox_container;
         let blob = self
             .service
             .blob_container_client(container)
             .blob_client(name);
-        match blob.download(None).await {
+        let options = BlobClientDownloadOptions {
+            if_match: etag.map(|e| Etag::from(e.to_string())),
+            ..Default::default()
+        };
+        match blob.download(Some(options)).await {
             Ok(result) => {
                 let len = result.properties.content_length;
-                Ok((Box::pin(result.body), len))
+                let etag = result
+                    .properties
+                    .etag
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                Ok(OpenedBlob {
+                    stream: Box::pin(result.body),
+                    len,
+                    etag,
+                })
+            }
+            Err(e) if e.http_status() == Some(StatusCode::PreconditionFailed) => {
+                Err(OpenError::Changed {
+                    container: container.clone(),
+                    name: name.to_string(),
+                })
             }
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Err(OpenError::NotFound {
                 container: container.clone(),
@@ -119,6 +175,94 @@ impl Storage {
         // The report goes last: its presence means the run is complete.
         self.put_report_blob(&format!("{path}.report.json"), json)
             .await
+    }
+
+    /// Creates a reports-container blob only if it does not exist yet; `false` when it did.
+    /// Used as a once-only marker: whoever creates it does the guarded work.
+    pub async fn create_report_blob_once(&self, name: &str, content: Vec<u8>) -> Result<bool> {
+        let client = self
+            .service
+            .blob_container_client(&self.settings.reports_container)
+            .blob_client(name);
+        let options = BlobClientUploadOptions::default().if_not_exists();
+        match client
+            .upload(RequestContent::from(content), Some(options))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("creating {name}")),
+        }
+    }
+
+    /// Names of the reports-container blobs starting with `prefix`, in name order.
+    pub async fn list_report_blobs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_blobs(&self.settings.reports_container, prefix)
+            .await
+    }
+
+    /// Names and last-modified times of the inbox blobs (all pages).
+    pub async fn list_inbox_blobs(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
+        let options = BlobContainerClientListBlobsOptions::default();
+        let pager = self
+            .service
+            .blob_container_client(&self.settings.inbox_container)
+            .list_blobs(Some(options))
+            .context("listing the inbox")?;
+        let items: Vec<_> = pager.try_collect().await.context("listing the inbox")?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let modified = i.properties.as_ref().and_then(|p| p.last_modified);
+                i.name.map(|n| (n, modified))
+            })
+            .collect())
+    }
+
+    async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<String>> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_string()),
+            ..Default::default()
+        };
+        let pager = self
+            .service
+            .blob_container_client(container)
+            .list_blobs(Some(options))
+            .with_context(|| format!("listing {container}/{prefix}"))?;
+        let items: Vec<_> = pager
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {container}/{prefix}"))?;
+        let mut names: Vec<String> = items.into_iter().filter_map(|i| i.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes a reports-container blob; absent is fine.
+    pub async fn delete_report_blob(&self, name: &str) -> Result<()> {
+        let client = self
+            .service
+            .blob_container_client(&self.settings.reports_container)
+            .blob_client(name);
+        match client.delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {name}")),
+        }
+    }
+
+    /// Puts a message on one of the app's queues (JSON, as the app's own messages are).
+    pub async fn enqueue(&self, queue: &str, text: &str) -> Result<()> {
+        let message = QueueMessage {
+            message_text: Some(text.to_string()),
+        };
+        self.queues
+            .queue_client(queue)
+            .with_context(|| format!("the queue client for {queue}"))?
+            .send_message(message.try_into()?, None)
+            .await
+            .with_context(|| format!("sending a message to {queue}"))?;
+        Ok(())
     }
 
     /// Reads a reports-container blob, `None` when absent.

@@ -41,16 +41,7 @@ async fn warm_up(up: &Uploader, i: usize) {
 
 /// Runs `objects` through the pipeline as one invocation would.
 async fn invocation(up: Uploader, objects: Vec<Value>) -> ti_core::report::Report {
-    let ctx = RunContext {
-        uploader: up,
-        deadline: None,
-        frame_limits: Default::default(),
-        format: None,
-        defaults: Default::default(),
-        max_input_bytes: 1 << 30,
-        validate_only: false,
-        reject_valid: false,
-    };
+    let ctx = RunContext::new(up);
     let source = Source {
         kind: "queue".into(),
         name: "pacing".into(),

@@ -40,16 +40,7 @@ fn uploader(sim: &Simulator, target: &str, extra: &[(&str, &str)]) -> Uploader {
 }
 
 async fn run(up: Uploader, objects: &[Value]) -> RunOutcome {
-    let ctx = RunContext {
-        uploader: up,
-        deadline: None,
-        frame_limits: Default::default(),
-        format: None,
-        defaults: Default::default(),
-        max_input_bytes: 1 << 30,
-        validate_only: false,
-        reject_valid: false,
-    };
+    let ctx = RunContext::new(up);
     let source = Source {
         kind: "file".into(),
         name: "test".into(),

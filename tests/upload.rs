@@ -38,6 +38,8 @@ fn ctx(uploader: Uploader) -> RunContext {
         max_input_bytes: 1 << 30,
         validate_only: false,
         reject_valid: false,
+        range: 0..u64::MAX,
+        soft_deadline: None,
     }
 }
 

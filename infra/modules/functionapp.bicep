@@ -70,16 +70,6 @@ resource account 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
 
 var deploymentContainerUrl = '${account.properties.primaryEndpoints.blob}${deploymentContainerName}'
 
-var flexPlanSku = {
-  name: 'FC1'
-  tier: 'FlexConsumption'
-}
-
-var premiumPlanSku = {
-  name: premiumSku
-  tier: 'ElasticPremium'
-}
-
 // Flex Consumption: the runtime is `custom` (a custom handler; host.json names the binary) and the
 // package lives in a blob container that the platform reads with the identity.
 var flexFunctionAppConfig = {
@@ -151,38 +141,90 @@ var premiumSettings = [
   }
 ]
 
-resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
-  name: planName
-  location: location
-  tags: tags
-  kind: isFlex ? 'functionapp' : 'elastic'
-  // checkov:skip=CKV_AZURE_225:Zone redundancy depends on regional support (and at least 3 always-on instances on Premium); it is a cost decision left to the deployer, not a default.
-  sku: isFlex ? flexPlanSku : premiumPlanSku
-  properties: {
-    // Linux.
-    reserved: true
-    maximumElasticWorkerCount: isFlex ? null : premiumMaximumElasticWorkerCount
+var identity = {
+  type: 'UserAssigned'
+  userAssignedIdentities: {
+    '${identityResourceId}': {}
   }
 }
 
-resource site 'Microsoft.Web/sites@2024-11-01' = {
+// Flex Consumption and Elastic Premium take different site shapes: Flex rejects the
+// Premium-only siteConfig properties (ftpsState, functionAppScaleLimit, ...) outright, and
+// Premium has no functionAppConfig. One resource each, exactly one of them deployed.
+
+resource flexPlan 'Microsoft.Web/serverfarms@2024-11-01' = if (isFlex) {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  // checkov:skip=CKV_AZURE_225:Zone redundancy depends on regional support; it is a cost decision left to the deployer, not a default.
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    // Linux.
+    reserved: true
+  }
+}
+
+resource flexSite 'Microsoft.Web/sites@2024-11-01' = if (isFlex) {
   // Reviewed checkov findings (scripts/check-infra.sh fails on any other):
   // checkov:skip=CKV_AZURE_222:The public endpoint serves the Ingest HTTP function (function key) and Entra ID-authenticated zip deployment; queue and timer functions take no inbound traffic. Add access restrictions or a private endpoint where policy requires.
   // checkov:skip=CKV_AZURE_17:Incoming client certificates are not used: HTTP callers (Logic Apps, playbooks) authenticate with a function key, and nothing else calls the app.
-  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design (instances are added per trigger load); the Premium option keeps one instance warm (minimumElasticInstanceCount 1).
   // checkov:skip=CKV_AZURE_213:No platform health-check path: the Functions host itself supervises the custom handler (readiness probe GET /, restart on failure), and a health path would need an extra anonymous HTTP function.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design; instances are added per trigger load.
+  // checkov:skip=CKV_AZURE_78:FTP does not exist on Flex Consumption, which rejects the ftpsState property; deployment goes through the blob container.
   name: name
   location: location
   tags: tags
   kind: 'functionapp,linux'
-  identity: {
-    type: 'UserAssigned'
-    userAssignedIdentities: {
-      '${identityResourceId}': {}
+  identity: identity
+  properties: {
+    serverFarmId: flexPlan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityResourceId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      http20Enabled: true
+      appSettings: concat(appSettings, platformSettings)
     }
+    functionAppConfig: flexFunctionAppConfig
+  }
+}
+
+resource premiumPlan 'Microsoft.Web/serverfarms@2024-11-01' = if (!isFlex) {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'elastic'
+  // checkov:skip=CKV_AZURE_225:Zone redundancy needs at least 3 always-on Premium instances and regional support; it is a cost decision left to the deployer, not a default.
+  sku: {
+    name: premiumSku
+    tier: 'ElasticPremium'
   }
   properties: {
-    serverFarmId: plan.id
+    // Linux.
+    reserved: true
+    maximumElasticWorkerCount: premiumMaximumElasticWorkerCount
+  }
+}
+
+resource premiumSite 'Microsoft.Web/sites@2024-11-01' = if (!isFlex) {
+  // Reviewed checkov findings (scripts/check-infra.sh fails on any other):
+  // checkov:skip=CKV_AZURE_222:The public endpoint serves the Ingest HTTP function (function key) and Entra ID-authenticated zip deployment; queue and timer functions take no inbound traffic. Add access restrictions or a private endpoint where policy requires.
+  // checkov:skip=CKV_AZURE_17:Incoming client certificates are not used: HTTP callers (Logic Apps, playbooks) authenticate with a function key, and nothing else calls the app.
+  // checkov:skip=CKV_AZURE_213:No platform health-check path: the Functions host itself supervises the custom handler (readiness probe GET /, restart on failure), and a health path would need an extra anonymous HTTP function.
+  // checkov:skip=CKV_AZURE_212:Elastic Premium keeps one instance always warm (minimumElasticInstanceCount 1) and scales out on trigger load.
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: identity
+  properties: {
+    serverFarmId: premiumPlan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityResourceId
@@ -191,33 +233,40 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(appSettings, platformSettings, isFlex ? [] : premiumSettings)
-      // Premium only; Flex Consumption scales by functionAppConfig and rejects these.
-      minimumElasticInstanceCount: isFlex ? null : 1
-      functionAppScaleLimit: isFlex ? null : premiumMaximumElasticWorkerCount
+      minimumElasticInstanceCount: 1
+      functionAppScaleLimit: premiumMaximumElasticWorkerCount
+      appSettings: concat(appSettings, platformSettings, premiumSettings)
     }
-    functionAppConfig: isFlex ? flexFunctionAppConfig : null
   }
 }
 
-// Deployment with Entra ID only: no FTP or SCM basic-auth publishing credentials.
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
-  parent: site
-  name: 'ftp'
-  properties: {
-    allow: false
-  }
-}
-
-resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
-  parent: site
+// Deployment with Entra ID only: no basic-auth publishing credentials (SCM; FTP on Premium,
+// Flex has no FTP).
+resource flexScmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (isFlex) {
+  parent: flexSite
   name: 'scm'
   properties: {
     allow: false
   }
 }
 
-output name string = site.name
-output id string = site.id
-output defaultHostName string = site.properties.defaultHostName
+resource premiumScmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
+  parent: premiumSite
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource premiumFtpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
+  parent: premiumSite
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = name
+output id string = resourceId('Microsoft.Web/sites', name)
+output defaultHostName string = isFlex ? flexSite.properties.defaultHostName : premiumSite.properties.defaultHostName
 output packageUrl string = isFlex ? deploymentContainerUrl : '${deploymentContainerUrl}/${premiumPackageBlobName}'

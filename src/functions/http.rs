@@ -247,6 +247,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
                 RunOutcome {
                     report,
                     rejected: vec![],
+                    next_start: None,
                 },
             )
             .await;
@@ -278,6 +279,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             RunOutcome {
                 report,
                 rejected: vec![],
+                next_start: None,
             },
         )
         .await;

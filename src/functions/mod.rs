@@ -28,6 +28,7 @@ use crate::pipeline::{self, RunContext, RunOutcome};
 use crate::settings::InputSettings;
 use crate::storage::{self, OpenError, Storage};
 use crate::upload::Uploader;
+use crate::work::{self, Part, Run, RunState, WorkItem};
 use events::{BlobRef, EventAction};
 use protocol::{Answer, QueueInvocation};
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub uploader: Uploader,
     pub input: InputSettings,
     pub max_input_bytes: u64,
+    /// Records per work item (`TI_WORK_ITEM_RECORDS`).
+    pub work_item_records: u64,
     pub invocation_deadline: Duration,
 }
 
@@ -55,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { "ti-ingest" }))
         .route("/IngestBlobEvent", post(ingest_blob_event))
         .route("/IngestMessage", post(ingest_message))
+        .route("/IngestWorkItem", post(ingest_work_item))
         .route("/Ingest", http::route())
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
         .layer(DefaultBodyLimit::max(1 << 20))
@@ -137,6 +141,8 @@ impl AppState {
             max_input_bytes: self.max_input_bytes,
             validate_only: false,
             reject_valid: false,
+            range: 0..u64::MAX,
+            soft_deadline: None,
         }
     }
 
@@ -173,10 +179,14 @@ impl AppState {
         ))
     }
 
-    /// Runs a blob through the pipeline and writes `<name>.report.json` (+ rejected records).
+    /// Runs one range of a blob (the whole blob when it fits one invocation) through the
+    /// pipeline and checkpoints it; the range that reaches the end of the input writes
+    /// `<name>.report.json` (+ rejected records). `version` pins the blob's ETag for work items.
     async fn ingest_blob(
         &self,
         blob: &BlobRef,
+        version: Option<&str>,
+        start: u64,
         dequeue_count: u32,
         started: Instant,
     ) -> Result<Response, Retry> {
@@ -187,93 +197,217 @@ impl AppState {
             format: None,
         };
         let target = self.uploader.target_name();
-        let outcome = match self.storage.open_inbox_blob(&blob.name).await {
-            Ok((stream, len)) => {
-                if len.is_some_and(|l| l > self.max_input_bytes) {
-                    let report = input_error_report(
-                        source,
-                        target,
-                        "input_too_large",
-                        format!(
-                            "the blob is {} bytes; TI_MAX_INPUT_BYTES allows {}",
-                            len.unwrap_or(0),
-                            self.max_input_bytes
-                        ),
-                    );
-                    return self
-                        .finish_blob(
-                            blob,
-                            RunOutcome {
-                                report,
-                                rejected: vec![],
-                            },
-                            last_attempt,
-                        )
-                        .await;
-                }
-                // `reject-file` reads the blob twice: the first stream is the one just opened.
-                let mut opened = Some(stream);
-                let storage = self.storage.clone();
-                let name = blob.name.clone();
-                let open = move || {
-                    let first = opened.take();
-                    let storage = storage.clone();
-                    let name = name.clone();
-                    async move {
-                        match first {
-                            Some(s) => Ok(s),
-                            None => storage
-                                .open_inbox_blob(&name)
-                                .await
-                                .map(|(s, _)| s)
-                                .map_err(|e| {
-                                    azure_core::Error::with_message(
-                                        azure_core::error::ErrorKind::Other,
-                                        e.to_string(),
-                                    )
-                                }),
-                        }
-                    }
-                };
-                match pipeline::run_input(open, source.clone(), &self.run_context(started)).await {
-                    Ok(o) => o,
-                    Err(e) if !last_attempt => {
-                        return Err(Retry(format!("reading {}: {e}", source.name)))
-                    }
-                    Err(e) => RunOutcome {
-                        report: input_error_report(
-                            source,
-                            target,
-                            "input_unreadable",
-                            format!("reading the blob failed on the last attempt: {e}"),
-                        ),
-                        rejected: vec![],
-                    },
-                }
-            }
-            Err(OpenError::NotFound { .. }) => RunOutcome {
-                report: input_error_report(
-                    source,
-                    target,
+        let unreadable = |code: &str, message: String| RunOutcome {
+            report: input_error_report(source.clone(), target, code, message),
+            rejected: vec![],
+            next_start: None,
+        };
+        let opened = match self.storage.open_inbox_version(&blob.name, version).await {
+            Ok(o) => o,
+            Err(OpenError::NotFound { .. }) if start == 0 => {
+                let outcome = unreadable(
                     "blob_not_found",
                     "the blob no longer exists (deleted before it could be read)".into(),
-                ),
-                rejected: vec![],
-            },
+                );
+                return self.write_final(blob, &outcome, None).await;
+            }
+            Err(e @ (OpenError::NotFound { .. } | OpenError::Changed { .. })) => {
+                // A later version has its own run (and event); this one is abandoned.
+                return Ok(answer(
+                    vec![format!("{e}; the rest of this run is abandoned")],
+                    json!({"abandoned": true}),
+                ));
+            }
             Err(e) if !last_attempt => return Err(Retry(e.to_string())),
-            Err(e) => RunOutcome {
-                report: input_error_report(source, target, "input_unreadable", e.to_string()),
-                rejected: vec![],
-            },
+            Err(e) => {
+                let outcome = unreadable("input_unreadable", e.to_string());
+                return self.write_final(blob, &outcome, None).await;
+            }
         };
-        self.finish_blob(blob, outcome, last_attempt).await
+        let run = Run::new(&blob.name, &opened.etag);
+        // A redelivered message: the work may already be done, entirely or for this range.
+        if self.exists(&run.done()).await? {
+            return Ok(answer(
+                vec![format!("{}: already complete", source.name)],
+                json!({"alreadyComplete": true}),
+            ));
+        }
+        if let Some(part) = self.read_part(&run, start).await? {
+            return self.continue_after(blob, &opened.etag, &run, part).await;
+        }
+        let outcome = if start == 0 && opened.len.is_some_and(|l| l > self.max_input_bytes) {
+            unreadable(
+                "input_too_large",
+                format!(
+                    "the blob is {} bytes; TI_MAX_INPUT_BYTES allows {}",
+                    opened.len.unwrap_or(0),
+                    self.max_input_bytes
+                ),
+            )
+        } else {
+            // `reject-file` reads the blob twice: the first stream is the one just opened.
+            let mut first = Some(opened.stream);
+            let storage = self.storage.clone();
+            let name = blob.name.clone();
+            let etag = opened.etag.clone();
+            let open = move || {
+                let first = first.take();
+                let storage = storage.clone();
+                let name = name.clone();
+                let etag = etag.clone();
+                async move {
+                    match first {
+                        Some(s) => Ok(s),
+                        None => storage
+                            .open_inbox_version(&name, Some(&etag))
+                            .await
+                            .map(|o| o.stream)
+                            .map_err(|e| {
+                                azure_core::Error::with_message(
+                                    azure_core::error::ErrorKind::Other,
+                                    e.to_string(),
+                                )
+                            }),
+                    }
+                }
+            };
+            let mut ctx = self.run_context(started);
+            ctx.range = start..start.saturating_add(self.work_item_records);
+            ctx.soft_deadline = Some(started + self.invocation_deadline / 2);
+            match pipeline::run_input(open, source.clone(), &ctx).await {
+                Ok(o) => o,
+                Err(e) if !last_attempt => {
+                    return Err(Retry(format!("reading {}: {e}", source.name)))
+                }
+                Err(e) => unreadable(
+                    "input_unreadable",
+                    format!("reading the blob failed on the last attempt: {e}"),
+                ),
+            }
+        };
+        let transient = outcome.transient_failures();
+        if transient > 0 && !last_attempt {
+            // Nothing is checkpointed: the retry redoes this range (uploads are idempotent).
+            return Err(Retry(format!(
+                "{transient} record(s) of {} hit transient upload failures; retrying the message (uploads are idempotent by id)",
+                source.name
+            )));
+        }
+        if start == 0 && outcome.next_start.is_none() {
+            return self.write_final(blob, &outcome, Some(&run)).await;
+        }
+        let part = Part::from_outcome(start, &outcome);
+        let json = serde_json::to_vec(&part).map_err(|e| Retry(e.to_string()))?;
+        self.storage
+            .put_report_blob(&run.part(start), json)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        self.continue_after(blob, &opened.etag, &run, part).await
     }
 
-    async fn finish_blob(
+    /// After a checkpointed range: queue the next range, or assemble the final report.
+    async fn continue_after(
         &self,
         blob: &BlobRef,
-        outcome: RunOutcome,
-        last_attempt: bool,
+        etag: &str,
+        run: &Run,
+        part: Part,
+    ) -> Result<Response, Retry> {
+        let Some(next) = part.next else {
+            let mut parts = Vec::new();
+            for name in self
+                .storage
+                .list_report_blobs(&run.parts_prefix())
+                .await
+                .map_err(|e| Retry(format!("{e:#}")))?
+            {
+                let bytes = self
+                    .storage
+                    .read_report_blob(&name)
+                    .await
+                    .map_err(|e| Retry(format!("{e:#}")))?
+                    .ok_or_else(|| Retry(format!("{name} vanished")))?;
+                parts.push(
+                    serde_json::from_slice::<Part>(&bytes)
+                        .map_err(|e| Retry(format!("{name}: {e}")))?,
+                );
+            }
+            let outcome = work::assemble(parts).map_err(Retry)?;
+            return self.write_final(blob, &outcome, Some(run)).await;
+        };
+        self.write_state(run, blob, etag, Some(next)).await?;
+        let first = self
+            .storage
+            .create_report_blob_once(&run.queued(next), Vec::new())
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        if first {
+            let item = WorkItem::new(&blob.container, &blob.name, etag, next);
+            let text = serde_json::to_string(&item).map_err(|e| Retry(e.to_string()))?;
+            // If this fails after the marker exists, Sweep re-drives the stalled run.
+            self.storage
+                .enqueue(&self.storage.settings.work_queue, &text)
+                .await
+                .map_err(|e| Retry(format!("{e:#}")))?;
+        }
+        let s = part.report.summary;
+        Ok(answer(
+            vec![format!(
+                "{}/{}: records {}..{} checkpointed ({} uploaded, {} rejected); continuing from record {next} in a work item",
+                blob.container, blob.name, part.start, next, s.uploaded, s.rejected
+            )],
+            json!({"rangeStart": part.start, "next": next, "uploaded": s.uploaded, "rejected": s.rejected}),
+        ))
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool, Retry> {
+        self.storage
+            .read_report_blob(name)
+            .await
+            .map(|b| b.is_some())
+            .map_err(|e| Retry(format!("{e:#}")))
+    }
+
+    async fn read_part(&self, run: &Run, start: u64) -> Result<Option<Part>, Retry> {
+        match self
+            .storage
+            .read_report_blob(&run.part(start))
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Retry(format!("{}: {e}", run.part(start)))),
+            None => Ok(None),
+        }
+    }
+
+    async fn write_state(
+        &self,
+        run: &Run,
+        blob: &BlobRef,
+        etag: &str,
+        next: Option<u64>,
+    ) -> Result<(), Retry> {
+        let state = RunState {
+            blob: blob.name.clone(),
+            etag: etag.to_string(),
+            next,
+            updated_at: OffsetDateTime::now_utc(),
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Retry(e.to_string()))?;
+        self.storage
+            .put_report_blob(&run.state(), json)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))
+    }
+
+    /// Writes `<name>.report.json` and `<name>.rejected.ndjson`, then marks the run done.
+    async fn write_final(
+        &self,
+        blob: &BlobRef,
+        outcome: &RunOutcome,
+        run: Option<&Run>,
     ) -> Result<Response, Retry> {
         let had_rejected_before = self
             .storage
@@ -290,12 +424,11 @@ impl AppState {
             )
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
-        let transient = outcome.transient_failures();
-        if transient > 0 && !last_attempt {
-            return Err(Retry(format!(
-                "{transient} record(s) of {} hit transient upload failures; retrying the message (uploads are idempotent by id)",
-                outcome.report.source.name
-            )));
+        if let Some(run) = run {
+            self.storage
+                .create_report_blob_once(&run.done(), Vec::new())
+                .await
+                .map_err(|e| Retry(format!("{e:#}")))?;
         }
         let s = outcome.report.summary;
         Ok(answer(
@@ -338,7 +471,11 @@ async fn ingest_blob_event(
         .unwrap_or_else(|| invocation_id(&headers));
     let inbox = state.storage.settings.inbox_container.clone();
     match events::parse_blob_event(&inv.message, &state.storage.settings.blob_url, &[&inbox]) {
-        Ok(EventAction::Ingest(blob)) => state.ingest_blob(&blob, inv.dequeue_count, started).await,
+        Ok(EventAction::Ingest(blob)) => {
+            state
+                .ingest_blob(&blob, None, 0, inv.dequeue_count, started)
+                .await
+        }
         Ok(EventAction::Ignore(why)) => Ok(answer(vec![why], json!({"ignored": true}))),
         Err(why) => {
             state
@@ -393,7 +530,11 @@ async fn ingest_message(
         .clone()
         .unwrap_or_else(|| invocation_id(&headers));
     match blob_reference(&inv.message, &state) {
-        Some(Ok(blob)) => return state.ingest_blob(&blob, inv.dequeue_count, started).await,
+        Some(Ok(blob)) => {
+            return state
+                .ingest_blob(&blob, None, 0, inv.dequeue_count, started)
+                .await
+        }
         Some(Err(why)) => {
             return state
                 .acknowledge_unprocessable(&message_id, "queue", "blob_reference_invalid", why)
@@ -435,4 +576,51 @@ async fn ingest_message(
         )],
         summary_value(&outcome.report),
     ))
+}
+
+async fn ingest_work_item(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Retry> {
+    let started = Instant::now();
+    let inv = match protocol::decode_queue(&body, QUEUE_BINDING) {
+        Ok(inv) => inv,
+        Err(e) => {
+            return state
+                .acknowledge_unprocessable(
+                    &invocation_id(&headers),
+                    "queue",
+                    "envelope_invalid",
+                    e.0,
+                )
+                .await
+        }
+    };
+    let message_id = inv
+        .message_id
+        .clone()
+        .unwrap_or_else(|| invocation_id(&headers));
+    let inbox = state.storage.settings.inbox_container.clone();
+    let item = WorkItem::parse(&inv.message).and_then(|item| {
+        events::blob_ref(&item.container, &item.blob, &[&inbox]).map(|b| (item, b))
+    });
+    match item {
+        Ok((item, blob)) => {
+            state
+                .ingest_blob(
+                    &blob,
+                    Some(&item.etag),
+                    item.start,
+                    inv.dequeue_count,
+                    started,
+                )
+                .await
+        }
+        Err(why) => {
+            state
+                .acknowledge_unprocessable(&message_id, "queue", "work_item_invalid", why)
+                .await
+        }
+    }
 }

@@ -64,7 +64,9 @@ fn whole(path: &str) -> Result<u64, String> {
 fn stream(path: &str) -> Result<u64, String> {
     let file = File::open(path).map_err(|e| format!("opening {path}: {e}"))?;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, file));
-    let n = de.deserialize_map(BundleVisitor).map_err(|e| e.to_string())?;
+    let n = de
+        .deserialize_map(BundleVisitor)
+        .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     Ok(n)
 }

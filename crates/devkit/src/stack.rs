@@ -252,6 +252,7 @@ impl Stack {
         vec![
             QueueRoute::new(BLOB_EVENTS_QUEUE, INGEST_BLOB_EVENT),
             QueueRoute::new(INBOX_QUEUE, INGEST_MESSAGE),
+            QueueRoute::new(WORK_QUEUE, "IngestWorkItem"),
         ]
     }
 }
