@@ -16,7 +16,7 @@ use tokio_util::io::ReaderStream;
 use crate::auth;
 use crate::functions::{self, AppState};
 use crate::pipeline::{self, RunContext, RunOutcome};
-use crate::settings::{Env, OnInvalid, Settings, StorageSettings, TargetKind, UploadSettings};
+use crate::settings::{Env, OnInvalid, Settings, StorageSettings, UploadSettings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
 
@@ -76,6 +76,13 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Run the configured feed pulls (TI_FEEDS_CONFIG) once, like the PullFeeds timer, with
+    /// storage and identity from the environment.
+    Pull {
+        /// Pull only this feed.
+        #[arg(long)]
+        feed: Option<String>,
+    },
 }
 
 /// Runs the command line; `main` only maps the result to a process exit code.
@@ -121,6 +128,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             offline(&files, report.as_deref(), o, false).await
         }
         Command::Convert { file, to, format } => convert(&file, to, format).await,
+        Command::Pull { feed } => crate::pull::cli(feed).await,
     };
     match result {
         Ok(code) => code,
@@ -147,6 +155,8 @@ pub fn app_state(env: &Env) -> Result<AppState> {
         input: settings.input.clone(),
         max_input_bytes: settings.max_input_bytes,
         work_item_records: settings.work_item_records,
+        sweep: settings.sweep,
+        max_http_bytes: functions::http::max_http_bytes(env)?,
         invocation_deadline: settings.invocation_deadline,
     })
 }
@@ -218,9 +228,10 @@ async fn offline(
     let env = overrides.env(validate_only);
     let settings = Settings::from_env(&env)?;
     let upload: UploadSettings = settings.upload.clone();
-    let credential = match upload.target {
-        TargetKind::DryRun => None,
-        _ => Some(auth::from_environment(settings.client_id.as_deref())?),
+    let credential = if upload.needs_credential() {
+        Some(auth::from_environment(settings.client_id.as_deref())?)
+    } else {
+        None
     };
     let uploader = Uploader::new(upload, credential)?;
     let ctx = RunContext {

@@ -9,12 +9,14 @@
 //! - [`upload`]: the targets, the shared pacer and the retry decision.
 //! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
 //! - [`work`]: work items (record ranges), their checkpoints and the final assembly.
+//! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
 //! - [`cli`]: `serve`, `validate`, `upload`, `convert`.
 
 pub mod auth;
 pub mod cli;
 pub mod functions;
 pub mod pipeline;
+pub mod pull;
 pub mod settings;
 pub mod storage;
 pub mod upload;

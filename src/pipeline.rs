@@ -15,9 +15,7 @@ use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
 use ti_core::frame::{FrameError, FrameLimits};
 use ti_core::input::{Decoded, Decoder, InputFormat, InputOptions};
-use ti_core::report::{
-    Code, InputError, RecordError, RecordWarning, Report, Source, Stage, Summary,
-};
+use ti_core::report::{Code, InputError, RecordError, RecordWarning, Report, Source, Summary};
 use ti_core::stix::{self, ValidationContext};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -265,7 +263,7 @@ impl Collector {
                         record_index: p.index,
                         line: Some(p.line),
                         id: Some(p.id),
-                        stage: Stage::Upload,
+                        stage: f.code.stage(),
                         code: f.code,
                         messages: f.messages,
                     });

@@ -243,6 +243,16 @@ pub struct StorageSettings {
     pub work_queue: String,
 }
 
+/// When Sweep considers an input missed or a run abandoned.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    /// `TI_SWEEP_GRACE_SECS` (300): a blob younger than this may still have its event on the way.
+    pub grace: time::Duration,
+    /// `TI_SWEEP_STALE_SECS` (the invocation deadline + 120 s): a run whose checkpoint state has
+    /// not changed for this long is re-driven.
+    pub stale: time::Duration,
+}
+
 /// All settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -254,6 +264,7 @@ pub struct Settings {
     pub invocation_deadline: Duration,
     /// Records per work item: a larger input continues in follow-up items.
     pub work_item_records: u64,
+    pub sweep: SweepSettings,
 }
 
 /// The upper bound of records per request that the services accept.
@@ -513,6 +524,18 @@ impl Settings {
                 (1, 86_400),
             )?),
             work_item_records: env.number("TI_WORK_ITEM_RECORDS", 50_000, (1, u64::MAX))?,
+            sweep: SweepSettings {
+                grace: time::Duration::seconds(env.number(
+                    "TI_SWEEP_GRACE_SECS",
+                    300,
+                    (0, 86_400),
+                )?),
+                stale: time::Duration::seconds(env.number(
+                    "TI_SWEEP_STALE_SECS",
+                    env.number("TI_INVOCATION_DEADLINE_SECS", 540, (1, 86_400))? + 120,
+                    (1, 86_400),
+                )?),
+            },
         })
     }
 }

@@ -12,7 +12,7 @@ use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
 };
 use azure_storage_blob::BlobServiceClient;
-use azure_storage_queue::models::QueueMessage;
+use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
 use azure_storage_queue::QueueServiceClient;
 use bytes::Bytes;
 use futures::Stream;
@@ -42,6 +42,23 @@ pub enum OpenError {
         name: String,
         source: azure_core::Error,
     },
+}
+
+/// A blob as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct ListedBlob {
+    pub name: String,
+    pub modified: Option<OffsetDateTime>,
+    pub etag: String,
+}
+
+/// A message received from a queue.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub pop_receipt: String,
+    pub text: String,
+    pub dequeue_count: i64,
 }
 
 /// An opened inbox blob.
@@ -201,22 +218,93 @@ impl Storage {
             .await
     }
 
-    /// Names and last-modified times of the inbox blobs (all pages).
-    pub async fn list_inbox_blobs(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
-        let options = BlobContainerClientListBlobsOptions::default();
+    /// The inbox blobs (all pages).
+    pub async fn list_inbox_blobs(&self) -> Result<Vec<ListedBlob>> {
+        self.list_with_properties(&self.settings.inbox_container, None)
+            .await
+    }
+
+    /// The reports-container blobs starting with `prefix`, with their properties.
+    pub async fn list_report_blobs_with_properties(&self, prefix: &str) -> Result<Vec<ListedBlob>> {
+        self.list_with_properties(&self.settings.reports_container, Some(prefix))
+            .await
+    }
+
+    async fn list_with_properties(
+        &self,
+        container: &str,
+        prefix: Option<&str>,
+    ) -> Result<Vec<ListedBlob>> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: prefix.map(str::to_string),
+            ..Default::default()
+        };
         let pager = self
             .service
-            .blob_container_client(&self.settings.inbox_container)
+            .blob_container_client(container)
             .list_blobs(Some(options))
-            .context("listing the inbox")?;
-        let items: Vec<_> = pager.try_collect().await.context("listing the inbox")?;
+            .with_context(|| format!("listing {container}"))?;
+        let items: Vec<_> = pager
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {container}"))?;
         Ok(items
             .into_iter()
             .filter_map(|i| {
-                let modified = i.properties.as_ref().and_then(|p| p.last_modified);
-                i.name.map(|n| (n, modified))
+                let (modified, etag) = i
+                    .properties
+                    .as_ref()
+                    .map(|p| (p.last_modified, p.etag.as_ref().map(|e| e.to_string())))
+                    .unwrap_or((None, None));
+                i.name.map(|name| ListedBlob {
+                    name,
+                    modified,
+                    etag: etag.unwrap_or_default(),
+                })
             })
             .collect())
+    }
+
+    /// Dequeues up to 32 messages of a queue (invisible to others for `visibility_secs`); a
+    /// queue that does not exist is empty.
+    pub async fn receive(&self, queue: &str, visibility_secs: i32) -> Result<Vec<Received>> {
+        let options = QueueClientReceiveMessagesOptions {
+            number_of_messages: Some(32),
+            visibility_timeout: Some(visibility_secs),
+            ..Default::default()
+        };
+        let client = self
+            .queues
+            .queue_client(queue)
+            .with_context(|| format!("the queue client for {queue}"))?;
+        let received = match client.receive_messages(Some(options)).await {
+            Ok(r) => r,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(vec![]),
+            Err(e) => return Err(e).with_context(|| format!("receiving from {queue}")),
+        };
+        Ok(received
+            .into_model()?
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Received {
+                id: m.message_id.unwrap_or_default(),
+                pop_receipt: m.pop_receipt.unwrap_or_default(),
+                text: m.message_text.unwrap_or_default(),
+                dequeue_count: m.dequeue_count.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Deletes a received message.
+    pub async fn delete_message(&self, queue: &str, message: &Received) -> Result<()> {
+        self.queues
+            .queue_client(queue)
+            .with_context(|| format!("the queue client for {queue}"))?
+            .delete_message(&message.id, &message.pop_receipt, None)
+            .await
+            .with_context(|| format!("deleting message {} from {queue}", message.id))?;
+        Ok(())
     }
 
     async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<String>> {

@@ -141,47 +141,53 @@ var premiumSettings = [
   }
 ]
 
-var identity = {
-  type: 'UserAssigned'
-  userAssignedIdentities: {
-    '${identityResourceId}': {}
-  }
+var flexPlanSku = {
+  name: 'FC1'
+  tier: 'FlexConsumption'
 }
 
-// Flex Consumption and Elastic Premium take different site shapes: Flex rejects the
-// Premium-only siteConfig properties (ftpsState, functionAppScaleLimit, ...) outright, and
-// Premium has no functionAppConfig. One resource each, exactly one of them deployed.
+var premiumPlanSku = {
+  name: premiumSku
+  tier: 'ElasticPremium'
+}
 
-resource flexPlan 'Microsoft.Web/serverfarms@2024-11-01' = if (isFlex) {
+resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   name: planName
   location: location
   tags: tags
-  kind: 'functionapp'
-  // checkov:skip=CKV_AZURE_225:Zone redundancy depends on regional support; it is a cost decision left to the deployer, not a default.
-  sku: {
-    name: 'FC1'
-    tier: 'FlexConsumption'
-  }
+  kind: isFlex ? 'functionapp' : 'elastic'
+  // checkov:skip=CKV_AZURE_225:Zone redundancy depends on regional support (and at least 3 always-on instances on Premium); it is a cost decision left to the deployer, not a default.
+  sku: isFlex ? flexPlanSku : premiumPlanSku
   properties: {
     // Linux.
     reserved: true
+    maximumElasticWorkerCount: isFlex ? null : premiumMaximumElasticWorkerCount
   }
 }
 
-resource flexSite 'Microsoft.Web/sites@2024-11-01' = if (isFlex) {
+// One site resource for both plans. Flex Consumption rejects the Premium-only siteConfig
+// properties outright (ftpsState, functionAppScaleLimit, minimumElasticInstanceCount: "invalid
+// for Flex Consumption sites"), so those are null there, which leaves them out of the request;
+// Premium has no functionAppConfig.
+resource site 'Microsoft.Web/sites@2024-11-01' = {
   // Reviewed checkov findings (scripts/check-infra.sh fails on any other):
   // checkov:skip=CKV_AZURE_222:The public endpoint serves the Ingest HTTP function (function key) and Entra ID-authenticated zip deployment; queue and timer functions take no inbound traffic. Add access restrictions or a private endpoint where policy requires.
   // checkov:skip=CKV_AZURE_17:Incoming client certificates are not used: HTTP callers (Logic Apps, playbooks) authenticate with a function key, and nothing else calls the app.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design (instances are added per trigger load); the Premium option keeps one instance warm (minimumElasticInstanceCount 1).
   // checkov:skip=CKV_AZURE_213:No platform health-check path: the Functions host itself supervises the custom handler (readiness probe GET /, restart on failure), and a health path would need an extra anonymous HTTP function.
-  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design; instances are added per trigger load.
-  // checkov:skip=CKV_AZURE_78:FTP does not exist on Flex Consumption, which rejects the ftpsState property; deployment goes through the blob container.
+  // checkov:skip=CKV_AZURE_78:FTP is disabled on Premium (ftpsState Disabled, FTP basic auth off); Flex Consumption has no FTP at all and rejects the ftpsState property, hence the conditional value checkov cannot read.
   name: name
   location: location
   tags: tags
   kind: 'functionapp,linux'
-  identity: identity
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityResourceId}': {}
+    }
+  }
   properties: {
-    serverFarmId: flexPlan.id
+    serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityResourceId
@@ -189,84 +195,35 @@ resource flexSite 'Microsoft.Web/sites@2024-11-01' = if (isFlex) {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       http20Enabled: true
-      appSettings: concat(appSettings, platformSettings)
+      appSettings: concat(appSettings, platformSettings, isFlex ? [] : premiumSettings)
+      // Premium only (null = not sent).
+      ftpsState: isFlex ? null : 'Disabled'
+      minimumElasticInstanceCount: isFlex ? null : 1
+      functionAppScaleLimit: isFlex ? null : premiumMaximumElasticWorkerCount
     }
-    functionAppConfig: flexFunctionAppConfig
+    functionAppConfig: isFlex ? flexFunctionAppConfig : null
   }
 }
 
-resource premiumPlan 'Microsoft.Web/serverfarms@2024-11-01' = if (!isFlex) {
-  name: planName
-  location: location
-  tags: tags
-  kind: 'elastic'
-  // checkov:skip=CKV_AZURE_225:Zone redundancy needs at least 3 always-on Premium instances and regional support; it is a cost decision left to the deployer, not a default.
-  sku: {
-    name: premiumSku
-    tier: 'ElasticPremium'
-  }
-  properties: {
-    // Linux.
-    reserved: true
-    maximumElasticWorkerCount: premiumMaximumElasticWorkerCount
-  }
-}
-
-resource premiumSite 'Microsoft.Web/sites@2024-11-01' = if (!isFlex) {
-  // Reviewed checkov findings (scripts/check-infra.sh fails on any other):
-  // checkov:skip=CKV_AZURE_222:The public endpoint serves the Ingest HTTP function (function key) and Entra ID-authenticated zip deployment; queue and timer functions take no inbound traffic. Add access restrictions or a private endpoint where policy requires.
-  // checkov:skip=CKV_AZURE_17:Incoming client certificates are not used: HTTP callers (Logic Apps, playbooks) authenticate with a function key, and nothing else calls the app.
-  // checkov:skip=CKV_AZURE_213:No platform health-check path: the Functions host itself supervises the custom handler (readiness probe GET /, restart on failure), and a health path would need an extra anonymous HTTP function.
-  // checkov:skip=CKV_AZURE_212:Elastic Premium keeps one instance always warm (minimumElasticInstanceCount 1) and scales out on trigger load.
-  name: name
-  location: location
-  tags: tags
-  kind: 'functionapp,linux'
-  identity: identity
-  properties: {
-    serverFarmId: premiumPlan.id
-    httpsOnly: true
-    publicNetworkAccess: 'Enabled'
-    keyVaultReferenceIdentity: identityResourceId
-    siteConfig: {
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      minimumElasticInstanceCount: 1
-      functionAppScaleLimit: premiumMaximumElasticWorkerCount
-      appSettings: concat(appSettings, platformSettings, premiumSettings)
-    }
-  }
-}
-
-// Deployment with Entra ID only: no basic-auth publishing credentials (SCM; FTP on Premium,
-// Flex has no FTP).
-resource flexScmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (isFlex) {
-  parent: flexSite
+// Deployment with Entra ID only: no basic-auth publishing credentials (SCM always; FTP on
+// Premium, Flex Consumption has no FTP).
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
   name: 'scm'
   properties: {
     allow: false
   }
 }
 
-resource premiumScmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
-  parent: premiumSite
-  name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource premiumFtpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
-  parent: premiumSite
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
+  parent: site
   name: 'ftp'
   properties: {
     allow: false
   }
 }
 
-output name string = name
-output id string = resourceId('Microsoft.Web/sites', name)
-output defaultHostName string = isFlex ? flexSite.properties.defaultHostName : premiumSite.properties.defaultHostName
+output name string = site.name
+output id string = site.id
+output defaultHostName string = site.properties.defaultHostName
 output packageUrl string = isFlex ? deploymentContainerUrl : '${deploymentContainerUrl}/${premiumPackageBlobName}'

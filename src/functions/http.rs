@@ -21,7 +21,7 @@
 //! `<reports>/messages/<yyyy>/<mm>/<dd>/<invocation id>.report.json` (+ `.rejected.ndjson`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -74,16 +74,6 @@ pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
 
 /// The size bound, read once. (It belongs in `AppState` with the other settings; until it is
 /// there, a bad value is reported when the first request arrives and the default applies.)
-fn configured_max_http_bytes() -> u64 {
-    static MAX: OnceLock<u64> = OnceLock::new();
-    *MAX.get_or_init(|| match max_http_bytes(&Env::from_process()) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "using the default HTTP body bound");
-            DEFAULT_MAX_HTTP_BYTES
-        }
-    })
-}
 
 /// A decoded HTTP-trigger invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,7 +251,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             vec![],
         );
     }
-    let max = configured_max_http_bytes().min(state.max_input_bytes);
+    let max = state.max_http_bytes.min(state.max_input_bytes);
     if inv.body.len() as u64 > max {
         let report = input_error_report(
             source,

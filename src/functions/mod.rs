@@ -8,6 +8,7 @@
 pub mod events;
 pub mod http;
 pub mod protocol;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::pipeline::{self, RunContext, RunOutcome};
-use crate::settings::InputSettings;
+use crate::settings::{InputSettings, SweepSettings};
 use crate::storage::{self, OpenError, Storage};
 use crate::upload::Uploader;
 use crate::work::{self, Part, Run, RunState, WorkItem};
@@ -48,7 +49,10 @@ pub struct AppState {
     pub max_input_bytes: u64,
     /// Records per work item (`TI_WORK_ITEM_RECORDS`).
     pub work_item_records: u64,
+    pub sweep: SweepSettings,
     pub invocation_deadline: Duration,
+    /// `TI_MAX_HTTP_BYTES`: the largest body the `Ingest` HTTP function accepts.
+    pub max_http_bytes: u64,
 }
 
 /// The router, built in a function so tests can drive it without a socket.
@@ -59,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/IngestBlobEvent", post(ingest_blob_event))
         .route("/IngestMessage", post(ingest_message))
         .route("/IngestWorkItem", post(ingest_work_item))
+        .route("/Sweep", post(sweep::sweep_handler))
+        .route("/PullFeeds", post(crate::pull::function::pull_feeds))
         .route("/Ingest", http::route())
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
         .layer(DefaultBodyLimit::max(1 << 20))
@@ -235,6 +241,9 @@ impl AppState {
         if let Some(part) = self.read_part(&run, start).await? {
             return self.continue_after(blob, &opened.etag, &run, part).await;
         }
+        // Activity Sweep can see: a run that stops updating this was interrupted.
+        self.write_state(&run, blob, &opened.etag, Some(start))
+            .await?;
         let outcome = if start == 0 && opened.len.is_some_and(|l| l > self.max_input_bytes) {
             unreadable(
                 "input_too_large",

@@ -71,16 +71,23 @@ impl PullSettings {
 pub enum Auth {
     None,
     /// A bearer token of the app's managed identity for `scope`.
-    ManagedIdentity { scope: String },
+    ManagedIdentity {
+        scope: String,
+    },
     /// HTTP basic authentication; the password is the value of an app setting.
     Basic {
         username: String,
         password_setting: String,
     },
     /// A request header (an API key) whose value is an app setting.
-    Header { name: String, value_setting: String },
+    Header {
+        name: String,
+        value_setting: String,
+    },
     /// A Key Vault secret by name: a valid reference, but not reachable from here yet.
-    KeyVaultSecret { name: String },
+    KeyVaultSecret {
+        name: String,
+    },
 }
 
 /// Per-feed defaults; unset fields fall back to the app's `TI_DEFAULT_*`.
@@ -179,7 +186,7 @@ pub struct Feed {
 /// A feed as the configuration lists it: usable, or why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEntry {
-    Valid(Feed),
+    Valid(Box<Feed>),
     Disabled { name: String },
     Invalid { name: String, error: String },
 }
@@ -333,7 +340,7 @@ pub fn parse_document(text: &[u8]) -> Result<Vec<FeedEntry>> {
             .map(str::to_string)
             .unwrap_or_else(|| format!("feed-{i}"));
         let entry = match parse_feed(v) {
-            Ok(Some(feed)) => FeedEntry::Valid(feed),
+            Ok(Some(feed)) => FeedEntry::Valid(Box::new(feed)),
             Ok(None) => FeedEntry::Disabled { name: fallback },
             Err(e) => FeedEntry::Invalid {
                 name: fallback,
@@ -503,7 +510,9 @@ fn parse_feed(v: Value) -> Result<Option<Feed>> {
         "taxii" => {
             only_for(raw.url.is_some(), "url", "https")?;
             only_for(raw.format.is_some(), "format", "https")?;
-            let api_root = raw.api_root.context("apiRoot is required for a taxii feed")?;
+            let api_root = raw
+                .api_root
+                .context("apiRoot is required for a taxii feed")?;
             let mut api_root = feed_url(&api_root, "apiRoot")?;
             if !api_root.path().ends_with('/') {
                 // `join` would otherwise replace the last path segment.
@@ -523,7 +532,12 @@ fn parse_feed(v: Value) -> Result<Option<Feed>> {
                 bail!("collection {collection:?} is not a collection id");
             }
             for k in raw.filters.keys() {
-                let allowed = ["match[type]", "match[id]", "match[spec_version]", "match[version]"];
+                let allowed = [
+                    "match[type]",
+                    "match[id]",
+                    "match[spec_version]",
+                    "match[version]",
+                ];
                 if !allowed.contains(&k.as_str()) {
                     bail!(
                         "filter {k:?} is not supported: use {} (pagination parameters are the puller's)",
@@ -703,7 +717,10 @@ mod tests {
                 {"name": "a", "kind": "https", "url": "https://x.example/a.txt", "auth": secret}
             ]}))
             .unwrap_err();
-            assert!(format!("{err:#}").contains("secret values inline"), "{err:#}");
+            assert!(
+                format!("{err:#}").contains("secret values inline"),
+                "{err:#}"
+            );
         }
     }
 
@@ -780,13 +797,34 @@ mod tests {
     #[test]
     fn fields_of_the_other_kind_and_bad_values_are_refused() {
         for (feed, needle) in [
-            (json!({"name": "a", "kind": "https", "url": "https://x.example/f", "collection": "c"}), "taxii"),
-            (json!({"name": "a", "kind": "taxii", "apiRoot": "https://x.example/r/", "collection": "c", "filters": {"limit": "5"}}), "limit"),
-            (json!({"name": "a", "kind": "taxii", "apiRoot": "https://x.example/r/", "collection": "c", "addedAfter": "yesterday"}), "addedAfter"),
-            (json!({"name": "a", "kind": "https", "url": "https://x.example/f", "defaults": {"tlp": "purple"}}), "tlp"),
-            (json!({"name": "a", "kind": "https", "url": "https://x.example/f", "targets": ["splunk"]}), "targets"),
-            (json!({"name": "A B", "kind": "https", "url": "https://x.example/f"}), "name"),
-            (json!({"name": "a", "kind": "rss", "url": "https://x.example/f"}), "kind"),
+            (
+                json!({"name": "a", "kind": "https", "url": "https://x.example/f", "collection": "c"}),
+                "taxii",
+            ),
+            (
+                json!({"name": "a", "kind": "taxii", "apiRoot": "https://x.example/r/", "collection": "c", "filters": {"limit": "5"}}),
+                "limit",
+            ),
+            (
+                json!({"name": "a", "kind": "taxii", "apiRoot": "https://x.example/r/", "collection": "c", "addedAfter": "yesterday"}),
+                "addedAfter",
+            ),
+            (
+                json!({"name": "a", "kind": "https", "url": "https://x.example/f", "defaults": {"tlp": "purple"}}),
+                "tlp",
+            ),
+            (
+                json!({"name": "a", "kind": "https", "url": "https://x.example/f", "targets": ["splunk"]}),
+                "targets",
+            ),
+            (
+                json!({"name": "A B", "kind": "https", "url": "https://x.example/f"}),
+                "name",
+            ),
+            (
+                json!({"name": "a", "kind": "rss", "url": "https://x.example/f"}),
+                "kind",
+            ),
         ] {
             let e = invalid(feed.clone());
             assert!(e.contains(needle), "{feed}: {e}");

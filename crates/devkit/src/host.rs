@@ -509,6 +509,9 @@ pub struct HostDriver {
     pub max_dequeue_count: u32,
     /// Pause between a failed attempt and the next (the queue's `visibilityTimeout`, default 0).
     pub retry_delay: Duration,
+    /// How long a message `pump_queues` dequeues stays invisible (the queue's visibility
+    /// timeout): after a handler crash it reappears only then.
+    pub visibility_timeout: Duration,
 }
 
 impl HostDriver {
@@ -526,6 +529,7 @@ impl HostDriver {
             client,
             max_dequeue_count: MAX_DEQUEUE_COUNT,
             retry_delay: Duration::ZERO,
+            visibility_timeout: Duration::from_secs(600),
         }
     }
 
@@ -685,7 +689,11 @@ impl HostDriver {
         loop {
             let mut idle = true;
             for route in routes {
-                let received = storage.receive_messages(&route.queue, 16, 600).await?;
+                let visibility =
+                    i32::try_from(self.visibility_timeout.as_secs().max(1)).unwrap_or(i32::MAX);
+                let received = storage
+                    .receive_messages(&route.queue, 16, visibility)
+                    .await?;
                 for message in received {
                     idle = false;
                     let trigger = TriggerMessage::from_received(&message);

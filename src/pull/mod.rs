@@ -1,0 +1,757 @@
+//! Scheduled pulls (DESIGN.md §4 `PullFeeds`, docs/PULL.md): TAXII 2.1 collections and HTTPS
+//! feeds listed in the feeds configuration are fetched and run through the same pipeline as
+//! dropped files, one report per feed per run.
+//!
+//! Per feed, a run: takes the feed's lease ([`state`]) — a feed another run holds is skipped —,
+//! fetches only what is new ([`taxii`]: bookmark; [`https`]: conditional GET), runs the
+//! pipeline, writes `pulls/<feed>/<timestamp>.report.json`, and only then advances the feed's
+//! state, and only when nothing is left to retry (no fetch error, no input error, no transient
+//! upload failure). So a crash, an outage or a failed upload never skips indicators: the next
+//! run fetches the same records again and re-uploads them (idempotent by STIX id).
+//!
+//! Feeds run side by side and fail alone: a feed that cannot be reached, answers 5xx or sends
+//! garbage gets a report saying so and is retried next run; the others are not held up.
+//! Feed URLs come only from the configuration document, never from a message or a request.
+//!
+//! Layout: [`config`] (the document, typed), [`state`] (state + lease), [`taxii`], [`https`],
+//! [`function`] (the `PullFeeds` timer handler); this file runs the feeds.
+
+pub mod config;
+pub mod function;
+pub mod https;
+pub mod state;
+pub mod taxii;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use azure_core::http::StatusCode;
+use azure_storage_blob::BlobServiceClient;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use serde::Serialize;
+use ti_core::convert::Defaults;
+use ti_core::frame::FrameLimits;
+use ti_core::input::InputFormat;
+use ti_core::report::{InputError, Report, Source, Summary};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::auth::{self, Credential};
+use crate::functions::AppState;
+use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::settings::Env;
+use crate::storage::Storage;
+use crate::upload::Uploader;
+use config::{Auth, Feed, FeedEntry, FeedSource, PullSettings};
+use state::{FeedState, Lock, StateStore};
+
+/// Feeds pulled at once: enough that one slow feed does not hold up the others, few enough
+/// that they do not crowd the upload quota they share.
+const PARALLEL_FEEDS: usize = 4;
+/// Connecting to a feed (DNS, TCP, TLS) must not take longer than this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A feed that sends nothing for this long is treated as unreachable.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why fetching a feed failed. Each is reported with its own `inputError.code`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// DNS, TCP, TLS, timeouts: nothing usable came back.
+    #[error("the feed could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the feed answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    /// The answer is not what the protocol says (not a TAXII envelope, ...).
+    #[error("the feed's answer is not usable: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl FetchError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchError::Unreachable(_) => "feed_unreachable",
+            FetchError::Status { .. } => "feed_http_error",
+            FetchError::Invalid(_) => "feed_invalid",
+            FetchError::TooLarge(_) => "input_too_large",
+        }
+    }
+
+    fn from_reqwest(e: &reqwest::Error) -> Self {
+        // reqwest's Display leaves out the cause (the DNS or TLS error); the chain has it.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        // A body cut off mid-way is a connection problem like any other.
+        if e.is_decode() {
+            FetchError::Invalid(message)
+        } else {
+            FetchError::Unreachable(message)
+        }
+    }
+}
+
+/// The start of an error answer's body, on one line, for the report.
+async fn body_excerpt(response: reqwest::Response) -> String {
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while bytes.len() < 300 {
+        match response.chunk().await {
+            Ok(Some(c)) => bytes.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).replace(['\r', '\n'], " ");
+    if text.trim().is_empty() {
+        "(no body)".into()
+    } else {
+        text.trim().to_string()
+    }
+}
+
+/// Reads a whole (small) answer, refusing one over `max` bytes.
+async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, FetchError> {
+    if response.content_length().is_some_and(|l| l > max as u64) {
+        return Err(FetchError::TooLarge(format!(
+            "the feed's page is {} bytes; at most {max} are accepted",
+            response.content_length().unwrap_or(0)
+        )));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::from_reqwest(&e))?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(FetchError::TooLarge(format!(
+                "the feed's page is over {max} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// How one feed's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedStatus {
+    /// Fetched and every record uploaded or reported; the state advanced.
+    Pulled,
+    /// 304: nothing to do.
+    NotModified,
+    /// Reported, state unchanged: the next run tries again.
+    Failed,
+    /// Another run holds the feed.
+    Busy,
+    Disabled,
+}
+
+/// One feed's result, for the logs, the handler's answer and the CLI.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedOutcome {
+    pub feed: String,
+    pub status: FeedStatus,
+    pub summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<InputError>,
+    /// The reports-container path of the report (`pulls/<feed>/<ts>.report.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    /// Records left to a later run because transient upload failures outlasted the retries.
+    pub transient: usize,
+}
+
+impl FeedOutcome {
+    fn without_report(feed: &str, status: FeedStatus) -> Self {
+        FeedOutcome {
+            feed: feed.to_string(),
+            status,
+            summary: Summary::default(),
+            input_error: None,
+            report: None,
+            transient: 0,
+        }
+    }
+
+    /// The one-line summary the logs and the CLI print.
+    pub fn line(&self) -> String {
+        let s = self.summary;
+        let mut line = format!(
+            "feed {}: {}",
+            self.feed,
+            match self.status {
+                FeedStatus::Pulled => "pulled",
+                FeedStatus::NotModified => "not modified",
+                FeedStatus::Failed => "failed (retried next run)",
+                FeedStatus::Busy => "skipped: another run holds it",
+                FeedStatus::Disabled => "disabled",
+            }
+        );
+        if self.report.is_some() {
+            line.push_str(&format!(
+                "; {} records, {} uploaded, {} rejected",
+                s.records, s.uploaded, s.rejected
+            ));
+        }
+        if self.transient > 0 {
+            line.push_str(&format!(
+                "; {} left by transient upload failures",
+                self.transient
+            ));
+        }
+        if let Some(e) = &self.input_error {
+            line.push_str(&format!("; {}: {}", e.code, e.message));
+        }
+        if let Some(r) = &self.report {
+            line.push_str(&format!("; report {r}"));
+        }
+        line
+    }
+}
+
+/// Everything a pull needs; built per run from the handler's state (or the CLI's).
+pub struct Puller {
+    storage: Storage,
+    blobs: Arc<BlobServiceClient>,
+    states: StateStore,
+    uploader: Uploader,
+    http: reqwest::Client,
+    credential: Credential,
+    settings: PullSettings,
+    defaults: Defaults,
+    max_input_bytes: u64,
+    invocation_deadline: Duration,
+    /// App settings that credential references name.
+    env: Env,
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC timestamps always format")
+}
+
+/// `2026-11-22T10-00-00.123Z`: sortable, unique per run of a feed (the lease serialises
+/// them), and free of `:` for tools that dislike it in paths.
+fn report_stamp(t: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// A report with no records: the feed failed before any (`error`), or had nothing new.
+fn empty_report(source: Source, target: &str, error: Option<InputError>) -> Report {
+    let now = now_rfc3339();
+    Report {
+        source,
+        target: target.to_string(),
+        started_at: now.clone(),
+        finished_at: now,
+        summary: Summary::default(),
+        input_error: error,
+        errors: vec![],
+        warnings: vec![],
+    }
+}
+
+fn error_report(source: Source, target: &str, code: &str, message: String) -> Report {
+    let error = InputError {
+        code: code.to_string(),
+        message,
+    };
+    empty_report(source, target, Some(error))
+}
+
+fn outcome_of(report: Report) -> RunOutcome {
+    RunOutcome {
+        report,
+        rejected: vec![],
+        next_start: None,
+    }
+}
+
+impl Puller {
+    /// A puller sharing the handler's storage settings and uploader (and so its upload quota).
+    /// The credential is the app's managed identity (`AZURE_CLIENT_ID`), as for storage.
+    pub fn new(app: &AppState, env: Env) -> Result<Self> {
+        let settings = PullSettings::from_env(&env)?;
+        let credential = auth::managed_identity(env.get("AZURE_CLIENT_ID"))?;
+        let blobs = Arc::new(
+            BlobServiceClient::new(
+                app.storage.settings.blob_url.clone(),
+                Some(credential.clone()),
+                None,
+            )
+            .context("creating the blob service client")?,
+        );
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("ti-ingest/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the feeds' HTTP client")?;
+        Ok(Puller {
+            storage: app.storage.clone(),
+            states: StateStore::new(blobs.clone(), &app.storage.settings.reports_container),
+            blobs,
+            uploader: app.uploader.clone(),
+            http,
+            credential,
+            settings,
+            defaults: app.input.defaults,
+            max_input_bytes: app.max_input_bytes,
+            invocation_deadline: app.invocation_deadline,
+            env,
+        })
+    }
+
+    /// Reads the feeds configuration; `None` when there is none (nothing to pull).
+    pub async fn load_config(&self) -> Result<Option<Vec<FeedEntry>>> {
+        let blob = self
+            .blobs
+            .blob_container_client(&self.settings.config_container)
+            .blob_client(&self.settings.config_blob);
+        let location = self.settings.location();
+        let body = match blob.download(None).await {
+            Ok(r) => r
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading {location}"))?,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {location}")),
+        };
+        let entries = config::parse_document(&body)
+            .with_context(|| format!("the feeds configuration {location}"))?;
+        Ok(Some(entries))
+    }
+
+    /// Pulls every feed (or only `only`), side by side. `Err` when the configuration itself
+    /// cannot be read or is refused; a failing feed is an outcome, not an error.
+    pub async fn run(&self, only: Option<&str>) -> Result<Vec<FeedOutcome>> {
+        let Some(entries) = self.load_config().await? else {
+            if let Some(name) = only {
+                bail!(
+                    "no feeds configuration at {} (TI_FEEDS_CONFIG), so no feed {name:?}",
+                    self.settings.location()
+                );
+            }
+            tracing::info!(config = %self.settings.location(), "no feeds configuration; nothing to pull");
+            return Ok(vec![]);
+        };
+        let entries: Vec<FeedEntry> = match only {
+            None => entries,
+            Some(name) => {
+                let picked: Vec<FeedEntry> =
+                    entries.into_iter().filter(|e| e.name() == name).collect();
+                if picked.is_empty() {
+                    bail!("no feed named {name:?} in {}", self.settings.location());
+                }
+                picked
+            }
+        };
+        let started = Instant::now();
+        let outcomes: Vec<FeedOutcome> = futures::stream::iter(entries)
+            .map(|e| self.run_entry(e, started))
+            .buffered(PARALLEL_FEEDS)
+            .collect()
+            .await;
+        Ok(outcomes)
+    }
+
+    async fn run_entry(&self, entry: FeedEntry, started: Instant) -> FeedOutcome {
+        let outcome = match entry {
+            FeedEntry::Disabled { name } => {
+                FeedOutcome::without_report(&name, FeedStatus::Disabled)
+            }
+            FeedEntry::Invalid { name, error } => {
+                let source = Source {
+                    kind: "pull".into(),
+                    name: name.clone(),
+                    format: None,
+                };
+                let report = error_report(
+                    source,
+                    self.uploader.target_name(),
+                    "feed_config_invalid",
+                    format!(
+                        "the feed's entry in {} is not valid: {error}",
+                        self.settings.location()
+                    ),
+                );
+                self.finish(&name, outcome_of(report), None).await
+            }
+            FeedEntry::Valid(feed) => self.run_feed(&feed, started).await,
+        };
+        match outcome.status {
+            FeedStatus::Failed => tracing::warn!(
+                feed = %outcome.feed,
+                code = outcome.input_error.as_ref().map(|e| e.code.as_str()).unwrap_or("transient"),
+                "{}", outcome.line()
+            ),
+            _ => tracing::info!(feed = %outcome.feed, "{}", outcome.line()),
+        }
+        outcome
+    }
+
+    /// The authentication headers for a feed, resolved now (tokens are short-lived).
+    async fn auth_headers(&self, feed: &Feed) -> Result<HeaderMap, (&'static str, String)> {
+        let mut headers = HeaderMap::new();
+        let setting = |name: &str| -> Result<String, (&'static str, String)> {
+            self.env.get(name).map(str::to_string).ok_or_else(|| {
+                (
+                    "feed_auth_failed",
+                    format!("the app setting {name} that the feed's auth refers to is not set"),
+                )
+            })
+        };
+        let sensitive = |value: String| -> Result<HeaderValue, (&'static str, String)> {
+            let mut v = HeaderValue::from_str(&value).map_err(|_| {
+                (
+                    "feed_auth_failed",
+                    "the credential is not a valid header value".to_string(),
+                )
+            })?;
+            v.set_sensitive(true);
+            Ok(v)
+        };
+        match &feed.auth {
+            Auth::None => {}
+            Auth::ManagedIdentity { scope } => {
+                let token = auth::bearer(&self.credential, scope)
+                    .await
+                    .map_err(|e| ("feed_auth_failed", format!("{e:#}")))?;
+                headers.insert(AUTHORIZATION, sensitive(format!("Bearer {token}"))?);
+            }
+            Auth::Basic {
+                username,
+                password_setting,
+            } => {
+                use base64::Engine;
+                let password = setting(password_setting)?;
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                headers.insert(AUTHORIZATION, sensitive(format!("Basic {encoded}"))?);
+            }
+            Auth::Header {
+                name,
+                value_setting,
+            } => {
+                let value = setting(value_setting)?;
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ("feed_auth_failed", "bad header name".to_string()))?;
+                headers.insert(name, sensitive(value)?);
+            }
+            Auth::KeyVaultSecret { name } => {
+                return Err((
+                    "feed_auth_unsupported",
+                    format!(
+                        "Key Vault secrets are not supported yet (keyVaultSecret {name:?}): make an app setting that is a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) and use {{\"basic\": {{\"username\": .., \"passwordSetting\": \"SETTING\"}}}} or {{\"header\": {{\"name\": .., \"valueSetting\": \"SETTING\"}}}}"
+                    ),
+                ))
+            }
+        }
+        Ok(headers)
+    }
+
+    async fn run_feed(&self, feed: &Feed, started: Instant) -> FeedOutcome {
+        let source = Source {
+            kind: feed.source.kind().into(),
+            name: feed.name.clone(),
+            format: None,
+        };
+        let target = self.uploader.target_name();
+        let fail = |code: &str, message: String| {
+            outcome_of(error_report(source.clone(), target, code, message))
+        };
+        if let Some(targets) = &feed.targets {
+            let app = &self.uploader.settings().targets;
+            let same = targets.len() == app.len() && targets.iter().all(|t| app.contains(t));
+            if !same {
+                // The uploader holds the identity's upload quota; a second one for a subset
+                // of targets would not share it. Until the uploader can hand out a subset,
+                // a feed can only name the app's own targets.
+                let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
+                let report = fail(
+                    "feed_targets_unsupported",
+                    format!(
+                        "the feed names targets {} but the app uploads to TI_TARGET={}; per-feed targets other than the app's are not supported yet",
+                        names.join(","),
+                        self.uploader.settings().target_names()
+                    ),
+                );
+                return self.finish(&feed.name, report, None).await;
+            }
+        }
+        let auth = match self.auth_headers(feed).await {
+            Ok(h) => h,
+            Err((code, message)) => {
+                return self.finish(&feed.name, fail(code, message), None).await
+            }
+        };
+        let (lock, saved) = match self.states.lock(&feed.name).await {
+            Ok(Lock::Held(held)) => *held,
+            Ok(Lock::Busy) => return FeedOutcome::without_report(&feed.name, FeedStatus::Busy),
+            Err(e) => {
+                let report = fail("feed_state_unavailable", format!("{e:#}"));
+                return self.finish(&feed.name, report, None).await;
+            }
+        };
+        let saved = saved.for_source(&feed.source.identity());
+        let ctx = RunContext {
+            uploader: self.uploader.clone(),
+            deadline: Some(started + self.invocation_deadline),
+            frame_limits: FrameLimits::default(),
+            format: None,
+            defaults: feed.defaults.apply_to(self.defaults),
+            max_input_bytes: feed.max_bytes.unwrap_or(self.max_input_bytes),
+            validate_only: false,
+            reject_valid: false,
+            range: 0..u64::MAX,
+            soft_deadline: None,
+        };
+        // (outcome, the state to save if everything read was settled, not-modified)
+        let (outcome, next_state, not_modified) = match &feed.source {
+            FeedSource::Taxii(t) => {
+                let pull = taxii::TaxiiPull {
+                    http: self.http.clone(),
+                    feed: t.clone(),
+                    auth,
+                    added_after: saved.bookmark.clone().or_else(|| t.added_after.clone()),
+                    defaults: feed.defaults.clone(),
+                    soft_deadline: Some(started + self.invocation_deadline / 2),
+                };
+                let (stream, progress) = pull.stream();
+                let ctx = RunContext {
+                    format: Some(InputFormat::StixJson),
+                    ..ctx
+                };
+                let mut outcome = match pipeline::run(stream, source.clone(), &ctx).await {
+                    Ok(o) => o,
+                    Err(never) => match never {},
+                };
+                let progress = progress.lock().expect("progress lock");
+                if let Some(e) = &progress.error {
+                    outcome.report.input_error = Some(InputError {
+                        code: e.code().into(),
+                        message: if progress.pages > 0 {
+                            format!(
+                                "{e} (after {} page(s), {} object(s), which were processed)",
+                                progress.pages, progress.objects
+                            )
+                        } else {
+                            e.to_string()
+                        },
+                    });
+                }
+                let next = FeedState {
+                    bookmark: progress.last_added.clone().or(saved.bookmark.clone()),
+                    ..saved.clone()
+                };
+                if progress.truncated {
+                    tracing::info!(feed = %feed.name, objects = progress.objects, "stopped at maxObjectsPerRun or the deadline; the next run continues from the bookmark");
+                }
+                (outcome, next, false)
+            }
+            FeedSource::Https(h) => {
+                let ctx = RunContext {
+                    format: h.format,
+                    ..ctx
+                };
+                match https::fetch(&self.http, h, auth, &saved).await {
+                    Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false),
+                    Ok(https::Fetched::NotModified) => (
+                        outcome_of(empty_report(source.clone(), target, None)),
+                        saved.clone(),
+                        true,
+                    ),
+                    Ok(https::Fetched::Changed { len: Some(len), .. })
+                        if len > ctx.max_input_bytes =>
+                    {
+                        (
+                            fail(
+                                "input_too_large",
+                                format!(
+                                "the feed is {len} bytes; maxBytes / TI_MAX_INPUT_BYTES allows {}",
+                                ctx.max_input_bytes
+                            ),
+                            ),
+                            saved.clone(),
+                            false,
+                        )
+                    }
+                    Ok(https::Fetched::Changed {
+                        body,
+                        error,
+                        etag,
+                        last_modified,
+                        ..
+                    }) => {
+                        let mut outcome = match pipeline::run(body, source.clone(), &ctx).await {
+                            Ok(o) => o,
+                            Err(never) => match never {},
+                        };
+                        if let Some(e) = error.lock().expect("error cell").take() {
+                            outcome.report.input_error = Some(InputError {
+                                code: e.code().into(),
+                                message: format!("{e} (the content read before it was processed)"),
+                            });
+                        }
+                        let next = FeedState {
+                            etag,
+                            last_modified,
+                            ..saved.clone()
+                        };
+                        (outcome, next, false)
+                    }
+                }
+            }
+        };
+        let result = self
+            .finish(&feed.name, outcome, Some((lock, next_state)))
+            .await;
+        if not_modified && result.status == FeedStatus::Pulled {
+            return FeedOutcome {
+                status: FeedStatus::NotModified,
+                ..result
+            };
+        }
+        result
+    }
+
+    /// Writes the feed's report, then (when everything read was settled) saves `next` under
+    /// the lease, and releases the lease.
+    async fn finish(
+        &self,
+        feed: &str,
+        outcome: RunOutcome,
+        lock: Option<(state::FeedLock, FeedState)>,
+    ) -> FeedOutcome {
+        let path = format!("pulls/{feed}/{}", report_stamp(OffsetDateTime::now_utc()));
+        let report_name = format!("{path}.report.json");
+        let written = self
+            .storage
+            .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
+            .await;
+        let transient = outcome.transient_failures();
+        let mut input_error = outcome.report.input_error.clone();
+        let settled = input_error.is_none() && transient == 0;
+        let mut status = if settled {
+            FeedStatus::Pulled
+        } else {
+            FeedStatus::Failed
+        };
+        if let Err(e) = &written {
+            // Without its report the run's rejections are not recorded: do not advance.
+            status = FeedStatus::Failed;
+            input_error.get_or_insert(InputError {
+                code: "report_unwritten".into(),
+                message: format!("{e:#}"),
+            });
+        }
+        if let Some((lock, mut next)) = lock {
+            if status == FeedStatus::Pulled {
+                next.updated_at = Some(now_rfc3339());
+                next.last_report = Some(report_name.clone());
+                if let Err(e) = lock.save(&next).await {
+                    status = FeedStatus::Failed;
+                    input_error.get_or_insert(InputError {
+                        code: "feed_state_unavailable".into(),
+                        message: format!("{e:#}"),
+                    });
+                }
+            }
+            lock.release().await;
+        }
+        FeedOutcome {
+            feed: feed.to_string(),
+            status,
+            summary: outcome.report.summary,
+            input_error,
+            report: written.is_ok().then_some(report_name),
+            transient,
+        }
+    }
+}
+
+/// `ti-ingest pull [--feed NAME]`: the same pulls as the timer, once, with the handler's
+/// settings and identity from the environment. Exit 0 when every feed was pulled (or not
+/// modified), 1 when records were rejected, 2 when a feed failed or nothing could run.
+pub async fn cli(feed: Option<String>) -> Result<ExitCode> {
+    let env = Env::from_process();
+    let app = crate::cli::app_state(&env)?;
+    let puller = Puller::new(&app, env)?;
+    let outcomes = puller.run(feed.as_deref()).await?;
+    if outcomes.is_empty() {
+        eprintln!(
+            "ti-ingest: no feeds configured at {}",
+            puller.settings.location()
+        );
+    }
+    let mut worst = 0u8;
+    for o in &outcomes {
+        eprintln!("{}", o.line());
+        let code = match o.status {
+            FeedStatus::Failed => 2,
+            _ if o.summary.rejected > 0 => 1,
+            _ => 0,
+        };
+        worst = worst.max(code);
+    }
+    Ok(ExitCode::from(worst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_stamps_sort_by_time_and_have_no_colons() {
+        let a = report_stamp(time::macros::datetime!(2026-11-22 10:00:00.123 UTC));
+        let b = report_stamp(time::macros::datetime!(2026-11-22 10:00:01.005 UTC));
+        assert_eq!(a, "2026-11-22T10-00-00.123Z");
+        assert!(a < b && !a.contains(':'));
+    }
+
+    #[test]
+    fn summary_lines_say_what_happened() {
+        let o = FeedOutcome {
+            feed: "osint".into(),
+            status: FeedStatus::Failed,
+            summary: Summary::default(),
+            input_error: Some(InputError {
+                code: "feed_unreachable".into(),
+                message: "connection refused".into(),
+            }),
+            report: Some("pulls/osint/x.report.json".into()),
+            transient: 0,
+        };
+        let line = o.line();
+        assert!(line.starts_with("feed osint: failed"), "{line}");
+        assert!(
+            line.contains("feed_unreachable: connection refused"),
+            "{line}"
+        );
+    }
+}
