@@ -36,6 +36,11 @@ python="${PYTHON:-python3}"
 
 log() { echo "bench: $*" >&2; }
 
+if [ "$py_slice" -gt "$records" ] || [ $((records % py_slice)) != 0 ] || [ "$small" -lt 1 ]; then
+    echo "bench: BENCH_PY_SLICE ($py_slice) must divide BENCH_RECORDS ($records), which must be ≥ 10" >&2
+    exit 2
+fi
+
 # --- /usr/bin/time -----------------------------------------------------------------------------
 if [ ! -x /usr/bin/time ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -82,10 +87,12 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 big="$work/bundle-$records.json"
-log "generating $records indicators (and slices of $mid, $small, $py_slice) in $work"
+sizes="$(printf '%s\n' "$records" "$mid" "$small" "$py_slice" | sort -nu | tr '\n' ' ')"
+log "generating bundles of $sizes indicators (each a slice of the largest) in $work"
+gen_args=()
+for n in $sizes; do gen_args+=("$work/bundle-$n.json:$n"); done
 gen_start=$(date +%s.%N)
-"$gen" "$big:$records" "$work/bundle-$mid.json:$mid" "$work/bundle-$small.json:$small" \
-    "$work/bundle-$py_slice.json:$py_slice"
+"$gen" "${gen_args[@]}"
 gen_end=$(date +%s.%N)
 bytes=$(stat -c %s "$big")
 log "$(printf '%s bytes in %.1f s' "$bytes" "$(echo "$gen_end - $gen_start" | bc)")"

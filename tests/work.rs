@@ -267,9 +267,14 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_handler_at_random_points_loses_nothing() {
     use rand::Rng;
+    // A service slow enough (50 ms a request, one at a time: ~10 s for the whole file) that
+    // every one of the ten kills lands mid-run.
+    let mut sim = fast_sim();
+    sim.latency = Duration::from_millis(50);
     let mut stack = stack(
-        fast_sim(),
+        sim,
         &[
+            ("TI_MAX_CONCURRENCY", "1"),
             ("TI_WORK_ITEM_RECORDS", "2000"),
             ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
             ("TI_SWEEP_GRACE_SECS", "0"),
@@ -333,7 +338,7 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
             r
         });
         if kills < 10 {
-            tokio::time::sleep(Duration::from_millis(rng.random_range(50..1500))).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
             handler.kill().await.unwrap();
             kills += 1;
             let _ = pump.await;
@@ -357,4 +362,89 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
     );
     assert_eq!(stack.sim().accepted_ids(), expected_ids(n, &invalid));
     let _ = stack.azurite_mut();
+}
+
+/// The fault test of the issue: 30% injected 429/5xx and Azurite restarted once mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_a_storage_restart_lose_nothing() {
+    let mut sim = fast_sim();
+    sim.fault_429_share = 0.15;
+    sim.fault_5xx_share = 0.15;
+    sim.seed = 11;
+    let mut stack = stack(
+        sim,
+        &[
+            ("TI_WORK_ITEM_RECORDS", "1000"),
+            ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
+            ("TI_MAX_ATTEMPTS", "12"),
+            ("TI_SWEEP_GRACE_SECS", "0"),
+            ("TI_SWEEP_STALE_SECS", "3"),
+        ],
+    )
+    .await;
+    let n = 5000;
+    let invalid: Vec<usize> = (0..n).filter(|i| i % 501 == 7).collect();
+    let name = "faults.json";
+    let len = stack
+        .upload_inbox(name, common::bundle(&common::corpus(n, &invalid)))
+        .await
+        .unwrap();
+    let event = devkit::host::event_grid_message(&devkit::host::blob_created_event(
+        &stack.blob_url(),
+        INBOX_CONTAINER,
+        name,
+        len,
+    ));
+    stack
+        .storage()
+        .put_message(BLOB_EVENTS_QUEUE, &event)
+        .await
+        .unwrap();
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let mut driver = handler.driver().clone();
+    driver.visibility_timeout = Duration::from_secs(2);
+
+    let storage = stack.storage().clone();
+    let d = driver.clone();
+    let pump = tokio::spawn(async move {
+        d.pump_queues(&storage, &Stack::default_routes(), Duration::from_secs(60))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stack.azurite_mut().restart().await.unwrap();
+    let _ = pump.await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut rounds = 0;
+    while stack.report(name).await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not finished after {rounds} rounds"
+        );
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let _ = driver.invoke_timer("Sweep", "timer").await;
+        let r = driver
+            .pump_queues(
+                stack.storage(),
+                &Stack::default_routes(),
+                Duration::from_secs(60),
+            )
+            .await;
+        if let Err(e) = r {
+            eprintln!("pump: {e:#}");
+        }
+    }
+    let report = stack.report(name).await.unwrap().unwrap();
+    assert_eq!(
+        report["summary"],
+        json!({"records": n, "uploaded": n - invalid.len(), "rejected": invalid.len()})
+    );
+    assert_eq!(
+        error_indexes(&report),
+        invalid.iter().map(|i| *i as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(stack.sim().accepted_ids(), expected_ids(n, &invalid));
+    let injected = stack.sim().requests().iter().filter(|r| r.injected).count();
+    assert!(injected > 0);
 }
