@@ -245,6 +245,7 @@ async fn offline(
         reject_valid: false,
         range: 0..u64::MAX,
         soft_deadline: None,
+        progress: None,
     };
     if files.len() > 1 {
         if let Some(dir) = report {
@@ -254,7 +255,14 @@ async fn offline(
     }
     let mut worst = 0u8;
     for file in files {
-        let outcome = run_file(file, &ctx).await?;
+        let outcome = if validate_only || file.as_os_str() == "-" {
+            run_file(file, &ctx).await?
+        } else {
+            match upload_resumable(file, &ctx).await? {
+                Some(o) => o,
+                None => return Ok(ExitCode::from(130)),
+            }
+        };
         let r = &outcome.report;
         eprintln!(
             "{}: {} records, {} {}, {} rejected{}",
@@ -496,4 +504,211 @@ async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<E
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::from(if rejected > 0 { 1 } else { 0 }))
+}
+
+/// Records per checkpointed range of `ti-ingest upload`: what an interrupted upload redoes.
+const CLI_RANGE_RECORDS: u64 = 10_000;
+
+/// `ti-ingest upload` of one file, in checkpointed ranges with a progress bar: Ctrl-C stops it
+/// (returning `None`), and the same command later resumes after the last completed range
+/// (records of the interrupted range are sent again; uploads are idempotent by id).
+async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<RunOutcome>> {
+    use crate::work::{assemble, Part};
+    use std::sync::Arc;
+
+    let meta = std::fs::metadata(file).with_context(|| format!("opening {}", file.display()))?;
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    // The checkpoints belong to this file in this version, for this target.
+    let key = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!(
+            "{}\n{}\n{modified}\n{}",
+            canonical.display(),
+            meta.len(),
+            ctx.uploader.target_name()
+        )
+        .as_bytes(),
+    );
+    let dir = checkpoint_root().join(key.to_string());
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the checkpoint folder {}", dir.display()))?;
+    let mut parts: Vec<Part> = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes = std::fs::read(&path)?;
+            match serde_json::from_slice::<Part>(&bytes) {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable checkpoint")
+                }
+            }
+        }
+    }
+    parts.sort_by_key(|p| p.start);
+    // Resume after the contiguous checkpoints from record 0.
+    let mut start = 0u64;
+    let mut kept = Vec::new();
+    for p in parts {
+        if p.start != start {
+            break;
+        }
+        let next = p.next;
+        kept.push(p);
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    let finished = kept.last().is_some_and(|p| p.next.is_none());
+    if start > 0 && !finished {
+        eprintln!(
+            "{}: resuming after record {start} (checkpoints in {})",
+            file.display(),
+            dir.display()
+        );
+    }
+    let done_before = kept
+        .iter()
+        .fold(ti_core::report::Summary::default(), |mut a, p| {
+            a.records += p.report.summary.records;
+            a.uploaded += p.report.summary.uploaded;
+            a.rejected += p.report.summary.rejected;
+            a
+        });
+    let bar = progress_bar(file, done_before, ctx);
+    let mut parts = kept;
+    while !finished && parts.last().is_none_or(|p| p.next.is_some()) {
+        let progress = Arc::new(crate::pipeline::Progress::default());
+        bar.attach(progress.clone());
+        let mut range_ctx = ctx.clone();
+        range_ctx.range = start..start.saturating_add(CLI_RANGE_RECORDS);
+        range_ctx.progress = Some(progress.clone());
+        let run = run_file(file, &range_ctx);
+        let outcome = tokio::select! {
+            o = run => o?,
+            _ = tokio::signal::ctrl_c() => {
+                bar.finish();
+                eprintln!(
+                    "\ninterrupted: records before {start} are uploaded and checkpointed; run the same command again to resume"
+                );
+                return Ok(None);
+            }
+        };
+        let part = Part::from_outcome(start, &outcome);
+        let path = dir.join(format!("{start:015}.json"));
+        std::fs::write(&path, serde_json::to_vec(&part)?)
+            .with_context(|| format!("writing the checkpoint {}", path.display()))?;
+        bar.complete(&part.report.summary);
+        let next = part.next;
+        parts.push(part);
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    bar.finish();
+    let outcome =
+        assemble(parts).map_err(|e| anyhow::anyhow!("assembling the checkpoints: {e}"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Some(outcome))
+}
+
+/// Where `upload` keeps its checkpoints: `TI_CHECKPOINT_DIR`, else `.ti-ingest-checkpoints` in
+/// the current directory.
+fn checkpoint_root() -> PathBuf {
+    std::env::var_os("TI_CHECKPOINT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".ti-ingest-checkpoints"))
+}
+
+/// The progress bar of `upload` (drawn only on a terminal): records read, uploaded, rejected, and
+/// the upload rate against the identity's quota.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    done: std::sync::Arc<std::sync::Mutex<ti_core::report::Summary>>,
+    current: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<crate::pipeline::Progress>>>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+fn progress_bar(file: &Path, done: ti_core::report::Summary, ctx: &RunContext) -> Bar {
+    use std::sync::{Arc, Mutex};
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(file.display().to_string());
+    let settings = ctx.uploader.settings();
+    let quota_per_min =
+        (settings.max_requests_per_minute as f64) * (settings.batch_size as f64) * 60.0
+            / settings.rate_window.as_secs_f64().max(1.0);
+    let done = Arc::new(Mutex::new(done));
+    let current: Arc<Mutex<Option<Arc<crate::pipeline::Progress>>>> = Arc::new(Mutex::new(None));
+    let (b, d, c) = (bar.clone(), done.clone(), current.clone());
+    let ticker = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let base = d.lock().map(|s| s.uploaded).unwrap_or(0);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let mut s = d.lock().map(|s| *s).unwrap_or_default();
+            if let Some(p) = c.lock().ok().and_then(|c| c.clone()) {
+                let now = p.snapshot();
+                s.records += now.records;
+                s.uploaded += now.uploaded;
+                s.rejected += now.rejected;
+            }
+            let minutes = started.elapsed().as_secs_f64() / 60.0;
+            let rate = if minutes > 0.0 {
+                (s.uploaded.saturating_sub(base)) as f64 / minutes
+            } else {
+                0.0
+            };
+            b.set_message(format!(
+                "read {} · uploaded {} · rejected {} · {:.0}/min ({:.0}% of the quota)",
+                s.records,
+                s.uploaded,
+                s.rejected,
+                rate,
+                100.0 * rate / quota_per_min.max(1.0)
+            ));
+            b.tick();
+        }
+    });
+    Bar {
+        bar,
+        done,
+        current,
+        ticker,
+    }
+}
+
+impl Bar {
+    fn attach(&self, p: std::sync::Arc<crate::pipeline::Progress>) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(p);
+        }
+    }
+
+    /// A range finished: its counts move from the live counters to the done total.
+    fn complete(&self, s: &ti_core::report::Summary) {
+        if let (Ok(mut d), Ok(mut c)) = (self.done.lock(), self.current.lock()) {
+            d.records += s.records;
+            d.uploaded += s.uploaded;
+            d.rejected += s.rejected;
+            *c = None;
+        }
+    }
+
+    fn finish(&self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
 }

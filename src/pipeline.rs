@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -55,6 +57,32 @@ pub struct RunContext {
     /// After this time no further record is started: the run ends early and says where
     /// (`RunOutcome::next_start`) so a follow-up work item can continue.
     pub soft_deadline: Option<Instant>,
+    /// Live counters for a progress display (the CLI's progress bar).
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Live counts of a run, updated as records are read and settled.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub records: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+impl Progress {
+    fn publish(&self, s: &Summary) {
+        self.records.store(s.records, Ordering::Relaxed);
+        self.uploaded.store(s.uploaded, Ordering::Relaxed);
+        self.rejected.store(s.rejected, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Summary {
+        Summary {
+            records: self.records.load(Ordering::Relaxed),
+            uploaded: self.uploaded.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl RunContext {
@@ -71,6 +99,7 @@ impl RunContext {
             reject_valid: false,
             range: 0..u64::MAX,
             soft_deadline: None,
+            progress: None,
         }
     }
 }
@@ -280,6 +309,9 @@ fn duplicate_message(later: u64, later_line: u64) -> String {
     )
 }
 
+/// How many valid records' ids are remembered for the duplicate check (about 3 MiB).
+pub const DEDUP_WINDOW: usize = 100_000;
+
 /// A compact key for an id, so tracking the ids of a million records costs megabytes, not
 /// the ids themselves. A 64-bit collision among one input's ids is vanishingly unlikely.
 fn id_key(id: &str) -> u64 {
@@ -361,6 +393,9 @@ where
     let mut ended = false;
     let mut next_start = None;
     while !ended {
+        if let Some(p) = &ctx.progress {
+            p.publish(&c.summary);
+        }
         let frame_result: Result<(), FrameError> = match input.next().await {
             Some(Ok(chunk)) => {
                 bytes_read += chunk.len() as u64;
@@ -434,6 +469,11 @@ where
                 );
                 continue;
             }
+            if seen.len() >= DEDUP_WINDOW {
+                // Bounded memory whatever the input size: duplicates are found among records
+                // up to DEDUP_WINDOW valid records apart.
+                seen.clear();
+            }
             if let Some((prev, prev_line)) = seen.insert(id_key(&valid.id), (index, line)) {
                 if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
                     let (p, _) = batch.remove(pos);
@@ -493,6 +533,9 @@ where
             }
         }
     }
+    if let Some(p) = &ctx.progress {
+        p.publish(&c.summary);
+    }
     if !batch.is_empty() {
         if barrier {
             while let Some((p, o)) = in_flight.next().await {
@@ -504,6 +547,9 @@ where
     }
     while let Some((p, o)) = in_flight.next().await {
         c.settle(p, o);
+        if let Some(p) = &ctx.progress {
+            p.publish(&c.summary);
+        }
     }
     if next_start.is_some() {
         // A broken frame or a size bound met after the stop point belongs to a later item.
@@ -615,6 +661,7 @@ mod tests {
             reject_valid: false,
             range: 0..u64::MAX,
             soft_deadline: None,
+            progress: None,
         }
     }
 

@@ -386,6 +386,7 @@ async fn cli_upload_uses_the_managed_identity_and_writes_the_report() {
         .env_clear()
         .envs(env)
         .env("TI_LOG", "warn")
+        .env("TI_CHECKPOINT_DIR", dir.path().join("checkpoints"))
         .output()
         .await
         .unwrap();
@@ -487,4 +488,109 @@ async fn every_format_works_in_the_blob_and_queue_paths() {
         .find(|o| o["pattern"] == "[ipv4-addr:value = '198.51.100.77']")
         .expect("the Graph indicator was uploaded as STIX");
     assert_eq!(c2["indicator_types"], json!(["botnet"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_stopped_with_ctrl_c_resumes_where_it_stopped() {
+    // 40 ms per request, one at a time: a range of 10,000 records takes ~4 s.
+    let stack = stack(
+        SimConfig {
+            requests_per_window: 10_000,
+            window: Duration::from_secs(1),
+            latency: Duration::from_millis(40),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.json");
+    let n = 25_000;
+    std::fs::write(&input, common::bundle(&common::corpus(n, &[17, 24_999]))).unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let report_path = dir.path().join("big.report.json");
+    let command = || {
+        let mut c = tokio::process::Command::new(HANDLER);
+        c.arg("upload")
+            .arg(&input)
+            .arg("--report")
+            .arg(&report_path)
+            .env_clear()
+            .envs(stack.handler_env())
+            .env("TI_MAX_CONCURRENCY", "1")
+            .env("TI_MAX_REQUESTS_PER_MINUTE", "100000")
+            .env("TI_CHECKPOINT_DIR", &checkpoints)
+            .env("TI_LOG", "warn")
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let child = command().spawn().unwrap();
+    // Wait for the first checkpoint, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = walk_json(&checkpoints);
+        if found > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    let uploaded_before = stack.sim().accepted_ids().len();
+    assert!(
+        uploaded_before >= 9_999 && uploaded_before < n - 2,
+        "{uploaded_before}"
+    );
+    assert!(!report_path.exists());
+
+    let out = command().output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("resuming after record 10000"), "{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(
+        report["summary"],
+        json!({"records": n, "uploaded": n - 2, "rejected": 2})
+    );
+    assert_eq!(ids(&report), vec![17, 24_999]);
+    assert_eq!(stack.sim().accepted_ids().len(), n - 2);
+    // The resumed run did not send the first range again.
+    let sent: usize = stack.sim().requests().iter().map(|r| r.objects).sum();
+    assert!(sent < n - 2 + 10_000, "{sent} objects sent");
+    assert_eq!(
+        walk_json(&checkpoints),
+        0,
+        "checkpoints are removed once complete"
+    );
+}
+
+fn walk_json(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_json(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "json"))
+            }
+        })
+        .sum()
 }

@@ -40,6 +40,7 @@ fn ctx(uploader: Uploader) -> RunContext {
         reject_valid: false,
         range: 0..u64::MAX,
         soft_deadline: None,
+        progress: None,
     }
 }
 

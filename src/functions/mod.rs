@@ -149,6 +149,7 @@ impl AppState {
             reject_valid: false,
             range: 0..u64::MAX,
             soft_deadline: None,
+            progress: None,
         }
     }
 

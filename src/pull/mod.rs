@@ -530,6 +530,7 @@ impl Puller {
             reject_valid: false,
             range: 0..u64::MAX,
             soft_deadline: None,
+            progress: None,
         };
         // (outcome, the state to save if everything read was settled, not-modified)
         let (outcome, next_state, not_modified) = match &feed.source {
