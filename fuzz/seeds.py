@@ -5,7 +5,7 @@ Usage: seeds.py REPO_ROOT OUT_DIR   (writes OUT_DIR/{decoder,framer,pattern}/see
 
 Decoder and framer seeds start with the 3-byte header the targets read (fuzz/src/lib.rs):
 selector (0 = auto-detect, 1..7 = forced format in InputFormat::ALL order), limits (19 = the
-default 1 MiB / depth 64, 0 = 16 bytes / depth 1) and the chunk-split seed. Every fixture input
+default 1 MiB / depth 64, 7 = 256 bytes / depth 3) and the chunk-split seed. Every fixture input
 is written as is, gzip-compressed and as UTF-16LE, so each decoding layer starts covered.
 """
 import glob

@@ -157,6 +157,10 @@ param maxRetrySecs int = 300
 @maxValue(590)
 param invocationDeadlineSecs int = 540
 
+@description('Records per work item (TI_WORK_ITEM_RECORDS): a larger input continues in follow-up work items on the work queue.')
+@minValue(1)
+param workItemRecords int = 50000
+
 @description('Largest accepted input in bytes (TI_MAX_INPUT_BYTES); larger inputs are rejected with a report. Default 1 GiB.')
 @minValue(1)
 param maxInputBytes int = 1073741824
@@ -168,6 +172,16 @@ param maxHttpBytes int = 4194304
 
 @description('NCRONTAB schedule (with seconds) of the Sweep function (TI_SWEEP_SCHEDULE).')
 param sweepSchedule string = '0 */15 * * * *'
+
+@description('Sweep leaves inbox blobs younger than this many seconds to their own BlobCreated event (TI_SWEEP_GRACE_SECS).')
+@minValue(0)
+@maxValue(86400)
+param sweepGraceSecs int = 300
+
+@description('Sweep re-drives runs idle for longer than this many seconds (TI_SWEEP_STALE_SECS); 0 = the handler default (invocation deadline + 120).')
+@minValue(0)
+@maxValue(86400)
+param sweepStaleSecs int = 0
 
 @description('NCRONTAB schedule (with seconds) of the PullFeeds function (TI_PULL_SCHEDULE).')
 param pullSchedule string = '0 0 * * * *'
@@ -373,8 +387,10 @@ var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspace
 
 // Every setting of DESIGN.md section 6, in its order. Empty values are left out so the handler
 // falls back to its own default (TI_WORKSPACE_ID for graph/dry-run, TI_API_BASE_URL,
-// TI_SENTINEL_API_VERSION, TI_GRAPH_BASE_URL, TI_DRY_RUN_AS, TI_FORMAT unless given).
-// TI_RATE_WINDOW_SECS and TI_DRY_RUN_DIR are for the local simulator and tools, not for Azure.
+// TI_SENTINEL_API_VERSION, TI_GRAPH_BASE_URL, TI_DRY_RUN_AS, TI_FORMAT, TI_SWEEP_STALE_SECS unless
+// given).
+// TI_RATE_WINDOW_SECS and TI_DRY_RUN_DIR are for the local simulator and tools, not for Azure
+// (scripts/infra_lint.py NOT_FOR_AZURE).
 var tiSettings = filter([
   {
     name: 'TI_TARGET'
@@ -493,6 +509,10 @@ var tiSettings = filter([
     value: string(invocationDeadlineSecs)
   }
   {
+    name: 'TI_WORK_ITEM_RECORDS'
+    value: string(workItemRecords)
+  }
+  {
     name: 'TI_MAX_INPUT_BYTES'
     value: string(maxInputBytes)
   }
@@ -511,6 +531,14 @@ var tiSettings = filter([
   {
     name: 'TI_SWEEP_SCHEDULE'
     value: sweepSchedule
+  }
+  {
+    name: 'TI_SWEEP_GRACE_SECS'
+    value: string(sweepGraceSecs)
+  }
+  {
+    name: 'TI_SWEEP_STALE_SECS'
+    value: sweepStaleSecs == 0 ? '' : string(sweepStaleSecs)
   }
   {
     name: 'TI_LOG'

@@ -246,6 +246,7 @@ async fn offline(
         range: 0..u64::MAX,
         soft_deadline: None,
         progress: None,
+        labels: Vec::new(),
     };
     if files.len() > 1 {
         if let Some(dir) = report {

@@ -59,6 +59,9 @@ pub struct RunContext {
     pub soft_deadline: Option<Instant>,
     /// Live counters for a progress display (the CLI's progress bar).
     pub progress: Option<Arc<Progress>>,
+    /// Added to every valid object's `labels` (after its own, without repeats): a pulled
+    /// feed's `defaults.labels`, whatever the input format.
+    pub labels: Vec<String>,
 }
 
 /// Live counts of a run, updated as records are read and settled.
@@ -100,6 +103,7 @@ impl RunContext {
             range: 0..u64::MAX,
             soft_deadline: None,
             progress: None,
+            labels: Vec::new(),
         }
     }
 }
@@ -214,6 +218,24 @@ pub fn check(item: Decoded, validation: &ValidationContext) -> Checked {
                 line,
                 text,
                 valid,
+            }
+        }
+    }
+}
+
+/// Adds `labels` to an object's own (which validation made a list of strings, when present),
+/// keeping its own first and adding none twice.
+fn add_labels(object: &mut Map<String, Value>, labels: &[String]) {
+    if labels.is_empty() {
+        return;
+    }
+    let list = object
+        .entry("labels")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = list {
+        for l in labels {
+            if !list.iter().any(|x| x.as_str() == Some(l)) {
+                list.push(Value::from(l.as_str()));
             }
         }
     }
@@ -455,8 +477,11 @@ where
                     index,
                     line,
                     text,
-                    valid,
-                } => (index, line, text, valid),
+                    mut valid,
+                } => {
+                    add_labels(&mut valid.object, &ctx.labels);
+                    (index, line, text, valid)
+                }
             };
             if ctx.reject_valid {
                 c.reject(
@@ -662,6 +687,7 @@ mod tests {
             range: 0..u64::MAX,
             soft_deadline: None,
             progress: None,
+            labels: Vec::new(),
         }
     }
 
@@ -770,6 +796,45 @@ mod tests {
         };
         assert_eq!(out.report.summary.uploaded, 2);
         assert!(out.report.errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn context_labels_are_added_to_every_valid_object_after_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = UploadSettings::from_env(&Env::from_pairs([
+            ("TI_TARGET", "dry-run"),
+            ("TI_DRY_RUN_DIR", dir.path().to_str().unwrap()),
+        ]))
+        .unwrap();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        ctx.uploader = Uploader::new(settings, None).unwrap();
+        ctx.labels = vec!["feed-a".into(), "osint".into(), "feed-a".into()];
+        let mut own = indicator(1);
+        own["labels"] = json!(["osint", "mine"]);
+        let mut bad = indicator(3);
+        bad["confidence"] = json!(101);
+        let text = serde_json::to_string(&vec![own, indicator(2), bad]).unwrap();
+        let out = run_chunks(&text, &ctx).await;
+        assert_eq!(out.report.summary.uploaded, 2);
+        // The rejected record keeps its original text.
+        assert!(!out.rejected[0].1.contains("feed-a"));
+        let body: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("request-000001.json")).unwrap(),
+        )
+        .unwrap();
+        let labels: Vec<&Value> = body["stixobjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| &o["labels"])
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                &json!(["osint", "mine", "feed-a"]),
+                &json!(["feed-a", "osint"])
+            ]
+        );
     }
 
     #[tokio::test]

@@ -263,7 +263,7 @@ impl Case {
 
 fn corpus() -> Vec<Case> {
     let mut c = Corpus::default();
-    let mut rng = Rng(0x5EED_0F_BAD_1_9957);
+    let mut rng = Rng(0x005E_ED0F_BAD1_9957);
 
     // Truncated JSON at many offsets: a bundle, an array, a Sentinel request, a Graph body. Every
     // cut lies before the final bracket, so no cut is accidentally a complete input.

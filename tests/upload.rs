@@ -41,6 +41,7 @@ fn ctx(uploader: Uploader) -> RunContext {
         range: 0..u64::MAX,
         soft_deadline: None,
         progress: None,
+        labels: Vec::new(),
     }
 }
 

@@ -89,11 +89,19 @@ fn check_records(records: &[Decoded], max_record_bytes: usize) {
     let mut last_line = 1;
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.index, i as u64, "record indexes are consecutive from 0");
-        assert!(r.line >= last_line, "record {i}: line {} after line {last_line}", r.line);
+        assert!(
+            r.line >= last_line,
+            "record {i}: line {} after line {last_line}",
+            r.line
+        );
         last_line = r.line;
         if let Some(o) = &r.original {
             let lossy = KNOWN_ISSUE_F2_LOSSY_ORIGINAL_OVER_BOUND && o.contains('\u{FFFD}');
-            let bound = if lossy { 3 * max_record_bytes } else { max_record_bytes };
+            let bound = if lossy {
+                3 * max_record_bytes
+            } else {
+                max_record_bytes
+            };
             assert!(
                 o.len() <= bound,
                 "record {i}: original text of {} bytes over the {max_record_bytes}-byte bound",
@@ -112,15 +120,23 @@ fn validate_all(records: Vec<Decoded>, now: OffsetDateTime) {
         let Ok(object) = r.object else { continue };
         match stix::validate(object, &ctx) {
             Ok(v) => {
-                let again = stix::validate(v.object.clone(), &ctx)
-                    .unwrap_or_else(|e| panic!("a validated object is invalid when validated again: {e:?}\n{:?}", v.object));
+                let again = stix::validate(v.object.clone(), &ctx).unwrap_or_else(|e| {
+                    panic!(
+                        "a validated object is invalid when validated again: {e:?}\n{:?}",
+                        v.object
+                    )
+                });
                 assert_eq!(again.id, v.id);
                 assert_eq!(again.object, v.object, "validation is idempotent");
                 if v.object.get("type").and_then(|t| t.as_str()) == Some("indicator") {
-                    let _ = convert::stix_to_ti_with_warnings(&v.object, "alert", "Microsoft Sentinel");
+                    let _ =
+                        convert::stix_to_ti_with_warnings(&v.object, "alert", "Microsoft Sentinel");
                 }
             }
-            Err(inv) => assert!(!inv.problems.is_empty(), "an invalid object names its problem"),
+            Err(inv) => assert!(
+                !inv.problems.is_empty(),
+                "an invalid object names its problem"
+            ),
         }
     }
 }
@@ -137,11 +153,18 @@ fuzz_target!(|data: &[u8]| {
     };
     opts.limits = limits(limits_sel);
     // Small gzip bounds keep each execution fast; a bomb is still a bomb at 64 KiB.
-    opts.max_decompressed_bytes = if selector & 0x80 != 0 { 64 << 10 } else { 4 << 20 };
+    opts.max_decompressed_bytes = if selector & 0x80 != 0 {
+        64 << 10
+    } else {
+        4 << 20
+    };
 
     let whole = decode(&opts, &[input]);
     let split = decode(&opts, &chunks(input, split));
-    if KNOWN_ISSUE_F3_LONG_COMMENT_DETECTION && opts.format.is_none() && whole.format != split.format {
+    if KNOWN_ISSUE_F3_LONG_COMMENT_DETECTION
+        && opts.format.is_none()
+        && whole.format != split.format
+    {
         return;
     }
     let input_error = |o: &Outcome| matches!(&o.result, Err(e) if e.line == 0);

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ti_core::frame::{FrameError, FrameItem, FrameLimits, Format, Framer};
+use ti_core::frame::{Format, FrameError, FrameItem, FrameLimits, Framer};
 use ti_core_fuzz::{chunks, first_difference, header, limits};
 
 fn frame(limits: FrameLimits, pieces: &[&[u8]]) -> (Vec<FrameItem>, Result<Format, FrameError>) {
@@ -65,8 +65,12 @@ fuzz_target!(|data: &[u8]| {
                     r.text.len(),
                     limits.max_record_bytes
                 );
-                let pos = find(input, r.text.as_bytes(), at)
-                    .unwrap_or_else(|| panic!("record {i} is not in the input after byte {at}: {:?}", r.text));
+                let pos = find(input, r.text.as_bytes(), at).unwrap_or_else(|| {
+                    panic!(
+                        "record {i} is not in the input after byte {at}: {:?}",
+                        r.text
+                    )
+                });
                 at = pos + r.text.len();
             }
             FrameItem::Oversize { index, line, bytes } => {

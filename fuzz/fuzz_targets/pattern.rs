@@ -14,8 +14,25 @@ use ti_core::stix::pattern;
 const KNOWN_ISSUE_F4_KEYWORD_KEYS_LOSE_THEIR_QUOTES: bool = true;
 
 const KEYWORDS: &[&str] = &[
-    "AND", "OR", "NOT", "FOLLOWEDBY", "LIKE", "MATCHES", "ISSUPERSET", "ISSUBSET", "EXISTS",
-    "LAST", "IN", "START", "STOP", "SECONDS", "WITHIN", "REPEATS", "TIMES", "true", "false",
+    "AND",
+    "OR",
+    "NOT",
+    "FOLLOWEDBY",
+    "LIKE",
+    "MATCHES",
+    "ISSUPERSET",
+    "ISSUBSET",
+    "EXISTS",
+    "LAST",
+    "IN",
+    "START",
+    "STOP",
+    "SECONDS",
+    "WITHIN",
+    "REPEATS",
+    "TIMES",
+    "true",
+    "false",
 ];
 
 fn has_keyword_key(path: &str) -> bool {
@@ -32,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!m.is_empty(), "a rejected pattern says why");
     }
     if let Some((path, value)) = pattern::single_comparison(s) {
-        assert!(checked.is_ok(), "single_comparison accepted an invalid pattern");
+        assert!(
+            checked.is_ok(),
+            "single_comparison accepted an invalid pattern"
+        );
         let rebuilt = pattern::build_single(&path, &value);
         if KNOWN_ISSUE_F4_KEYWORD_KEYS_LOSE_THEIR_QUOTES && has_keyword_key(&path) {
             return;

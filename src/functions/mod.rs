@@ -150,6 +150,7 @@ impl AppState {
             range: 0..u64::MAX,
             soft_deadline: None,
             progress: None,
+            labels: Vec::new(),
         }
     }
 

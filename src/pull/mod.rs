@@ -481,29 +481,31 @@ impl Puller {
             name: feed.name.clone(),
             format: None,
         };
-        let target = self.uploader.target_name();
+        // The feed's own targets, through the app's lanes: one quota per identity and API
+        // whatever each feed uploads to.
+        let uploader = match &feed.targets {
+            None => self.uploader.clone(),
+            Some(targets) => match self.uploader.only(targets) {
+                Ok(u) => u,
+                Err(e) => {
+                    let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
+                    let report = error_report(
+                        source,
+                        &names.join(","),
+                        "feed_targets_unavailable",
+                        format!(
+                            "the feed's targets {} cannot be used with the app's settings: {e:#}",
+                            names.join(",")
+                        ),
+                    );
+                    return self.finish(&feed.name, outcome_of(report), None).await;
+                }
+            },
+        };
+        let target = uploader.target_name();
         let fail = |code: &str, message: String| {
             outcome_of(error_report(source.clone(), target, code, message))
         };
-        if let Some(targets) = &feed.targets {
-            let app = &self.uploader.settings().targets;
-            let same = targets.len() == app.len() && targets.iter().all(|t| app.contains(t));
-            if !same {
-                // The uploader holds the identity's upload quota; a second one for a subset
-                // of targets would not share it. Until the uploader can hand out a subset,
-                // a feed can only name the app's own targets.
-                let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
-                let report = fail(
-                    "feed_targets_unsupported",
-                    format!(
-                        "the feed names targets {} but the app uploads to TI_TARGET={}; per-feed targets other than the app's are not supported yet",
-                        names.join(","),
-                        self.uploader.settings().target_names()
-                    ),
-                );
-                return self.finish(&feed.name, report, None).await;
-            }
-        }
         let auth = match self.auth_headers(feed).await {
             Ok(h) => h,
             Err((code, message)) => {
@@ -520,7 +522,7 @@ impl Puller {
         };
         let saved = saved.for_source(&feed.source.identity());
         let ctx = RunContext {
-            uploader: self.uploader.clone(),
+            uploader: uploader.clone(),
             deadline: Some(started + self.invocation_deadline),
             frame_limits: FrameLimits::default(),
             format: None,
@@ -531,6 +533,8 @@ impl Puller {
             range: 0..u64::MAX,
             soft_deadline: None,
             progress: None,
+            // For every kind of feed: added to the valid objects, whatever the format.
+            labels: feed.defaults.labels.clone(),
         };
         // (outcome, the state to save if everything read was settled, not-modified)
         let (outcome, next_state, not_modified) = match &feed.source {

@@ -258,7 +258,8 @@ fn is_domain_object(o: &Map<String, Value>) -> bool {
 }
 
 /// The feed's own defaults, for what a STIX object leaves out: confidence, TLP marking,
-/// `valid_until` (indicators), and the feed's labels added to the object's.
+/// `valid_until` (indicators). The feed's labels are not added here: the pipeline adds them to
+/// every valid object, for every kind of feed (`RunContext::labels`).
 pub fn apply_defaults(o: &mut Map<String, Value>, d: &FeedDefaults, now: OffsetDateTime) {
     if !is_domain_object(o) {
         return;
@@ -290,18 +291,6 @@ pub fn apply_defaults(o: &mut Map<String, Value>, d: &FeedDefaults, now: OffsetD
             if let Some(from) = from {
                 let until = from.max(now) + time::Duration::days(i64::from(days));
                 o.insert("valid_until".into(), stix_timestamp(until).into());
-            }
-        }
-    }
-    if !d.labels.is_empty() {
-        let labels = o
-            .entry("labels")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(list) = labels {
-            for l in &d.labels {
-                if !list.iter().any(|x| x.as_str() == Some(l)) {
-                    list.push(Value::from(l.as_str()));
-                }
             }
         }
     }
@@ -343,7 +332,7 @@ mod tests {
         });
         apply_defaults(o.as_object_mut().unwrap(), &d, now);
         assert_eq!(o["confidence"], 90);
-        assert_eq!(o["labels"], json!(["osint", "feed-a"]));
+        assert_eq!(o["labels"], json!(["osint"]), "labels are the pipeline's to add");
         assert_eq!(o["valid_until"], "2026-01-15T00:00:00Z");
         assert_eq!(o["object_marking_refs"], json!([Tlp::Amber.marking_ref()]));
         // Cyber observables and markings are left alone.

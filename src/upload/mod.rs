@@ -3,7 +3,9 @@
 //! sharing the outbound stack ([`transport`]: concurrency, [`pacer`], [`retry`], client).
 //!
 //! The [`Uploader`] is built once per process and cloned into every invocation: its lanes hold
-//! the identity's quota (one per token audience), so a copy per invocation would break it.
+//! the identity's quota (one per token audience), so a copy per invocation would break it. A
+//! pulled feed with its own targets gets [`Uploader::only`]: those targets, through the same
+//! lanes (built on first use for an audience `TI_TARGET` does not call).
 //!
 //! Several targets at once (`TI_TARGET=sentinel-stix,graph`): every batch goes to each target
 //! (concurrently; each through its own API's lane), and the outcomes are merged per record: a
@@ -20,7 +22,7 @@ pub mod sentinel_stix;
 pub mod transport;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use ti_core::report::Code;
@@ -152,11 +154,36 @@ pub(crate) async fn send_prepared(
 }
 
 /// The configured upload targets, shared by every invocation of the process.
+///
+/// Clones, and the uploaders [`Uploader::only`] hands out for a subset of targets (a pulled
+/// feed's own `targets`), share one [`Registry`]: one lane per token audience and one built
+/// target per kind for the whole process, so whatever mix of targets runs at once, the
+/// identity's quota at each API is counted once.
 #[derive(Debug, Clone)]
 pub struct Uploader {
-    targets: Arc<Vec<Target>>,
+    targets: Arc<Vec<Arc<Built>>>,
     settings: Arc<UploadSettings>,
     name: Arc<str>,
+    registry: Arc<Registry>,
+}
+
+/// What every uploader of the process shares: the HTTP client, the credential, the lanes (built
+/// lazily, per audience) and the targets (built lazily, per kind).
+#[derive(Debug)]
+struct Registry {
+    http: reqwest::Client,
+    credential: Option<Credential>,
+    policy: RetryPolicy,
+    lanes: Mutex<HashMap<&'static str, Lane>>,
+    built: Mutex<HashMap<TargetKind, Arc<Built>>>,
+}
+
+/// A target and the lane its requests go through (`None` for the dry run, which sends nothing).
+#[derive(Debug)]
+struct Built {
+    target: Target,
+    #[cfg_attr(not(test), allow(dead_code))]
+    lane: Option<Lane>,
 }
 
 #[derive(Debug)]
@@ -199,47 +226,115 @@ fn scope_of(kind: TargetKind, settings: &UploadSettings) -> &'static str {
     }
 }
 
-impl Uploader {
-    /// Builds the targets from settings; fails when a setting one needs is missing. Build it
-    /// once per process: every clone shares the quota.
-    pub fn new(settings: UploadSettings, credential: Option<Credential>) -> anyhow::Result<Self> {
-        let http = transport::http_client()?;
-        let policy = RetryPolicy::from_settings(&settings);
-        let mut lanes: HashMap<&'static str, Lane> = HashMap::new();
-        let mut targets = Vec::new();
-        for &kind in &settings.targets {
-            if kind == TargetKind::DryRun {
-                targets.push(Target::DryRun(dry_run::DryRun::new(&settings)?));
-                continue;
-            }
-            let credential = credential.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "target {} needs a credential (managed identity)",
-                    kind.name()
-                )
-            })?;
-            let scope = scope_of(kind, &settings);
-            let lane = lanes
-                .entry(scope)
-                .or_insert_with(|| Lane::new(&settings))
-                .clone();
-            let outbound = Outbound::new(http.clone(), credential, scope, lane, policy);
-            targets.push(match kind {
-                TargetKind::SentinelStix => {
-                    Target::SentinelStix(sentinel_stix::SentinelStix::new(&settings, outbound)?)
-                }
-                TargetKind::SentinelIndicators => Target::SentinelIndicators(
-                    sentinel_indicators::SentinelIndicators::new(&settings, outbound)?,
-                ),
-                TargetKind::Graph => Target::Graph(graph::Graph::new(&settings, outbound)?),
-                TargetKind::DryRun => unreachable!("handled above"),
+impl Registry {
+    /// The target of `kind`, built on first use. `settings` name the targets of the uploader
+    /// asking (a Sentinel target's missing workspace is reported against them); everything else
+    /// in them is the app's, the same for every uploader of the process.
+    fn target(&self, kind: TargetKind, settings: &UploadSettings) -> anyhow::Result<Arc<Built>> {
+        let mut built = self.built.lock().expect("targets lock");
+        if let Some(b) = built.get(&kind) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(self.build(kind, settings)?);
+        built.insert(kind, b.clone());
+        Ok(b)
+    }
+
+    fn build(&self, kind: TargetKind, settings: &UploadSettings) -> anyhow::Result<Built> {
+        if kind == TargetKind::DryRun {
+            return Ok(Built {
+                target: Target::DryRun(dry_run::DryRun::new(settings)?),
+                lane: None,
             });
         }
+        let credential = self.credential.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "target {} needs a credential (managed identity)",
+                kind.name()
+            )
+        })?;
+        let scope = scope_of(kind, settings);
+        let lane = self
+            .lanes
+            .lock()
+            .expect("lanes lock")
+            .entry(scope)
+            .or_insert_with(|| Lane::new(settings))
+            .clone();
+        let outbound = Outbound::new(
+            self.http.clone(),
+            credential,
+            scope,
+            lane.clone(),
+            self.policy,
+        );
+        let target = match kind {
+            TargetKind::SentinelStix => {
+                Target::SentinelStix(sentinel_stix::SentinelStix::new(settings, outbound)?)
+            }
+            TargetKind::SentinelIndicators => Target::SentinelIndicators(
+                sentinel_indicators::SentinelIndicators::new(settings, outbound)?,
+            ),
+            TargetKind::Graph => Target::Graph(graph::Graph::new(settings, outbound)?),
+            TargetKind::DryRun => unreachable!("handled above"),
+        };
+        Ok(Built {
+            target,
+            lane: Some(lane),
+        })
+    }
+}
+
+impl Uploader {
+    /// Builds the targets from settings; fails when a setting one needs is missing. Build it
+    /// once per process: every clone (and every [`Uploader::only`]) shares the quota.
+    pub fn new(settings: UploadSettings, credential: Option<Credential>) -> anyhow::Result<Self> {
+        let registry = Arc::new(Registry {
+            http: transport::http_client()?,
+            credential,
+            policy: RetryPolicy::from_settings(&settings),
+            lanes: Mutex::new(HashMap::new()),
+            built: Mutex::new(HashMap::new()),
+        });
+        Self::with_registry(registry, settings)
+    }
+
+    fn with_registry(registry: Arc<Registry>, settings: UploadSettings) -> anyhow::Result<Self> {
+        let targets = settings
+            .targets
+            .iter()
+            .map(|&kind| registry.target(kind, &settings))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Uploader {
             targets: Arc::new(targets),
             name: settings.target_names().into(),
             settings: Arc::new(settings),
+            registry,
         })
+    }
+
+    /// An uploader for `targets` (in that order; repeats ignored) instead of `TI_TARGET`, with
+    /// the same settings, credential and lanes: its requests count against the same quota as
+    /// this uploader's and every other one's of the process, also at an API that `TI_TARGET`
+    /// does not call. Fails when a target cannot be built from the app's settings (a Sentinel
+    /// target without `TI_WORKSPACE_ID`, `graph` outside the public cloud, no credential).
+    pub fn only(&self, targets: &[TargetKind]) -> anyhow::Result<Uploader> {
+        let mut kinds: Vec<TargetKind> = Vec::with_capacity(targets.len());
+        for &t in targets {
+            if !kinds.contains(&t) {
+                kinds.push(t);
+            }
+        }
+        let Some(&first) = kinds.first() else {
+            anyhow::bail!("no targets given");
+        };
+        if kinds == self.settings.targets {
+            return Ok(self.clone());
+        }
+        let mut settings = (*self.settings).clone();
+        settings.target = first;
+        settings.targets = kinds;
+        Self::with_registry(self.registry.clone(), settings)
     }
 
     pub fn settings(&self) -> &UploadSettings {
@@ -261,13 +356,11 @@ impl Uploader {
     ) -> BatchOutcome {
         debug_assert!(objects.len() <= self.settings.batch_size);
         if let [only] = self.targets.as_slice() {
-            return only.upload(objects, deadline).await;
+            return only.target.upload(objects, deadline).await;
         }
-        let outcomes = futures::future::join_all(
-            self.targets
-                .iter()
-                .map(|t| async move { (t.name(), t.upload(objects, deadline).await) }),
-        )
+        let outcomes = futures::future::join_all(self.targets.iter().map(|b| async move {
+            (b.target.name(), b.target.upload(objects, deadline).await)
+        }))
         .await;
         merge(objects.len(), outcomes)
     }
@@ -326,6 +419,74 @@ mod tests {
         let f2 = out[2].as_ref().unwrap();
         assert_eq!(f2.code, Code::RetriesExhausted);
         assert_eq!(f2.messages, vec!["graph: 503"]);
+    }
+
+    const WORKSPACE: &str = "6f1b5b7e-0000-4000-8000-000000000001";
+
+    fn app(target: &str, workspace: bool, credential: bool) -> Uploader {
+        let mut pairs = vec![("TI_TARGET", target), ("TI_MAX_REQUESTS_PER_MINUTE", "100")];
+        if workspace {
+            pairs.push(("TI_WORKSPACE_ID", WORKSPACE));
+        }
+        let settings = UploadSettings::from_env(&crate::settings::Env::from_pairs(pairs)).unwrap();
+        let credential = credential.then(|| crate::auth::managed_identity(None).unwrap());
+        Uploader::new(settings, credential).unwrap()
+    }
+
+    fn lane(up: &Uploader, i: usize) -> &Lane {
+        up.targets[i].lane.as_ref().expect("a target that sends")
+    }
+
+    #[tokio::test]
+    async fn only_hands_out_targets_that_share_the_apps_lanes() {
+        let app = app("sentinel-stix", true, true);
+        // A feed's own targets, one of which the app does not upload to.
+        let feed = app
+            .only(&[TargetKind::SentinelIndicators, TargetKind::SentinelStix])
+            .unwrap();
+        assert_eq!(feed.target_name(), "sentinel-indicators,sentinel-stix");
+        assert_eq!(feed.settings().target, TargetKind::SentinelIndicators);
+        assert!(Arc::ptr_eq(&app.registry, &feed.registry));
+        // The app's sentinel-stix target is the very same one, not a second copy.
+        assert!(Arc::ptr_eq(&app.targets[0], &feed.targets[1]));
+        // Both Sentinel APIs share the management audience: one lane, one quota. A 429 seen
+        // through the feed's sentinel-indicators slows the app's sentinel-stix down too.
+        let limit = app.settings().max_requests_per_minute as usize;
+        lane(&feed, 0)
+            .pacer
+            .slow_down(std::time::Duration::from_millis(1))
+            .await;
+        assert_eq!(lane(&app, 0).pacer.current_limit().await, limit * 3 / 4);
+        // A later `only` (another feed, another invocation's clone) gets the same lane again.
+        let other = app.clone().only(&[TargetKind::SentinelIndicators]).unwrap();
+        assert!(Arc::ptr_eq(&other.targets[0], &feed.targets[0]));
+        assert_eq!(lane(&other, 0).pacer.current_limit().await, limit * 3 / 4);
+        // Graph is another audience: a lane of its own, built on first use.
+        let graph = feed.only(&[TargetKind::Graph]).unwrap();
+        assert_eq!(lane(&graph, 0).pacer.current_limit().await, limit);
+        assert_eq!(app.registry.lanes.lock().unwrap().len(), 2);
+        // The app's own set (repeats ignored) is the app's uploader.
+        let same = app
+            .only(&[TargetKind::SentinelStix, TargetKind::SentinelStix])
+            .unwrap();
+        assert!(Arc::ptr_eq(&same.targets, &app.targets));
+    }
+
+    #[test]
+    fn only_refuses_targets_the_apps_settings_cannot_build() {
+        let dry = app("dry-run", false, false);
+        assert!(dry.only(&[]).is_err());
+        let e = dry.only(&[TargetKind::SentinelStix]).unwrap_err();
+        assert!(format!("{e:#}").contains("needs a credential"), "{e:#}");
+        let dry = app("dry-run", false, true);
+        let e = dry.only(&[TargetKind::SentinelStix]).unwrap_err();
+        assert!(format!("{e:#}").contains("TI_WORKSPACE_ID"), "{e:#}");
+        // Nothing half-built was kept: only the dry run is.
+        assert_eq!(dry.registry.built.lock().unwrap().len(), 1);
+        let stix = app("dry-run", true, true)
+            .only(&[TargetKind::SentinelStix])
+            .unwrap();
+        assert_eq!(stix.target_name(), "sentinel-stix");
     }
 
     #[test]
