@@ -96,7 +96,8 @@ pub struct FeedDefaults {
     pub confidence: Option<u8>,
     pub tlp: Option<Tlp>,
     pub valid_days: Option<u32>,
-    /// Added to every object's `labels`.
+    /// Added to every valid object's `labels` (by the pipeline: `RunContext::labels`), for
+    /// every kind of feed.
     pub labels: Vec<String>,
 }
 
@@ -587,11 +588,6 @@ fn parse_feed(v: Value) -> Result<Option<Feed>> {
                 Some(f) if f.eq_ignore_ascii_case("auto") => None,
                 Some(f) => Some(f.parse::<InputFormat>().map_err(anyhow::Error::msg)?),
             };
-            if !raw.defaults.labels.is_empty() {
-                // The pipeline has no hook yet to add labels to records it decodes itself
-                // (CSV, text, ...); refusing beats silently dropping them.
-                bail!("defaults.labels is supported on taxii feeds only for now");
-            }
             FeedSource::Https(HttpsFeed { url, format })
         }
         other => bail!("kind {other:?}: expected \"taxii\" or \"https\""),
@@ -703,6 +699,27 @@ mod tests {
         assert_eq!(f.targets, Some(vec![TargetKind::SentinelStix]));
         let d = f.defaults.apply_to(Defaults::default());
         assert_eq!((d.confidence, d.valid_days), (70, 30));
+    }
+
+    #[test]
+    fn an_https_feed_with_labels_and_its_own_targets() {
+        let FeedEntry::Valid(f) = one(json!({
+            "name": "blocklist", "kind": "https", "url": "https://x.example/f.txt",
+            "defaults": {"labels": ["blocklist", "osint"]},
+            "targets": ["sentinel-indicators", "dry-run", "sentinel-indicators"]
+        })) else {
+            panic!()
+        };
+        assert_eq!(f.defaults.labels, vec!["blocklist", "osint"]);
+        assert_eq!(
+            f.targets,
+            Some(vec![TargetKind::SentinelIndicators, TargetKind::DryRun])
+        );
+        assert!(invalid(json!({
+            "name": "a", "kind": "https", "url": "https://x.example/f.txt",
+            "defaults": {"labels": [" "]}
+        }))
+        .contains("labels"));
     }
 
     #[test]
