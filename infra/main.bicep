@@ -311,6 +311,9 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
+@description('More app settings as name/value objects, for example the Key Vault references that PullFeeds credentials name (docs/PULL.md): [{"name": "FEED_X_PASSWORD", "value": "@Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>/)"}]. The identity needs Key Vault Secrets User on that vault.')
+param additionalAppSettings array = []
+
 @description('Tags put on every resource.')
 param tags object = {}
 
@@ -563,7 +566,7 @@ module functionApp 'modules/functionapp.bicep' = {
     identityResourceId: identity.id
     identityClientId: identity.properties.clientId
     appInsightsConnectionString: monitoring.outputs.connectionString
-    appSettings: tiSettings
+    appSettings: concat(tiSettings, additionalAppSettings)
   }
   // The host starts as soon as the app exists: give it its storage roles first.
   dependsOn: [

@@ -818,10 +818,9 @@ mod tests {
         assert_eq!(out.report.summary.uploaded, 2);
         // The rejected record keeps its original text.
         assert!(!out.rejected[0].1.contains("feed-a"));
-        let body: Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join("request-000001.json")).unwrap(),
-        )
-        .unwrap();
+        let body: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("request-000001.json")).unwrap())
+                .unwrap();
         let labels: Vec<&Value> = body["stixobjects"]
             .as_array()
             .unwrap()

@@ -564,3 +564,99 @@ async fn https_feeds_through_the_timer_function_304_changed_and_garbage() {
     assert_eq!(state(&stack, "blocklist").await["etag"], "\"v2\"");
     drop(handler);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota() {
+    common::shared_identity();
+    // The app uploads to sentinel-stix (the stack's default). One request per record, and a
+    // quota of 2 requests per 2 s per identity and API: if a feed's own targets had a lane of
+    // their own, all four requests below would go at once.
+    let stack = stack(&[
+        ("TI_BATCH_SIZE", "1"),
+        ("TI_MAX_REQUESTS_PER_MINUTE", "2"),
+        ("TI_RATE_WINDOW_SECS", "2"),
+    ])
+    .await;
+    let server = FeedServer::default();
+    let base = server.start().await;
+    server.set("legacy", "\"l1\"", "legacy.example.com\n198.51.100.7\n");
+    server.set(
+        "tagged",
+        "\"t1\"",
+        "type,value,tags\ndomain,tagged.example.org,osint\ndomain,tagged.example.net,\n",
+    );
+    server.set("rehearsal", "\"r1\"", "rehearsal.example.com\n");
+    put_config(
+        &stack,
+        json!([
+            {"name": "legacy", "kind": "https", "url": format!("{base}/legacy"), "format": "text",
+             "defaults": {"labels": ["blocklist", "legacy"]}, "targets": ["sentinel-indicators"]},
+            {"name": "tagged", "kind": "https", "url": format!("{base}/tagged"),
+             "defaults": {"labels": ["osint", "csv-feed"]}},
+            {"name": "rehearsal", "kind": "https", "url": format!("{base}/rehearsal"),
+             "format": "text", "targets": ["dry-run"]}
+        ]),
+    )
+    .await;
+
+    let out = pull(&stack, None).await;
+    let by_name = |name: &str| out.iter().find(|o| o.feed == name).unwrap().clone();
+    for (feed, records, target) in [
+        ("legacy", 2, "sentinel-indicators"),
+        ("tagged", 2, "sentinel-stix"),
+        ("rehearsal", 1, "dry-run"),
+    ] {
+        let o = by_name(feed);
+        assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+        assert_eq!((o.summary.records, o.summary.uploaded), (records, records));
+        // The report names the feed's own targets.
+        assert_eq!(report(&stack, &o).await["target"], target, "{feed}");
+    }
+
+    // Each feed's records went to its own route; the dry run sent nothing.
+    let requests = stack.sim().requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    let on = |route: &str| {
+        requests
+            .iter()
+            .filter(|q| q.path.ends_with(route) && q.status == 200)
+            .count()
+    };
+    assert_eq!(
+        on("/threatintelligenceindicators:upload"),
+        2,
+        "{requests:?}"
+    );
+    assert_eq!(
+        on("/threat-intelligence-stix-objects:upload"),
+        2,
+        "{requests:?}"
+    );
+    let accepted = stack.sim().accepted();
+    assert_eq!(accepted.len(), 4, "{accepted:?}");
+    assert!(!accepted
+        .iter()
+        .any(|o| o["pattern"].as_str().unwrap().contains("rehearsal")));
+
+    // The labels: the feed's, after the record's own (a CSV `tags` column), none twice.
+    let labels = |needle: &str| {
+        accepted
+            .iter()
+            .find(|o| o["pattern"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {accepted:?}"))["labels"]
+            .clone()
+    };
+    assert_eq!(labels("legacy.example.com"), json!(["blocklist", "legacy"]));
+    assert_eq!(labels("198.51.100.7"), json!(["blocklist", "legacy"]));
+    assert_eq!(labels("tagged.example.org"), json!(["osint", "csv-feed"]));
+    assert_eq!(labels("tagged.example.net"), json!(["osint", "csv-feed"]));
+
+    // One quota for both APIs of the management audience: the third request waited for the
+    // window of the first, whichever feed each belonged to.
+    let mut at: Vec<Duration> = requests.iter().map(|q| q.at).collect();
+    at.sort();
+    assert!(
+        at[2] - at[0] >= Duration::from_millis(1500),
+        "requests went out together: {at:?}"
+    );
+}

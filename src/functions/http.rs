@@ -72,9 +72,6 @@ pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
     }
 }
 
-/// The size bound, read once. (It belongs in `AppState` with the other settings; until it is
-/// there, a bad value is reported when the first request arrives and the default applies.)
-
 /// A decoded HTTP-trigger invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpInvocation {

@@ -332,7 +332,11 @@ mod tests {
         });
         apply_defaults(o.as_object_mut().unwrap(), &d, now);
         assert_eq!(o["confidence"], 90);
-        assert_eq!(o["labels"], json!(["osint"]), "labels are the pipeline's to add");
+        assert_eq!(
+            o["labels"],
+            json!(["osint"]),
+            "labels are the pipeline's to add"
+        );
         assert_eq!(o["valid_until"], "2026-01-15T00:00:00Z");
         assert_eq!(o["object_marking_refs"], json!([Tlp::Amber.marking_ref()]));
         // Cyber observables and markings are left alone.

@@ -358,10 +358,11 @@ impl Uploader {
         if let [only] = self.targets.as_slice() {
             return only.target.upload(objects, deadline).await;
         }
-        let outcomes = futures::future::join_all(self.targets.iter().map(|b| async move {
-            (b.target.name(), b.target.upload(objects, deadline).await)
-        }))
-        .await;
+        let outcomes =
+            futures::future::join_all(self.targets.iter().map(|b| async move {
+                (b.target.name(), b.target.upload(objects, deadline).await)
+            }))
+            .await;
         merge(objects.len(), outcomes)
     }
 }

@@ -43,7 +43,9 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Debug, Parser)]
-#[command(about = "Peak RSS and time of the ti-ingest handler on large inputs split into work items")]
+#[command(
+    about = "Peak RSS and time of the ti-ingest handler on large inputs split into work items"
+)]
 struct Args {
     /// The handler binary (a release build of `ti-ingest`).
     #[arg(long)]
@@ -379,7 +381,11 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
                         inv.secs,
                         inv.rss_after_kb as f64 / 1024.0,
                         inv.hwm_after_kb as f64 / 1024.0,
-                        if ok { inv.return_value.to_string() } else { rsp.text.clone() }
+                        if ok {
+                            inv.return_value.to_string()
+                        } else {
+                            rsp.text.clone()
+                        }
                     );
                 }
                 invocations.push(inv);
@@ -432,10 +438,7 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         bail!("{name}: a non-empty rejected.ndjson was written");
     }
 
-    let items = invocations
-        .iter()
-        .filter(|i| i.status / 100 == 2)
-        .count();
+    let items = invocations.iter().filter(|i| i.status / 100 == 2).count();
     let row = Row {
         name: name.clone(),
         bytes,
@@ -469,7 +472,11 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         .map(|i| {
             format!(
                 "{}@{}:{:.1}s/{:.0}MiB",
-                if i.function == "IngestBlobEvent" { "event" } else { "item" },
+                if i.function == "IngestBlobEvent" {
+                    "event"
+                } else {
+                    "item"
+                },
                 i.return_value
                     .get("rangeStart")
                     .and_then(Value::as_u64)
