@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-azurite.sh
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
