@@ -14,6 +14,10 @@
 #   BENCH_VERBOSE=1    print every invocation as it finishes
 #   TMPDIR             where the bundles go (needs the sum of the sizes, ~1.8 GiB by default)
 #
+# Before the first run, --probe-download reads the first 24 chunks of the blob in the bench
+# process with the same SDK call the handler makes, slowly, and prints how much memory the SDK's
+# parallel ranged download buffers ahead of a slow reader (see BENCHMARKS.md).
+#
 # Settings: the simulator admits 10,000 requests per 1 s window with no added latency, and the
 # handler runs with TI_MAX_REQUESTS_PER_MINUTE=100000, TI_MAX_CONCURRENCY=8,
 # TI_WORK_ITEM_RECORDS=100000, so the run is never quota-bound: it measures the handler's own
@@ -77,5 +81,6 @@ log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run_start=$(date +%s)
 "$bench" --handler "$ti" "${inputs[@]}" \
     --work-item-records "$item_records" --concurrency 8 --max-requests-per-minute 100000 \
-    --sim-requests-per-second 10000 --env TI_MAX_INPUT_BYTES=2147483648 "${extra[@]}"
+    --sim-requests-per-second 10000 --env TI_MAX_INPUT_BYTES=2147483648 --probe-download \
+    "${extra[@]}"
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg); benchmark ran $(($(date +%s) - run_start)) s"

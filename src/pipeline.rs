@@ -331,6 +331,9 @@ fn duplicate_message(later: u64, later_line: u64) -> String {
     )
 }
 
+/// The most input bytes decoded before the records they hold are validated and batched.
+const DECODE_SLICE_BYTES: usize = 256 * 1024;
+
 /// How many valid records' ids are remembered for the duplicate check (about 3 MiB).
 pub const DEDUP_WINDOW: usize = 100_000;
 
@@ -414,11 +417,27 @@ where
 
     let mut ended = false;
     let mut next_start = None;
+    let mut carry = Bytes::new();
     while !ended {
         if let Some(p) = &ctx.progress {
             p.publish(&c.summary);
         }
-        let frame_result: Result<(), FrameError> = match input.next().await {
+        // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so the
+        // records waiting to be validated stay few whatever the transport's chunk size.
+        let next = if carry.is_empty() {
+            input.next().await
+        } else {
+            let n = carry.len().min(DECODE_SLICE_BYTES);
+            Some(Ok(carry.split_to(n)))
+        };
+        let next = match next {
+            Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
+                carry = chunk.split_off(DECODE_SLICE_BYTES);
+                Some(Ok(chunk))
+            }
+            other => other,
+        };
+        let frame_result: Result<(), FrameError> = match next {
             Some(Ok(chunk)) => {
                 bytes_read += chunk.len() as u64;
                 if bytes_read > ctx.max_input_bytes {

@@ -2,6 +2,7 @@
 //! inbox blobs are read as a stream of chunks (never held whole in memory), reports and rejected
 //! records are written to the reports container (DESIGN.md §5).
 
+use std::num::NonZero;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -122,8 +123,13 @@ impl Storage {
             .service
             .blob_container_client(container)
             .blob_client(name);
+        // The SDK's defaults (8 parallel 4 MiB ranges, up to 16 buffered ahead of the reader)
+        // would hold ~64 MiB per open blob; the pipeline reads sequentially, so two 1 MiB
+        // ranges keep the download ahead of it with a few MiB.
         let options = BlobClientDownloadOptions {
             if_match: etag.map(|e| Etag::from(e.to_string())),
+            parallel: NonZero::new(2),
+            partition_size: NonZero::new(1 << 20),
             ..Default::default()
         };
         match blob.download(Some(options)).await {

@@ -594,8 +594,8 @@ fn corpus() -> Vec<Case> {
         "UTF-8 BOM then UTF-16LE",
         [&[0xEF, 0xBB, 0xBF][..], &utf16(&bad_bundle, false)].concat(),
     );
-    // (A line of invalid UTF-8 at the record bound is in its own ignored test below: its kept
-    // text is 3× the bound.)
+    // (A line of invalid UTF-8 at the record bound is in its own test below: its kept text was
+    // 3× the bound, finding F2.)
 
     // Decompression bombs and broken gzip.
     c.add(
@@ -689,7 +689,7 @@ fn corpus() -> Vec<Case> {
         "CSV with CR-only line endings",
         "type,value\ripv4,198.51.100.7\rdomain,evil.example\r",
     );
-    // (A header naming `type` twice is in its own ignored test below: it is accepted silently.)
+    // (A header naming `type` twice is in its own test below: it was accepted silently.)
     c.add(
         "CSV with empty header fields",
         ",,type,,value\n,,ipv4,,not-an-ip\n",
@@ -1481,26 +1481,26 @@ fn the_generators_make_what_they_claim() {
 }
 
 /// A CSV header naming a column twice is ambiguous: `type,type,value` with the row
-/// `ipv4,domain,1.2.3.4` uploads an IPv4 indicator (the first `type` wins) with no error or
-/// warning, while `domain,ipv4,…` rejects the row. The user should be told, not guessed for.
+/// `ipv4,domain,1.2.3.4` uploaded an IPv4 indicator (the first `type` won) with no error or
+/// warning, while `domain,ipv4,…` rejected the row. The user is told, not guessed for: the
+/// input error names the duplicated column.
 #[test]
-#[ignore = "bug: a CSV header with a duplicate column is accepted silently (the first one wins)"]
 fn csv_with_duplicate_columns_is_not_silently_accepted() {
     let mut c = Corpus::default();
     c.add(
         "CSV with duplicate columns",
         "type,type,value\nipv4,domain,1.2.3.4\n",
-    );
+    )
+    .input_error("'type' twice");
     let dir = tempfile::tempdir().unwrap();
     let run = run_cli(dir.path(), 0, &c.0[0]).unwrap();
     judge_cli(&c.0[0], &run).unwrap();
 }
 
-/// A text line of 1 MiB of bytes that are not UTF-8 is within the record bound, but the decoder
-/// keeps it as `String::from_utf8_lossy`, where every bad byte becomes a 3-byte U+FFFD: the
-/// rejected file (and memory) gets a 3 MiB record. Fuzzing finding F2 (FUZZING.md).
+/// A text line of 1 MiB of bytes that are not UTF-8 is within the record bound, but its lossy
+/// text (every bad byte a 3-byte U+FFFD) is 3 MiB: the decoder used to keep it all, in memory
+/// and in the rejected file. It now cuts it to the bound. Fuzzing finding F2 (FUZZING.md).
 #[test]
-#[ignore = "bug F2: a line of invalid UTF-8 keeps a lossy original 3x over the record bound"]
 fn a_line_of_invalid_utf8_keeps_its_text_within_the_record_bound() {
     let mut c = Corpus::default();
     c.add(

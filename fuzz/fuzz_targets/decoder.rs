@@ -22,20 +22,22 @@ use time::OffsetDateTime;
 /// any of it on, so an error late in a chunk drops the records (or the earlier error) its valid
 /// beginning holds; what is reported then depends on where the chunks were cut. While this is
 /// `true`, an outcome that ends in such an input error (line 0) only has to be a prefix of the
-/// other. Set it to `false` once ti-core is fixed.
-const KNOWN_ISSUE_F1_TRANSPORT_ERRORS_DROP_EARLIER_OUTPUT: bool = true;
+/// other. Fixed in ti-core (the valid part is handed on before the error): `false`.
+const KNOWN_ISSUE_F1_TRANSPORT_ERRORS_DROP_EARLIER_OUTPUT: bool = false;
 
 /// Known issue F2 (FUZZING.md): a line that is not UTF-8 keeps its text through
 /// `String::from_utf8_lossy`, which turns each bad byte into a 3-byte U+FFFD, so the original
 /// can be up to 3× the record bound. While `true`, such originals get the 3× allowance.
-const KNOWN_ISSUE_F2_LOSSY_ORIGINAL_OVER_BOUND: bool = true;
+/// Fixed in ti-core (the lossy text is cut to the bound): `false`.
+const KNOWN_ISSUE_F2_LOSSY_ORIGINAL_OVER_BOUND: bool = false;
 
 /// Known issue F3 (FUZZING.md): a `#` comment line longer than the record bound is not
 /// recognised as a comment (its bytes are not kept), and format detection gives up on a first
 /// line over the bound only when the buffered bytes already exceed it, so whether the input is
 /// detected as CSV or text depends on the chunking. While `true`, auto-detected outcomes whose
-/// formats differ between whole and split feeding are not compared.
-const KNOWN_ISSUE_F3_LONG_COMMENT_DETECTION: bool = true;
+/// formats differ between whole and split feeding are not compared. Fixed in ti-core
+/// (detection skips comment lines and decides on the first data line alone): `false`.
+const KNOWN_ISSUE_F3_LONG_COMMENT_DETECTION: bool = false;
 
 const ACCEPTED: &[&str] = &[
     "indicator",

@@ -10,8 +10,9 @@ use ti_core::stix::pattern;
 
 /// Known issue F4 (FUZZING.md): `single_comparison` unquotes a quoted path key that is a
 /// keyword or boolean (`file:hashes.'AND'` → `file:hashes.AND`), which then does not parse.
-/// While `true`, such paths are exempt from the rebuild check. Set it to `false` once fixed.
-const KNOWN_ISSUE_F4_KEYWORD_KEYS_LOSE_THEIR_QUOTES: bool = true;
+/// While `true`, such paths are exempt from the rebuild check. Fixed in ti-core (keyword keys
+/// keep their quotes): `false`.
+const KNOWN_ISSUE_F4_KEYWORD_KEYS_LOSE_THEIR_QUOTES: bool = false;
 
 const KEYWORDS: &[&str] = &[
     "AND",

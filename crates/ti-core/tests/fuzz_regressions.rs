@@ -7,9 +7,9 @@
 //! is replayed through every entry point, not only the one that found it: an input that broke
 //! one layer is a good probe for the others.
 //!
-//! The always-on test asserts only "no panic". The Decoder's stronger contract (chunking changes
-//! nothing, originals within the record bound) is checked by ignored tests while the findings
-//! that break it are open; remove the `#[ignore]` when they are fixed.
+//! Besides "no panic" for every file, the Decoder's stronger contract (chunking changes nothing,
+//! originals within the record bound) and the pattern round trip are asserted on the files of
+//! the findings that broke them (F1–F4, fixed in ti-core).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -210,7 +210,6 @@ fn decoder_fixtures() -> Vec<(Fixture, InputOptions)> {
 }
 
 #[test]
-#[ignore = "bugs F1 and F3 (FUZZING.md): gzip/UTF-16 errors late in a chunk drop the records before them; a first line over the record bound is detected as CSV or text depending on the chunking"]
 fn chunking_does_not_change_what_is_decoded() {
     for (f, opts) in decoder_fixtures() {
         let input = f.input.as_slice();
@@ -227,7 +226,6 @@ fn chunking_does_not_change_what_is_decoded() {
 }
 
 #[test]
-#[ignore = "bug F2 (FUZZING.md): a line that is not UTF-8 keeps a lossy original up to 3x the record bound"]
 fn originals_stay_within_the_record_bound() {
     for (f, opts) in decoder_fixtures() {
         let (records, _) = decode(&opts, &[f.input.as_slice()]);
@@ -245,7 +243,6 @@ fn originals_stay_within_the_record_bound() {
 }
 
 #[test]
-#[ignore = "bug F4 (FUZZING.md): single_comparison unquotes a key that is a keyword, so its canonical path does not parse"]
 fn canonical_paths_rebuild_into_the_same_comparison() {
     for f in fixtures().iter().filter(|f| f.name.starts_with("pattern-")) {
         let text = String::from_utf8_lossy(&f.input);

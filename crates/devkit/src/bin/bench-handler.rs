@@ -72,6 +72,13 @@ struct Args {
     /// Give up on one input after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout_secs: u64,
+    /// Before starting the handler, download the blob in this process with the same SDK call
+    /// the handler makes (`BlobClient::download`, default options), consuming slowly, and
+    /// report the chunk sizes it yields and how much this process's RSS grew: what the SDK's
+    /// partitioned download buffers ahead of a slow reader. Done for the first input only:
+    /// the allocator keeps freed pages, so a second probe in the same process shows no growth.
+    #[arg(long)]
+    probe_download: bool,
     /// Print every invocation as it finishes.
     #[arg(long)]
     verbose: bool,
@@ -207,6 +214,7 @@ struct Row {
     item_rss_kb: Vec<u64>,
     requests: usize,
     accepted: usize,
+    probe: Option<Probe>,
 }
 
 /// Streams `path` into the inbox as a block blob of 32 MiB staged blocks.
@@ -259,7 +267,50 @@ async fn upload_file(stack: &Stack, name: &str, path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
+/// What [`probe_download`] saw.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    chunks: usize,
+    max_chunk: usize,
+    rss_growth_kb: u64,
+}
+
+/// Reads the first `PROBE_CHUNKS` chunks of the blob the way the handler opens it (one
+/// `download(None)`: parallel ranged GETs of 4 MiB, re-sequenced), sleeping between chunks so
+/// the downloader runs ahead as far as it is allowed to, and returns the peak RSS growth of
+/// this process meanwhile.
+async fn probe_download(stack: &Stack, name: &str) -> Result<Probe> {
+    use futures::StreamExt;
+    const PROBE_CHUNKS: usize = 24;
+    let me = std::process::id();
+    let base = read_mem(me).map_or(0, |m| m.rss_kb);
+    let client = stack
+        .storage()
+        .blob_service()
+        .blob_client(INBOX_CONTAINER, name);
+    let mut body = client.download(None).await?.body;
+    let mut probe = Probe {
+        chunks: 0,
+        max_chunk: 0,
+        rss_growth_kb: 0,
+    };
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        probe.chunks += 1;
+        probe.max_chunk = probe.max_chunk.max(chunk.len());
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let rss = read_mem(me).map_or(0, |m| m.rss_kb);
+            probe.rss_growth_kb = probe.rss_growth_kb.max(rss.saturating_sub(base));
+        }
+        if probe.chunks >= PROBE_CHUNKS {
+            break;
+        }
+    }
+    Ok(probe)
+}
+
+async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Row> {
     let (path, records) = input
         .rsplit_once(':')
         .with_context(|| format!("--input {input}: expected FILE:RECORDS"))?;
@@ -315,6 +366,19 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         "bench-handler: {name}: {bytes} bytes ({:.0} MiB, {records} records) uploaded in {upload_secs:.1} s",
         bytes as f64 / MIB
     );
+
+    let probe = if probe {
+        let p = probe_download(&stack, &name).await?;
+        eprintln!(
+            "bench-handler: {name}: SDK download probe: {} chunks read slowly, largest {} bytes; this process's RSS grew by up to {:.1} MiB",
+            p.chunks,
+            p.max_chunk,
+            p.rss_growth_kb as f64 / 1024.0
+        );
+        Some(p)
+    } else {
+        None
+    };
 
     let mut handler = stack.spawn_handler(&args.handler).await?;
     let pid = handler.pid();
@@ -422,7 +486,9 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         );
     }
     let accepted = stack.sim().accepted_ids().len();
-    if accepted as u64 != records {
+    // `TI_TARGET=dry-run` (an experiment: the cost without the uploads) sends nothing.
+    let dry_run = args.extra_env.iter().any(|kv| kv == "TI_TARGET=dry-run");
+    if accepted as u64 != records && !dry_run {
         bail!("{name}: the simulator accepted {accepted} distinct ids, expected {records}");
     }
     let requests = stack.sim().requests();
@@ -453,6 +519,7 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         item_rss_kb: invocations.iter().map(|i| i.rss_after_kb).collect(),
         requests: requests.len(),
         accepted,
+        probe,
     };
     let series: Vec<String> = samples
         .series
@@ -467,20 +534,23 @@ async fn run_one(args: &Args, input: &str, ticks: f64) -> Result<Row> {
         row.peak_hwm_kb as f64 / 1024.0,
         series.join(" ")
     );
+    // The range an invocation ran starts where the previous one said to continue (the last
+    // range answers with the final summary, which has no `next`).
+    let mut next_start = 0u64;
     let per_item: Vec<String> = invocations
         .iter()
         .map(|i| {
+            let start = next_start;
+            if let Some(n) = i.return_value.get("next").and_then(Value::as_u64) {
+                next_start = n;
+            }
             format!(
-                "{}@{}:{:.1}s/{:.0}MiB",
+                "{}@{start}:{:.1}s/{:.0}MiB",
                 if i.function == "IngestBlobEvent" {
                     "event"
                 } else {
                     "item"
                 },
-                i.return_value
-                    .get("rangeStart")
-                    .and_then(Value::as_u64)
-                    .map_or_else(|| "0".to_string(), |s| s.to_string()),
                 i.secs,
                 i.hwm_after_kb as f64 / 1024.0
             )
@@ -507,8 +577,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let ticks = clock_ticks();
     let mut rows = Vec::new();
-    for input in &args.inputs {
-        rows.push(run_one(&args, input, ticks).await?);
+    for (i, input) in args.inputs.iter().enumerate() {
+        rows.push(run_one(&args, input, ticks, args.probe_download && i == 0).await?);
     }
 
     println!();
@@ -540,6 +610,14 @@ async fn main() -> Result<()> {
             "{}: checks passed (report summary = {} records uploaded, 0 rejected; simulator accepted {} distinct ids in {} requests); {} invocations; blob upload to Azurite {:.1} s",
             r.name, r.records, r.accepted, r.requests, r.invocations, r.upload_secs
         );
+        if let Some(p) = r.probe {
+            println!(
+                "{}: SDK download probe (default BlobClient::download, slow reader): chunks of up to {} bytes, RSS grew by up to {:.1} MiB",
+                r.name,
+                p.max_chunk,
+                p.rss_growth_kb as f64 / 1024.0
+            );
+        }
     }
     Ok(())
 }

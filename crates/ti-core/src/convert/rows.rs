@@ -271,6 +271,25 @@ impl CsvHeader {
         observable.then_some(CsvHeader { columns })
     }
 
+    /// The 0-based positions of the first two header fields that name the same column (`type`
+    /// twice, or `type` and `observableType`): each row could only keep one of their values.
+    /// Columns that are ignored anyway may repeat.
+    pub fn duplicate<S: AsRef<str>>(fields: &[S]) -> Option<(usize, usize)> {
+        // At most one entry per kind of column, so this stays linear in the number of fields.
+        let mut seen: Vec<(Column, usize)> = Vec::new();
+        for (j, f) in fields.iter().enumerate() {
+            let c = column(f.as_ref());
+            if c == Column::Ignored {
+                continue;
+            }
+            if let Some(&(_, i)) = seen.iter().find(|(k, _)| *k == c) {
+                return Some((i, j));
+            }
+            seen.push((c, j));
+        }
+        None
+    }
+
     pub fn len(&self) -> usize {
         self.columns.len()
     }

@@ -3,6 +3,8 @@
 //! A line longer than the record bound is counted, not kept, so memory stays bounded whatever
 //! the input. In quote-aware mode (CSV) a newline inside a `"…"` field does not end the record,
 //! as RFC 4180 allows; `""` inside a quoted field toggles twice, which keeps the count right.
+//! With [`Lines::skipping_comments`] (text, CSV) a `#` comment line (`#` after optional
+//! whitespace) is skipped whatever its length, and a quote in it does not open a field.
 
 /// A complete line (without its `\n` or `\r\n`), or the size of one over the bound.
 pub(super) enum Line<'a> {
@@ -23,6 +25,12 @@ pub(super) struct Lines {
     line: u64,
     /// The line on which the current record started.
     start_line: u64,
+    /// `#` comment lines are skipped (not emitted, not kept, not over the bound).
+    comments: bool,
+    /// Only whitespace so far in the current record (it may still turn out to be a comment).
+    at_start: bool,
+    /// The current record is a `#` comment line.
+    comment: bool,
 }
 
 impl Lines {
@@ -36,7 +44,16 @@ impl Lines {
             in_quotes: false,
             line: first_line,
             start_line: first_line,
+            comments: false,
+            at_start: true,
+            comment: false,
         }
+    }
+
+    /// Skips `#` comment lines, as text and CSV do.
+    pub fn skipping_comments(mut self) -> Self {
+        self.comments = true;
+        self
     }
 
     /// `true` when the input so far ends inside a quoted CSV field.
@@ -46,7 +63,7 @@ impl Lines {
 
     fn keep(&mut self, part: &[u8]) {
         self.len += part.len() as u64;
-        if self.over {
+        if self.over || self.comment {
             return;
         }
         if self.buf.len() + part.len() > self.max {
@@ -59,7 +76,17 @@ impl Lines {
 
     /// Finds the end of the current record in `bytes[from..]`: the index of its `\n`.
     fn find_end(&mut self, bytes: &[u8], from: usize) -> Option<usize> {
-        if !self.quote_aware {
+        if self.comments && self.at_start {
+            // The first byte that is not whitespace tells whether the record is a comment.
+            let start = bytes[from..]
+                .iter()
+                .position(|&b| b == b'\n' || !b.is_ascii_whitespace());
+            if let Some(k) = start {
+                self.at_start = false;
+                self.comment = bytes[from + k] == b'#';
+            }
+        }
+        if !self.quote_aware || self.comment {
             return bytes[from..]
                 .iter()
                 .position(|&b| b == b'\n')
@@ -103,7 +130,9 @@ impl Lines {
 
     fn emit<E>(&mut self, f: &mut impl FnMut(u64, Line<'_>) -> Result<(), E>) -> Result<(), E> {
         let line = self.start_line;
-        let r = if self.over {
+        let r = if self.comment {
+            Ok(())
+        } else if self.over {
             f(line, Line::Oversize(self.len))
         } else {
             let text = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
@@ -112,6 +141,8 @@ impl Lines {
         self.buf.clear();
         self.len = 0;
         self.over = false;
+        self.at_start = true;
+        self.comment = false;
         r
     }
 

@@ -10,7 +10,9 @@
 //! 3. **format**: detected from the first bytes unless forced (`TI_FORMAT` / `--format`): `[`/`{`
 //!    → JSON through the [`Framer`] (bundle, array, single object, Sentinel request, Graph
 //!    `{"value":[…]}`), switching to NDJSON when a first one-line object is followed by another
-//!    object on a later line; a first line that is a known CSV header → CSV; else text;
+//!    object on a later line; a first line (after blank and `#` comment lines) that is a known
+//!    CSV header within the record bound → CSV; else text. Decided the same however the input
+//!    is cut into chunks;
 //! 4. **records**: each record becomes a [`Decoded`] — a STIX 2.1 object ready for
 //!    [`crate::stix::validate`] (tiIndicators, CSV rows and text lines are converted by
 //!    [`crate::convert`]) or the problem that stopped it — with its 0-based index, 1-based line
@@ -185,7 +187,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 impl Decoder {
     pub fn new(opts: InputOptions) -> Self {
         let body = match opts.format {
-            None => Body::Detect(Vec::new()),
+            None => Body::Detect(Detect::default()),
             Some(f) => Body::forced(f, &opts),
         };
         Decoder {
@@ -336,13 +338,22 @@ impl Gunzip {
 
     /// Each `write` decompresses at most one internal buffer (32 KiB) before returning, so the
     /// output is handed on in small pieces and the bounds are checked before memory grows.
+    /// A `write` that fails may have decompressed data before the corruption, some of it still
+    /// in `flate2`'s own buffer (a `flush` moves it out): that is handed on first, so the
+    /// records before it count whatever the chunking (FUZZING.md F1).
     fn feed(
         &mut self,
         mut input: &[u8],
         sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
     ) -> Result<(), FrameError> {
         while !input.is_empty() {
-            let n = self.decoder.write(input).map_err(Self::corrupt)?;
+            let written = self.decoder.write(input);
+            if written.is_err() {
+                // Its own error is the same corruption again; only the data it moves matters.
+                let _ = self.decoder.flush();
+            }
+            self.drain(sink)?;
+            let n = written.map_err(Self::corrupt)?;
             if n == 0 {
                 return Err(input_error(
                     "the gzip data is corrupt: unexpected bytes after the compressed stream".into(),
@@ -350,7 +361,6 @@ impl Gunzip {
             }
             self.compressed += n as u64;
             input = &input[n..];
-            self.drain(sink)?;
         }
         Ok(())
     }
@@ -363,8 +373,16 @@ impl Gunzip {
         if out.is_empty() {
             return Ok(());
         }
+        let before = self.decompressed;
         self.decompressed += out.len() as u64;
         if self.decompressed > self.max_bytes {
+            // The bytes up to the bound are handed on first, so where the pieces were cut does
+            // not change which records come before the error.
+            let within =
+                usize::try_from(self.max_bytes.saturating_sub(before)).unwrap_or(usize::MAX);
+            let r = sink(&out[..within.min(out.len())]);
+            out.clear();
+            r?;
             return Err(input_error(format!(
                 "the gzip input decompresses to more than {} bytes, the decompressed-size bound",
                 self.max_bytes
@@ -550,9 +568,12 @@ impl TextStage {
         match &mut self.encoding {
             Encoding::Utf8 => self.body.push(bytes, &mut self.ctx, out),
             Encoding::Utf16(d) => {
+                // The text decoded before an unpaired surrogate is handed on before the error,
+                // so the records before it count whatever the chunking (FUZZING.md F1).
                 self.scratch.clear();
-                d.decode(bytes, &mut self.scratch)?;
-                self.body.push(&self.scratch, &mut self.ctx, out)
+                let decoded = d.decode(bytes, &mut self.scratch);
+                self.body.push(&self.scratch, &mut self.ctx, out)?;
+                decoded
             }
             Encoding::Sniff(buf) => {
                 buf.extend_from_slice(bytes);
@@ -699,8 +720,8 @@ impl Utf16 {
 
 /// The format-specific record decoder.
 enum Body {
-    /// The first bytes, until the format is decidable.
-    Detect(Vec<u8>),
+    /// Auto-detection, until the format is decided.
+    Detect(Detect),
     Json(Box<JsonBody>),
     Ndjson(LineBody),
     Csv(CsvBody),
@@ -714,7 +735,7 @@ impl Body {
             f if f.is_framed_json() => Body::Json(Box::new(JsonBody::new(opts.limits, false))),
             InputFormat::Ndjson => Body::Ndjson(LineBody::new(max, 1, 0)),
             InputFormat::Csv => Body::Csv(CsvBody::new(max)),
-            _ => Body::Text(LineBody::new(max, 1, 0)),
+            _ => Body::Text(LineBody::text(max)),
         }
     }
 
@@ -725,14 +746,15 @@ impl Body {
         out: &mut Vec<Decoded>,
     ) -> Result<(), FrameError> {
         match self {
-            Body::Detect(buf) => {
-                buf.extend_from_slice(bytes);
-                if let Some(body) = detect(buf, ctx, false) {
-                    let held = std::mem::take(buf);
-                    *self = body;
-                    self.push(&held, ctx, out)?;
-                }
-                Ok(())
+            Body::Detect(d) => {
+                let Some((body, at)) = d.push(bytes, ctx) else {
+                    return Ok(());
+                };
+                let Body::Detect(d) = std::mem::replace(self, body) else {
+                    unreachable!("detecting")
+                };
+                self.replay(&d, ctx, out)?;
+                self.push(&bytes[at..], ctx, out)
             }
             Body::Json(j) => j.push(bytes, ctx, out),
             Body::Ndjson(l) => l.push_ndjson(bytes, ctx, out),
@@ -741,21 +763,47 @@ impl Body {
         }
     }
 
+    /// Hands the chosen body what detection consumed without keeping: the skipped lines (as
+    /// blank lines, so line numbers stay right), then the current line's beginning.
+    fn replay(
+        &mut self,
+        d: &Detect,
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        self.push_repeated(b'\n', d.skipped, ctx, out)?;
+        self.push(&d.line, ctx, out)?;
+        self.push_repeated(b' ', d.line_len - d.line.len() as u64, ctx, out)
+    }
+
+    fn push_repeated(
+        &mut self,
+        byte: u8,
+        mut n: u64,
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), FrameError> {
+        let filler = [byte; 4096];
+        while n > 0 {
+            let k = n.min(filler.len() as u64) as usize;
+            self.push(&filler[..k], ctx, out)?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
-        if let Body::Detect(buf) = self {
-            let held = std::mem::take(buf);
-            match detect(&held, ctx, true) {
-                Some(body) => {
-                    *self = body;
-                    self.push(&held, ctx, out)?;
-                }
-                None => {
-                    return Err(FrameError {
-                        line: 1,
-                        message: "empty input: no records".into(),
-                    })
-                }
-            }
+        if let Body::Detect(d) = self {
+            let Some(body) = d.finish(ctx) else {
+                return Err(FrameError {
+                    line: 1,
+                    message: "empty input: no records".into(),
+                });
+            };
+            let Body::Detect(d) = std::mem::replace(self, body) else {
+                unreachable!("detecting")
+            };
+            self.replay(&d, ctx, out)?;
         }
         let forced = ctx.opts.format;
         let detected = match self {
@@ -782,48 +830,111 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// Decides the format from the buffered first bytes, or `None` to wait for more (at the end of
-/// the input, `None` means it is empty).
-fn detect(buf: &[u8], ctx: &Ctx, at_end: bool) -> Option<Body> {
-    let opts = &ctx.opts;
-    let max = opts.limits.max_record_bytes;
-    let Some(first) = buf.iter().position(|&b| !is_ws(b)) else {
-        // Only whitespace so far; past a record's worth it is not worth holding.
-        return (buf.len() > max).then(|| Body::Text(LineBody::new(max, 1, 0)));
-    };
-    match buf[first] {
-        b'[' => return Some(Body::Json(Box::new(JsonBody::new(opts.limits, true)))),
-        b'{' => return Some(Body::Json(Box::new(JsonBody::new(opts.limits, true)))),
-        _ => {}
-    }
-    // The first line that is neither blank nor a `#` comment decides between CSV and text.
-    let mut rest = buf;
-    loop {
-        let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], true),
-            None => (rest, at_end),
-        };
-        if !complete {
-            // A first line longer than a record can be is text (and that line is oversize).
-            return (buf.len() > max).then(|| Body::Text(LineBody::new(max, 1, 0)));
-        }
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() || trimmed.starts_with(b"#") {
-            if rest.len() <= line.len() {
-                return at_end.then(|| Body::Text(LineBody::new(max, 1, 0)));
+/// Format detection, streaming and with bounded memory, so that its outcome depends only on the
+/// bytes, not on how they were cut into chunks (FUZZING.md F3):
+/// - a first non-whitespace byte `[` or `{` means JSON;
+/// - otherwise blank lines and `#` comment lines (whatever their length) are skipped, counted
+///   but not kept, and the first other line decides: CSV when it is a known CSV header within
+///   the record bound, else text. A first line over the record bound is text (it is then an
+///   oversize record), decided as soon as it passes the bound;
+/// - an input of nothing but whitespace is empty; one of only comments and blank lines is text.
+#[derive(Default)]
+struct Detect {
+    /// Complete blank or comment lines skipped.
+    skipped: u64,
+    /// A byte other than JSON whitespace was seen: JSON is ruled out.
+    started: bool,
+    /// The current line so far, up to one byte over the record bound.
+    line: Vec<u8>,
+    /// The current line's length: more than `line` holds when its leading whitespace alone is
+    /// over the bound (the rest is whitespace, replayed as spaces).
+    line_len: u64,
+    kind: DetectLine,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum DetectLine {
+    /// Only whitespace so far.
+    #[default]
+    Blank,
+    /// A `#` comment: its bytes are not kept.
+    Comment,
+    /// The first data line, which decides the format.
+    Data,
+}
+
+impl Detect {
+    /// Looks at the next chunk: `Some((body, at))` once the format is decided, the body to
+    /// replay [`Detect`]'s held bytes into and then `bytes[at..]`.
+    fn push(&mut self, bytes: &[u8], ctx: &Ctx) -> Option<(Body, usize)> {
+        let max = ctx.opts.limits.max_record_bytes;
+        for (i, &b) in bytes.iter().enumerate() {
+            match (self.kind, b) {
+                (DetectLine::Data, b'\n') => return Some((decide_line(&self.line, ctx), i)),
+                (DetectLine::Blank | DetectLine::Comment, b'\n') => {
+                    self.skipped += 1;
+                    self.line.clear();
+                    self.line_len = 0;
+                    self.kind = DetectLine::Blank;
+                    continue;
+                }
+                (DetectLine::Comment, _) => continue,
+                (DetectLine::Blank, b'[' | b'{') if !self.started => {
+                    // Whitespace before the JSON value does not matter to the framer.
+                    self.line.clear();
+                    self.line_len = 0;
+                    let json = JsonBody::new(ctx.opts.limits, true);
+                    return Some((Body::Json(Box::new(json)), i));
+                }
+                (DetectLine::Blank, b'#') => {
+                    self.started = true;
+                    self.kind = DetectLine::Comment;
+                    continue;
+                }
+                (DetectLine::Blank, _) if b.is_ascii_whitespace() => {
+                    self.started |= !is_ws(b);
+                }
+                (DetectLine::Blank, _) => {
+                    self.started = true;
+                    self.kind = DetectLine::Data;
+                }
+                (DetectLine::Data, _) => {}
             }
-            rest = &rest[line.len() + 1..];
-            continue;
+            if self.kind == DetectLine::Data && self.line_len >= max as u64 {
+                // This byte takes the first data line over the bound: text, whatever follows.
+                return Some((Body::Text(LineBody::text(max)), i));
+            }
+            self.line_len += 1;
+            if self.line.len() <= max {
+                self.line.push(b);
+            }
         }
-        let is_csv = std::str::from_utf8(line)
-            .ok()
-            .and_then(|l| csv_fields(l).ok())
-            .is_some_and(|fields| fields.len() >= 2 && CsvHeader::recognise(&fields).is_some());
-        return Some(if is_csv {
-            Body::Csv(CsvBody::new(max))
-        } else {
-            Body::Text(LineBody::new(max, 1, 0))
-        });
+        None
+    }
+
+    /// At the end of the input: the body, or `None` when the input is empty.
+    fn finish(&mut self, ctx: &Ctx) -> Option<Body> {
+        let max = ctx.opts.limits.max_record_bytes;
+        match self.kind {
+            DetectLine::Data => Some(decide_line(&self.line, ctx)),
+            _ if self.started => Some(Body::Text(LineBody::text(max))),
+            _ => None,
+        }
+    }
+}
+
+/// The first data line (within the record bound, without its `\n`) decides: a known CSV header
+/// is CSV, anything else text.
+fn decide_line(line: &[u8], ctx: &Ctx) -> Body {
+    let max = ctx.opts.limits.max_record_bytes;
+    let is_csv = std::str::from_utf8(line)
+        .ok()
+        .and_then(|l| csv_fields(l).ok())
+        .is_some_and(|fields| fields.len() >= 2 && CsvHeader::recognise(&fields).is_some());
+    if is_csv {
+        Body::Csv(CsvBody::new(max))
+    } else {
+        Body::Text(LineBody::text(max))
     }
 }
 
@@ -1081,6 +1192,14 @@ impl LineBody {
         }
     }
 
+    /// Text lines: `#` comment lines are skipped whatever their length.
+    fn text(max: usize) -> Self {
+        LineBody {
+            lines: Lines::new(max, false, 1).skipping_comments(),
+            next_index: 0,
+        }
+    }
+
     fn take_index(&mut self) -> u64 {
         let i = self.next_index;
         self.next_index += 1;
@@ -1182,18 +1301,60 @@ impl LineBody {
 }
 
 fn bad_utf8(ctx: &Ctx, index: u64, line: u64, t: &[u8], e: std::str::Utf8Error) -> Decoded {
+    let max = ctx.opts.limits.max_record_bytes;
+    let (original, cut) = lossy_within(t, max);
     ctx.decoded(
         index,
         line,
-        Some(String::from_utf8_lossy(t).into_owned()),
+        Some(original),
         Err(Problem::new(
             Code::InvalidEncoding,
             format!(
-                "the line is not valid UTF-8 (at byte {} of the line): save the file as UTF-8",
-                e.valid_up_to() + 1
+                "the line is not valid UTF-8 (at byte {} of the line): save the file as UTF-8{}",
+                e.valid_up_to() + 1,
+                cut_note(cut, max)
             ),
         )),
     )
+}
+
+/// A line's bytes as text for the rejected file, each invalid sequence as U+FFFD (as
+/// `String::from_utf8_lossy` does). U+FFFD takes 3 bytes, so a line within the record bound can
+/// be up to 3× over it as text: it is then cut on a character boundary, ending in `…`, to at
+/// most `max` bytes. Returns the text and whether it was cut.
+fn lossy_within(t: &[u8], max: usize) -> (String, bool) {
+    const MARK: char = '…';
+    let mut s = String::new();
+    for chunk in t.utf8_chunks() {
+        s.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            s.push(char::REPLACEMENT_CHARACTER);
+        }
+        if s.len() > max {
+            break;
+        }
+    }
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut cut = max.saturating_sub(MARK.len_utf8());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    if s.len() + MARK.len_utf8() <= max {
+        s.push(MARK);
+    }
+    (s, true)
+}
+
+/// The message's note for a text [`lossy_within`] cut.
+fn cut_note(cut: bool, max: usize) -> String {
+    if cut {
+        format!(" (its text is kept with each invalid byte sequence as U+FFFD, cut to the {max}-byte record bound)")
+    } else {
+        String::new()
+    }
 }
 
 /// CSV: a header row, then one record per row (rows may span lines inside quoted fields).
@@ -1206,7 +1367,7 @@ struct CsvBody {
 impl CsvBody {
     fn new(max: usize) -> Self {
         CsvBody {
-            lines: Lines::new(max, true, 1),
+            lines: Lines::new(max, true, 1).skipping_comments(),
             header: None,
             next_index: 0,
         }
@@ -1244,13 +1405,36 @@ impl CsvBody {
                 .ok()
                 .and_then(|s| csv_fields(s).ok())
                 .unwrap_or_default();
-            self.header = Some(CsvHeader::recognise(&fields).ok_or_else(|| FrameError {
+            let header = CsvHeader::recognise(&fields).ok_or_else(|| FrameError {
                 line,
                 message: format!(
                     "the first row is not a CSV header ti-ingest knows: it must name observableType and observableValue (or type and value, or file hash / fileName columns); found: {}",
                     String::from_utf8_lossy(t)
                 ),
-            })?);
+            })?;
+            if let Some((i, j)) = CsvHeader::duplicate(&fields) {
+                let (a, b) = (fields[i].trim(), fields[j].trim());
+                let what = if a == b {
+                    format!(
+                        "names the column '{a}' twice (columns {} and {})",
+                        i + 1,
+                        j + 1
+                    )
+                } else {
+                    format!(
+                        "has two columns for the same field: '{a}' (column {}) and '{b}' (column {})",
+                        i + 1,
+                        j + 1
+                    )
+                };
+                return Err(FrameError {
+                    line,
+                    message: format!(
+                        "the CSV header {what}: remove or rename one, a row can only have one value for it"
+                    ),
+                });
+            }
+            self.header = Some(header);
             return Ok(());
         };
         let index = self.next_index;
@@ -1301,13 +1485,18 @@ impl CsvBody {
                 if let Line::Text(t) = l {
                     let index = self.next_index;
                     self.next_index += 1;
+                    let max = ctx.opts.limits.max_record_bytes;
+                    let (original, cut) = lossy_within(t, max);
                     out.push(ctx.decoded(
                         index,
                         line,
-                        Some(String::from_utf8_lossy(t).into_owned()),
+                        Some(original),
                         Err(Problem::new(
                             Code::CsvInvalid,
-                            "the row has a quoted field that is never closed (a '\"' is missing)",
+                            format!(
+                                "the row has a quoted field that is never closed (a '\"' is missing){}",
+                                cut_note(cut, max)
+                            ),
                         )),
                     ));
                     return Ok(());

@@ -357,3 +357,170 @@ fn invalid_utf8_lines_are_records_not_frame_errors() {
     );
     assert_eq!(out[1].line, 2);
 }
+
+/// Options with a small record bound, so the bound is within reach of short inputs.
+fn small(max: usize) -> InputOptions {
+    let mut o = opts();
+    o.limits.max_record_bytes = max;
+    o
+}
+
+/// Decodes `input` with `o` whole and in several chunkings, checks they all agree.
+fn decode_opts(input: &[u8], o: &InputOptions) -> (Vec<Decoded>, Result<InputFormat, FrameError>) {
+    let whole = decode_with(input, input.len(), o.clone());
+    for size in [1, 2, 3, 7, 64] {
+        let (out, f) = decode_with(input, size, o.clone());
+        assert_eq!(out, whole.0, "chunk size {size}");
+        assert_eq!(f, whole.1, "chunk size {size}");
+    }
+    whole
+}
+
+#[test]
+fn an_input_error_late_in_a_chunk_keeps_the_records_before_it() {
+    // F1, gzip: a member with a bad CRC after its records.
+    let mut z = gzip(b"198.51.100.7\nexample.com\n");
+    let n = z.len();
+    z[n - 8] ^= 0xFF;
+    let (out, f) = decode(&z);
+    assert_eq!(out.len(), 2);
+    assert!(f.unwrap_err().message.contains("gzip"));
+
+    // The decompressed-size bound: the records within the bound count, however it is cut.
+    let o = InputOptions {
+        max_decompressed_bytes: 1000,
+        ..opts()
+    };
+    let z = gzip("198.51.100.7\n".repeat(200).as_bytes());
+    let (out, f) = decode_opts(&z, &o);
+    assert_eq!(out.len(), 1000 / 13);
+    assert!(f.unwrap_err().message.contains("more than 1000 bytes"));
+
+    // F1, UTF-16: an unpaired low surrogate after a record.
+    let mut input = utf16("[{\"a\":1},", true, true);
+    input.extend_from_slice(&[0xDC, 0x00, 0x00, b'1']);
+    let (out, f) = decode(&input);
+    assert_eq!(out.len(), 1);
+    assert!(f.unwrap_err().message.contains("unpaired surrogate"));
+}
+
+#[test]
+fn invalid_utf8_originals_stay_within_the_record_bound() {
+    let o = small(16);
+    let (out, f) = decode_opts(
+        b"\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\nexample.com\n",
+        &o,
+    );
+    f.unwrap();
+    let original = out[0].original.as_deref().unwrap();
+    assert!(original.len() <= 16, "{original:?}");
+    assert!(original.starts_with('\u{FFFD}') && original.ends_with('…'));
+    let p = out[0].object.as_ref().unwrap_err();
+    assert_eq!(p.code, Code::InvalidEncoding);
+    assert!(
+        p.message.contains("cut to the 16-byte record bound"),
+        "{}",
+        p.message
+    );
+    // A short one is kept whole, without the note.
+    let (out, _) = decode_opts(b"exa\xE9mple.com\n", &o);
+    assert_eq!(out[0].original.as_deref(), Some("exa\u{FFFD}mple.com"));
+    assert!(!out[0].object.as_ref().unwrap_err().message.contains("cut"));
+    // An unterminated quoted CSV field, too.
+    let (out, _) = decode_opts(
+        b"type,value\nip,\"\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF",
+        &o,
+    );
+    let original = out[0].original.as_deref().unwrap();
+    assert!(original.len() <= 16, "{original:?}");
+    assert_eq!(out[0].object.as_ref().unwrap_err().code, Code::CsvInvalid);
+}
+
+#[test]
+fn detection_skips_comments_and_does_not_depend_on_the_chunking() {
+    let o = small(32);
+    let comment = format!("# {}\n", "x".repeat(100));
+    // A long comment before a CSV header: CSV, the comment skipped.
+    let input = format!("{comment}type,value\nipv4,198.51.100.7\n");
+    let (out, f) = decode_opts(input.as_bytes(), &o);
+    assert_eq!(f, Ok(InputFormat::Csv));
+    assert_eq!((out.len(), out[0].line), (1, 3));
+    assert!(out[0].object.is_ok());
+    // Before text lines, and after them (a long comment is a comment, not an oversize record).
+    let input = format!("  {comment}\n198.51.100.7\n{comment}example.com\n");
+    let (out, f) = decode_opts(input.as_bytes(), &o);
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert_eq!(out.iter().map(|d| d.line).collect::<Vec<_>>(), [3, 5]);
+    assert!(out.iter().all(|d| d.object.is_ok()));
+    // A quote in a comment does not open a CSV field.
+    let input = "type,value\n# it's \"quoted\n1.2.3.4,x\nipv4,198.51.100.7\n";
+    let (out, f) = decode_opts(input.as_bytes(), &o);
+    assert_eq!(f, Ok(InputFormat::Csv));
+    assert_eq!(out.iter().map(|d| d.line).collect::<Vec<_>>(), [3, 4]);
+    // A first data line over the bound is text (an oversize record), complete or not.
+    let header = "type,value,description,confidence,tags\nipv4,198.51.100.7,x,1,y\n";
+    let (out, f) = decode_opts(header.as_bytes(), &o);
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert_eq!(
+        out[0].object.as_ref().unwrap_err().code,
+        Code::RecordTooLarge
+    );
+    // Whitespace before JSON, however long, is still JSON; before a line it counts in the line.
+    let input = format!("{}\n   {{\"a\":1}}", " ".repeat(100));
+    let (out, f) = decode_opts(input.as_bytes(), &o);
+    assert_eq!((out.len(), out[0].line), (1, 2));
+    assert!(f.is_ok());
+    let input = format!("{}x\n198.51.100.7\n", " ".repeat(100));
+    let (out, f) = decode_opts(input.as_bytes(), &o);
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert!(out[0]
+        .object
+        .as_ref()
+        .unwrap_err()
+        .message
+        .contains("101 bytes"));
+    assert_eq!(out[1].line, 2);
+    // Only whitespace is empty, however long; only comments is a text input with no records.
+    assert!(decode_opts(" \n".repeat(100).as_bytes(), &o).1.is_err());
+    assert_eq!(
+        decode_opts(comment.repeat(3).as_bytes(), &o),
+        (vec![], Ok(InputFormat::Text))
+    );
+}
+
+#[test]
+fn forced_text_and_csv_skip_long_comments() {
+    let comment = format!("# {}\n", "x".repeat(100));
+    for format in [InputFormat::Text, InputFormat::Csv] {
+        let mut o = small(32);
+        o.format = Some(format);
+        let input = format!("{comment}type,value\n{comment}ipv4,198.51.100.7\n");
+        let (out, f) = decode_opts(input.as_bytes(), &o);
+        assert_eq!(f, Ok(format));
+        assert!(
+            out.iter()
+                .all(|d| d.object.as_ref().err().map(|p| p.code) != Some(Code::RecordTooLarge)),
+            "{format}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_csv_header_with_a_duplicate_column_is_refused() {
+    let (out, f) = decode(b"type,type,value\nipv4,domain,1.2.3.4\n");
+    assert!(out.is_empty());
+    let e = f.unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(e.message.contains("'type' twice (columns 1 and 2)"), "{e}");
+    let (_, f) = decode(b"observableType,value,Type\nipv4,1.2.3.4,ip\n");
+    let e = f.unwrap_err();
+    assert!(
+        e.message
+            .contains("'observableType' (column 1) and 'Type' (column 3)"),
+        "{e}"
+    );
+    // Columns that are ignored anyway may repeat.
+    let (out, f) = decode(b"type,value,notes,notes\nipv4,1.2.3.4,a,b\n");
+    assert_eq!(f, Ok(InputFormat::Csv));
+    assert!(out[0].object.is_ok());
+}

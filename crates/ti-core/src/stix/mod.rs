@@ -596,18 +596,18 @@ fn check_indicator(
     let pattern = non_empty_string(object, "pattern", true, f).map(str::to_owned);
     let pattern_type = non_empty_string(object, "pattern_type", true, f);
     if let (Some(pattern), Some("stix")) = (&pattern, pattern_type) {
-        match pattern::check(pattern) {
+        // One parse both checks the pattern and finds its single comparison, if it is one.
+        match pattern::check_single(pattern) {
             Err(e) => f.problem(
                 Code::PatternInvalid,
                 format!("pattern is not a valid STIX pattern: {e}"),
             ),
-            Ok(()) => {
-                if let Some((path, value)) = pattern::single_comparison(pattern) {
-                    if let Some(Err(e)) = observable::check_path_value(&path, &value) {
-                        f.problem(Code::InvalidObservable, format!("pattern: {e}"));
-                    }
+            Ok(Some((path, value))) => {
+                if let Some(Err(e)) = observable::check_path_value(&path, &value) {
+                    f.problem(Code::InvalidObservable, format!("pattern: {e}"));
                 }
             }
+            Ok(None) => {}
         }
     }
     non_empty_string(object, "pattern_version", false, f);

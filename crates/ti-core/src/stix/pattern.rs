@@ -27,7 +27,16 @@ pub fn check(pattern: &str) -> Result<(), String> {
 /// form and the unescaped value. Canonical paths quote a key only when it is not a plain
 /// identifier: `ipv4-addr:value`, `file:hashes.MD5`, `file:hashes.'SHA-256'`.
 pub fn single_comparison(pattern: &str) -> Option<(String, String)> {
-    let summary = parse(pattern).ok()?;
+    single_of(parse(pattern).ok()?)
+}
+
+/// [`check`] and [`single_comparison`] with one parse: the error of [`check`], else what
+/// [`single_comparison`] returns.
+pub fn check_single(pattern: &str) -> Result<Option<(String, String)>, String> {
+    parse(pattern).map(single_of)
+}
+
+fn single_of(summary: Summary) -> Option<(String, String)> {
     if summary.observations != 1 || summary.qualifiers != 0 || summary.comparisons.len() != 1 {
         return None;
     }
@@ -947,13 +956,17 @@ impl Parser<'_> {
     }
 }
 
-/// Appends a path key, quoted only when it is not a plain identifier.
+/// Appends a path key, quoted only when it is not a plain identifier. Keywords (`AND`,
+/// `WITHIN`, …) and `true`/`false` are quoted too: unquoted they lex as keywords, so the path
+/// would not parse again.
 fn push_key(path: &mut String, key: &str) {
     let plain = key
         .bytes()
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !matches!(key, "true" | "false")
+        && !KEYWORDS.iter().any(|(n, _)| *n == key);
     if plain {
         path.push_str(key);
     } else {
@@ -1150,6 +1163,12 @@ mod tests {
             ("([file:'name' = 'a\\\\b'])", Some(("file:name", "a\\b"))),
             ("[file:hashes.'MD5' = 'x']", Some(("file:hashes.MD5", "x"))),
             (
+                "[file:hashes.'AND' = 'x']",
+                Some(("file:hashes.'AND'", "x")),
+            ),
+            ("[a:'true'.'IN' = 'x']", Some(("a:'true'.'IN'", "x"))),
+            ("[a:'and'.'True' = 'x']", Some(("a:and.True", "x"))),
+            (
                 "[file:hashes.'SHA-256' = 'x']",
                 Some(("file:hashes.'SHA-256'", "x")),
             ),
@@ -1169,6 +1188,7 @@ mod tests {
         ];
         for (p, want) in cases {
             let got = single_comparison(p);
+            assert_eq!(check_single(p).ok().flatten(), got, "check_single: {p}");
             let want = want.map(|(a, b)| (a.to_string(), b.to_string()));
             assert_eq!(got, want, "{p}");
         }
