@@ -154,6 +154,33 @@ impl AppState {
         }
     }
 
+    /// Decodes a queue-trigger envelope and the message id (the invocation id when the host
+    /// sent none). An envelope that cannot be decoded is reported and acknowledged: `Err` holds
+    /// the answer to give the host.
+    async fn decode_queue(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(QueueInvocation, String), Result<Response, Retry>> {
+        match protocol::decode_queue(body, QUEUE_BINDING) {
+            Ok(inv) => {
+                let id = inv
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| invocation_id(headers));
+                Ok((inv, id))
+            }
+            Err(e) => Err(self
+                .acknowledge_unprocessable(
+                    &invocation_id(headers),
+                    "queue",
+                    "envelope_invalid",
+                    e.0,
+                )
+                .await),
+        }
+    }
+
     /// Writes a report for a message that cannot be processed, then acknowledges it.
     async fn acknowledge_unprocessable(
         &self,
@@ -463,23 +490,10 @@ async fn ingest_blob_event(
     body: Bytes,
 ) -> Result<Response, Retry> {
     let started = Instant::now();
-    let inv = match protocol::decode_queue(&body, QUEUE_BINDING) {
-        Ok(inv) => inv,
-        Err(e) => {
-            return state
-                .acknowledge_unprocessable(
-                    &invocation_id(&headers),
-                    "queue",
-                    "envelope_invalid",
-                    e.0,
-                )
-                .await
-        }
+    let (inv, message_id) = match state.decode_queue(&headers, &body).await {
+        Ok(decoded) => decoded,
+        Err(answered) => return answered,
     };
-    let message_id = inv
-        .message_id
-        .clone()
-        .unwrap_or_else(|| invocation_id(&headers));
     let inbox = state.storage.settings.inbox_container.clone();
     match events::parse_blob_event(&inv.message, &state.storage.settings.blob_url, &[&inbox]) {
         Ok(EventAction::Ingest(blob)) => {
@@ -523,23 +537,10 @@ async fn ingest_message(
     body: Bytes,
 ) -> Result<Response, Retry> {
     let started = Instant::now();
-    let inv: QueueInvocation = match protocol::decode_queue(&body, QUEUE_BINDING) {
-        Ok(inv) => inv,
-        Err(e) => {
-            return state
-                .acknowledge_unprocessable(
-                    &invocation_id(&headers),
-                    "queue",
-                    "envelope_invalid",
-                    e.0,
-                )
-                .await
-        }
+    let (inv, message_id) = match state.decode_queue(&headers, &body).await {
+        Ok(decoded) => decoded,
+        Err(answered) => return answered,
     };
-    let message_id = inv
-        .message_id
-        .clone()
-        .unwrap_or_else(|| invocation_id(&headers));
     match blob_reference(&inv.message, &state) {
         Some(Ok(blob)) => {
             return state
@@ -595,23 +596,10 @@ async fn ingest_work_item(
     body: Bytes,
 ) -> Result<Response, Retry> {
     let started = Instant::now();
-    let inv = match protocol::decode_queue(&body, QUEUE_BINDING) {
-        Ok(inv) => inv,
-        Err(e) => {
-            return state
-                .acknowledge_unprocessable(
-                    &invocation_id(&headers),
-                    "queue",
-                    "envelope_invalid",
-                    e.0,
-                )
-                .await
-        }
+    let (inv, message_id) = match state.decode_queue(&headers, &body).await {
+        Ok(decoded) => decoded,
+        Err(answered) => return answered,
     };
-    let message_id = inv
-        .message_id
-        .clone()
-        .unwrap_or_else(|| invocation_id(&headers));
     let inbox = state.storage.settings.inbox_container.clone();
     let item = WorkItem::parse(&inv.message).and_then(|item| {
         events::blob_ref(&item.container, &item.blob, &[&inbox]).map(|b| (item, b))
