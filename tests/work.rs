@@ -43,6 +43,23 @@ fn error_indexes(report: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Drops a file into the inbox and puts its BlobCreated event on the real queue, as Event Grid
+/// would, for the host (the driver's `pump_queues`) to deliver.
+async fn drop_with_event(stack: &Stack, name: &str, body: String) {
+    let len = stack.upload_inbox(name, body).await.unwrap();
+    let event = devkit::host::event_grid_message(&devkit::host::blob_created_event(
+        &stack.blob_url(),
+        INBOX_CONTAINER,
+        name,
+        len,
+    ));
+    stack
+        .storage()
+        .put_message(BLOB_EVENTS_QUEUE, &event)
+        .await
+        .unwrap();
+}
+
 fn expected_ids(n: usize, invalid: &[usize]) -> std::collections::BTreeSet<String> {
     (0..n)
         .filter(|i| !invalid.contains(i))
@@ -285,21 +302,7 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
     let n = 20_000;
     let invalid: Vec<usize> = (0..n).filter(|i| i % 997 == 13).collect();
     let name = "kill/feed.json";
-    let len = stack
-        .upload_inbox(name, common::bundle(&common::corpus(n, &invalid)))
-        .await
-        .unwrap();
-    let event = devkit::host::event_grid_message(&devkit::host::blob_created_event(
-        &stack.blob_url(),
-        INBOX_CONTAINER,
-        name,
-        len,
-    ));
-    stack
-        .storage()
-        .put_message(BLOB_EVENTS_QUEUE, &event)
-        .await
-        .unwrap();
+    drop_with_event(&stack, name, common::bundle(&common::corpus(n, &invalid))).await;
 
     let mut rng = rand::rng();
     let mut kills = 0;
@@ -385,21 +388,7 @@ async fn faults_and_a_storage_restart_lose_nothing() {
     let n = 5000;
     let invalid: Vec<usize> = (0..n).filter(|i| i % 501 == 7).collect();
     let name = "faults.json";
-    let len = stack
-        .upload_inbox(name, common::bundle(&common::corpus(n, &invalid)))
-        .await
-        .unwrap();
-    let event = devkit::host::event_grid_message(&devkit::host::blob_created_event(
-        &stack.blob_url(),
-        INBOX_CONTAINER,
-        name,
-        len,
-    ));
-    stack
-        .storage()
-        .put_message(BLOB_EVENTS_QUEUE, &event)
-        .await
-        .unwrap();
+    drop_with_event(&stack, name, common::bundle(&common::corpus(n, &invalid))).await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let mut driver = handler.driver().clone();
     driver.visibility_timeout = Duration::from_secs(2);

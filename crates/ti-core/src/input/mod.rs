@@ -1229,21 +1229,31 @@ impl LineBody {
         ctx: &mut Ctx,
         out: &mut Vec<Decoded>,
     ) -> Result<(), FrameError> {
-        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
-        let r = lines.push(bytes, &mut |line, l| {
-            self.ndjson_line(ctx, out, line, l);
-            Ok(())
-        });
-        self.lines = lines;
-        r
+        self.drive_lines(Some(bytes), ctx, out, Self::ndjson_line)
     }
 
     fn finish_ndjson(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        self.drive_lines(None, ctx, out, Self::ndjson_line)
+    }
+
+    /// Feeds `bytes` (or the end of input, `None`) to the line splitter and hands every complete
+    /// line to `on_line`; the splitter is taken out of `self` meanwhile so `on_line` may borrow it.
+    fn drive_lines(
+        &mut self,
+        bytes: Option<&[u8]>,
+        ctx: &mut Ctx,
+        out: &mut Vec<Decoded>,
+        on_line: fn(&mut Self, &mut Ctx, &mut Vec<Decoded>, u64, Line<'_>),
+    ) -> Result<(), FrameError> {
         let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
-        let r = lines.finish(&mut |line, l| {
-            self.ndjson_line(ctx, out, line, l);
+        let mut each = |line: u64, l: Line<'_>| {
+            on_line(self, ctx, out, line, l);
             Ok(())
-        });
+        };
+        let r = match bytes {
+            Some(b) => lines.push(b, &mut each),
+            None => lines.finish(&mut each),
+        };
         self.lines = lines;
         r
     }
@@ -1280,23 +1290,11 @@ impl LineBody {
         ctx: &mut Ctx,
         out: &mut Vec<Decoded>,
     ) -> Result<(), FrameError> {
-        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
-        let r = lines.push(bytes, &mut |line, l| {
-            self.text_line(ctx, out, line, l);
-            Ok(())
-        });
-        self.lines = lines;
-        r
+        self.drive_lines(Some(bytes), ctx, out, Self::text_line)
     }
 
     fn finish_text(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
-        let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
-        let r = lines.finish(&mut |line, l| {
-            self.text_line(ctx, out, line, l);
-            Ok(())
-        });
-        self.lines = lines;
-        r
+        self.drive_lines(None, ctx, out, Self::text_line)
     }
 }
 
