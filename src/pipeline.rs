@@ -5,7 +5,7 @@
 //! and the tests all run this same code. Memory stays bounded by the frame limits, the batch
 //! size and the upload concurrency, whatever the input size (plus the per-record report entries).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
 use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
-use ti_core::frame::{FrameError, FrameLimits};
-use ti_core::input::{Decoded, Decoder, InputFormat, InputOptions};
+use ti_core::frame::FrameLimits;
+use ti_core::input::{Chunk, Decoded, Decoder, InputFormat, InputOptions};
 use ti_core::report::{Code, InputError, RecordError, RecordWarning, Report, Source, Summary};
 use ti_core::stix::{self, ValidationContext};
 use time::format_description::well_known::Rfc3339;
@@ -223,6 +223,82 @@ pub fn check(item: Decoded, validation: &ValidationContext) -> Checked {
     }
 }
 
+impl Checked {
+    /// The record's 0-based position in the input.
+    pub fn index(&self) -> u64 {
+        match self {
+            Checked::Rejected(r) => r.index,
+            Checked::Valid { index, .. } => *index,
+        }
+    }
+}
+
+/// Chunks in flight at once (each at most [`DECODE_SLICE_BYTES`] of input): one per core plus
+/// one, so every core parses and validates a chunk while this task frames the next; at least 2,
+/// at most 9 (memory).
+fn stages_ahead() -> usize {
+    static STAGES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *STAGES.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores + 1).clamp(2, 9)
+    })
+}
+
+/// Chunks with fewer records (a queue message, the end of an input) are checked in place: a
+/// thread hand-off would cost more than it saves.
+const INLINE_MAX_RECORDS: usize = 16;
+
+/// One chunk's records on their way through [`check`]: done at once when they are few, else
+/// parsed and checked on a blocking-pool thread while the pipeline frames the next chunks.
+enum Stage {
+    Ready(Vec<Checked>),
+    Running(tokio::task::JoinHandle<Vec<Checked>>),
+}
+
+impl Stage {
+    fn start(records: Chunk, validation: &ValidationContext, validate_only: bool) -> Stage {
+        if records.len() < INLINE_MAX_RECORDS {
+            return Stage::Ready(check_chunk(records, validation, validate_only));
+        }
+        let validation = validation.clone();
+        // CPU-bound work belongs on the blocking pool, not on the runtime's workers; the runtime
+        // then also knows work is under way (a paused test clock does not jump ahead meanwhile),
+        // and a panic comes back through the join handle.
+        Stage::Running(tokio::task::spawn_blocking(move || {
+            check_chunk(records, &validation, validate_only)
+        }))
+    }
+
+    async fn wait(self) -> Vec<Checked> {
+        match self {
+            Stage::Ready(checked) => checked,
+            Stage::Running(task) => match task.await {
+                Ok(checked) => checked,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => panic!("a record check task did not finish: {e}"),
+            },
+        }
+    }
+}
+
+/// Parses (JSON records) and checks a chunk's records, in order. In validate-only runs the
+/// objects are dropped here, on the same thread, since nothing will be sent.
+fn check_chunk(
+    records: Chunk,
+    validation: &ValidationContext,
+    validate_only: bool,
+) -> Vec<Checked> {
+    records.decode_then(|item| {
+        let mut checked = check(item, validation);
+        if let Checked::Valid { valid, .. } = &mut checked {
+            if validate_only {
+                valid.object = Map::new();
+            }
+        }
+        checked
+    })
+}
+
 /// Adds `labels` to an object's own (which validation made a list of strings, when present),
 /// keeping its own first and adding none twice.
 fn add_labels(object: &mut Map<String, Value>, labels: &[String]) {
@@ -386,14 +462,14 @@ where
         max_decompressed_bytes: ctx.max_input_bytes,
         max_ratio: InputOptions::DEFAULT_MAX_RATIO,
     });
-    let mut items = Vec::new();
     let mut batch: Vec<(Pending, Map<String, Value>)> = Vec::with_capacity(batch_size);
     let mut in_flight = FuturesUnordered::new();
     let mut input_error: Option<InputError> = None;
     let mut format = None;
     let mut bytes_read: u64 = 0;
-    // id → (index, line) of the latest valid record with that id.
-    let mut seen: HashMap<u64, (u64, u64)> = HashMap::new();
+    // id → (index, line) of the latest valid record with that id. The keys are already hashes
+    // (`id_key`), so the table does not hash them again.
+    let mut seen: nohash_hasher::IntMap<u64, (u64, u64)> = Default::default();
     // Set when a record repeats the id of one already sent: the batch holding the later record
     // must not be sent until the earlier one's request has finished, or the service could end
     // up with the earlier version.
@@ -415,79 +491,99 @@ where
         }
     };
 
+    // `ended`: nothing more will be framed (the input ended, broke, or the range or deadline
+    // was reached).
     let mut ended = false;
     let mut next_start = None;
     let mut carry = Bytes::new();
-    while !ended {
+    // Chunks framed but not processed yet, oldest first: while their records are parsed and
+    // checked on other threads, the next one is read and framed here.
+    let mut stages: VecDeque<Stage> = VecDeque::new();
+    let mut framed_in_range: u64 = 0;
+    loop {
         if let Some(p) = &ctx.progress {
             p.publish(&c.summary);
         }
-        // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so the
-        // records waiting to be validated stay few whatever the transport's chunk size.
-        let next = if carry.is_empty() {
-            input.next().await
-        } else {
-            let n = carry.len().min(DECODE_SLICE_BYTES);
-            Some(Ok(carry.split_to(n)))
-        };
-        let next = match next {
-            Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
-                carry = chunk.split_off(DECODE_SLICE_BYTES);
-                Some(Ok(chunk))
-            }
-            other => other,
-        };
-        let frame_result: Result<(), FrameError> = match next {
-            Some(Ok(chunk)) => {
-                bytes_read += chunk.len() as u64;
-                if bytes_read > ctx.max_input_bytes {
-                    input_error = Some(InputError {
-                        code: "input_too_large".into(),
-                        message: format!(
-                            "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
-                            ctx.max_input_bytes
-                        ),
-                    });
-                    ended = true;
-                    Ok(())
-                } else {
-                    framer.push(&chunk, &mut items)
+        if !ended && stages.len() < stages_ahead() {
+            // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so
+            // the records waiting to be validated stay few whatever the transport's chunk size.
+            let next = if carry.is_empty() {
+                input.next().await
+            } else {
+                let n = carry.len().min(DECODE_SLICE_BYTES);
+                Some(Ok(carry.split_to(n)))
+            };
+            let next = match next {
+                Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
+                    carry = chunk.split_off(DECODE_SLICE_BYTES);
+                    Some(Ok(chunk))
                 }
-            }
-            Some(Err(e)) => return Err(e),
-            None => {
+                other => other,
+            };
+            let (records, frame_result) = match next {
+                Some(Ok(chunk)) => {
+                    bytes_read += chunk.len() as u64;
+                    if bytes_read > ctx.max_input_bytes {
+                        input_error = Some(InputError {
+                            code: "input_too_large".into(),
+                            message: format!(
+                                "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
+                                ctx.max_input_bytes
+                            ),
+                        });
+                        ended = true;
+                        continue;
+                    }
+                    framer.push_chunk(&chunk)
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    ended = true;
+                    let (records, r) = framer.finish_chunk();
+                    (records, r.map(|f| format = Some(f)))
+                }
+            };
+            let mut records = records;
+            // Records before the range are skipped unparsed; the first one past its end is
+            // where a later work item starts.
+            if let Some(end) = records.keep_range(&ctx.range) {
+                next_start = Some(end);
                 ended = true;
-                framer.finish(&mut items).map(|f| format = Some(f))
             }
-        };
-        if let Err(e) = frame_result {
-            input_error = Some(InputError {
-                code: "input_invalid".into(),
-                message: format!(
-                    "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
-                    e.line,
-                    e.message,
-                    c.summary.records + items.len() as u64
-                ),
-            });
-            ended = true;
+            framed_in_range += records.len() as u64;
+            if let Err(e) = frame_result {
+                input_error = Some(InputError {
+                    code: "input_invalid".into(),
+                    message: format!(
+                        "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
+                        e.line, e.message, framed_in_range
+                    ),
+                });
+                ended = true;
+            }
+            if !records.is_empty() {
+                stages.push_back(Stage::start(records, &validation, ctx.validate_only));
+            }
+            continue;
         }
-        for item in items.drain(..) {
-            if item.index < ctx.range.start {
-                continue;
-            }
+        let Some(stage) = stages.pop_front() else {
+            break;
+        };
+        for checked in stage.wait().await {
+            let index = checked.index();
             let past_deadline = ctx
                 .soft_deadline
-                .is_some_and(|d| Instant::now() >= d && item.index > ctx.range.start);
-            if item.index >= ctx.range.end || past_deadline {
+                .is_some_and(|d| Instant::now() >= d && index > ctx.range.start);
+            if past_deadline {
                 // Everything before this record is settled or in flight; the rest of the input
                 // is a later work item's.
-                next_start = Some(item.index);
+                next_start = Some(index);
                 ended = true;
+                stages.clear();
                 break;
             }
             c.summary.records += 1;
-            let (index, line, text, valid) = match check(item, &validation) {
+            let (index, line, text, valid) = match checked {
                 Checked::Rejected(r) => {
                     c.reject(r.index, Some(r.line), r.id, r.code, r.messages, r.text);
                     continue;
@@ -853,6 +949,72 @@ mod tests {
                 &json!(["feed-a", "osint"])
             ]
         );
+    }
+
+    /// An input of many 256 KiB pieces, several checked on other threads at once: verdicts come
+    /// back in input order, duplicates are found across pieces, and a range stops at its end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pieces_checked_on_other_threads_keep_input_order_and_find_duplicates() {
+        let n = 12_000u32;
+        let records: Vec<Value> = (0..n)
+            .map(|i| {
+                if i % 1000 == 999 {
+                    indicator(i - 900)
+                } else if i % 777 == 0 {
+                    let mut bad = indicator(i);
+                    bad["confidence"] = json!(101);
+                    bad
+                } else {
+                    indicator(i)
+                }
+            })
+            .collect();
+        let text = serde_json::to_vec_pretty(&records).unwrap();
+        assert!(text.len() > 12 * DECODE_SLICE_BYTES, "{} bytes", text.len());
+        let mut expected: Vec<(u64, Code)> = Vec::new();
+        for i in 0..n {
+            if i % 1000 == 999 {
+                expected.push((u64::from(i - 900), Code::Duplicate));
+            } else if i % 777 == 0 {
+                expected.push((u64::from(i), Code::ConfidenceOutOfRange));
+            }
+        }
+        expected.sort_by_key(|e| e.0);
+
+        let mut ctx = ctx(1 << 30, 1 << 20);
+        let out = match run(once(text.clone()), source(), &ctx).await {
+            Ok(o) => o,
+            Err(never) => match never {},
+        };
+        out.report.check_invariants().unwrap();
+        let got: Vec<(u64, Code)> = out
+            .report
+            .errors
+            .iter()
+            .map(|e| (e.record_index, e.code))
+            .collect();
+        assert_eq!(got, expected);
+        let s = &out.report.summary;
+        assert_eq!(s.records, u64::from(n));
+        assert_eq!(s.uploaded, u64::from(n) - expected.len() as u64);
+        let dup = &out.report.errors[1];
+        assert_eq!((dup.record_index, dup.code), (99, Code::Duplicate));
+        assert!(dup.messages[0].contains("record 999"), "{:?}", dup.messages);
+        assert_eq!(out.next_start, None);
+
+        ctx.range = 5_000..7_000;
+        let out = match run(once(text), source(), &ctx).await {
+            Ok(o) => o,
+            Err(never) => match never {},
+        };
+        out.report.check_invariants().unwrap();
+        assert_eq!(out.report.summary.records, 2_000);
+        assert_eq!(out.next_start, Some(7_000));
+        assert!(out
+            .report
+            .errors
+            .iter()
+            .all(|e| (5_000..7_000).contains(&e.record_index)));
     }
 
     #[tokio::test]

@@ -524,3 +524,87 @@ fn a_csv_header_with_a_duplicate_column_is_refused() {
     assert_eq!(f, Ok(InputFormat::Csv));
     assert!(out[0].object.is_ok());
 }
+
+/// Every kind of JSON record a chunk can hold, many of them: one whole-input push queues all but
+/// the first for [`Chunk::decode`], while the small chunkings of [`decode`] decode each record in
+/// a chunk of its own; both must give the same records in the same order.
+fn mixed_records(n: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| match i % 6 {
+            0 | 1 => indicator(i),
+            2 => format!(r#"{{"id": "broken {i}", "#),
+            3 => indicator(i).replace(r#""valid_from""#, r#""x":[1,2,],"valid_from""#),
+            4 => format!("[{i}]"),
+            _ => format!(
+                r#"{{"action":"alert","targetProduct":"Azure Sentinel","threatType":"Botnet","tlpLevel":"green","expirationDateTime":"2027-01-01T00:00:00Z","domainName":"ti{i}.example","description":"d{i}"}}"#
+            ),
+        })
+        .collect()
+}
+
+#[test]
+fn queued_records_decode_like_records_decoded_one_at_a_time_in_order() {
+    let records = mixed_records(300);
+    let ndjson = records.join("\n");
+    let array = format!("[\n{}\n]", records.join(",\n"));
+    for input in [ndjson, array] {
+        // `decode` compares the whole input in one chunk with chunk sizes 1 to 64.
+        let (out, _) = decode(input.as_bytes());
+        // In the array the unterminated record 2 swallows what follows it, so only the order
+        // is checked for both; the NDJSON records are checked one by one below.
+        let indexes: Vec<u64> = out.iter().map(|d| d.index).collect();
+        assert_eq!(indexes, (0..out.len() as u64).collect::<Vec<_>>());
+        assert!(out.windows(2).all(|w| w[0].line < w[1].line));
+    }
+    let (out, f) = decode(records.join("\n").as_bytes());
+    assert_eq!(f, Ok(InputFormat::Ndjson));
+    assert_eq!(out.len(), 300);
+    for (i, d) in out.iter().enumerate() {
+        assert_eq!(d.line, i as u64 + 1);
+        assert_eq!(d.original.as_deref(), Some(records[i].as_str()));
+        match i % 6 {
+            0 | 1 => assert_eq!(
+                d.object.as_ref().unwrap()["id"],
+                format!("indicator--6f1b5b7e-0000-4000-8000-{i:012x}")
+            ),
+            2 => assert_eq!(d.object.as_ref().unwrap_err().code, Code::JsonInvalid),
+            3 => {
+                assert!(d.object.is_ok(), "record {i}: {:?}", d.object);
+                assert_eq!(d.warnings[0].code, Code::Normalised);
+            }
+            4 => assert_eq!(d.object.as_ref().unwrap_err().code, Code::NotAnObject),
+            _ => {
+                let o = d.object.as_ref().unwrap();
+                assert_eq!(
+                    o["type"], "indicator",
+                    "record {i}: a converted tiIndicator"
+                );
+                assert_eq!(
+                    o["pattern"],
+                    format!("[domain-name:value = 'ti{i}.example']")
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_chunk_keeps_only_its_range_and_says_where_the_range_ended() {
+    let input = mixed_records(100).join("\n");
+    let mut d = Decoder::new(opts());
+    let (mut chunk, r) = d.push_chunk(input.as_bytes());
+    assert_eq!(r, Ok(()));
+    // The last line is held back until the input ends.
+    assert_eq!(chunk.len(), 99);
+    assert_eq!(chunk.keep_range(&(10..40)), Some(40));
+    let kept = chunk.decode();
+    assert_eq!(
+        kept.iter().map(|r| r.index).collect::<Vec<_>>(),
+        (10..40).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&kept), ids(&decode(input.as_bytes()).0[10..40]));
+    let (mut last, f) = d.finish_chunk();
+    assert_eq!(f, Ok(InputFormat::Ndjson));
+    assert_eq!(last.keep_range(&(10..40)), Some(99));
+    assert!(last.is_empty());
+}

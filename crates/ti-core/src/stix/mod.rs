@@ -250,19 +250,28 @@ pub fn is_identifier(s: &str) -> bool {
 
 /// The type part of a well-formed identifier.
 pub fn identifier_type(s: &str) -> Option<&str> {
-    let (ty, uuid) = s.split_once("--")?;
+    // The UUID is the last 36 bytes, after "--"; the type before it has no "--" of its own.
+    // (Positional rather than `split_once("--")`: ids are checked for every record and every
+    // reference, and a substring search costs more than the whole check.)
+    let split = s.len().checked_sub(UUID_LEN + 2)?;
+    let (ty, rest) = (s.get(..split)?, &s.as_bytes()[split..]);
+    let mut prev = 0u8;
     let type_ok = !ty.is_empty()
-        && ty
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && ty.bytes().all(|b| {
+            let ok = b.is_ascii_lowercase() || b.is_ascii_digit() || (b == b'-' && prev != b'-');
+            prev = b;
+            ok
+        })
         && !ty.ends_with('-');
-    (type_ok && is_hyphenated_uuid(uuid)).then_some(ty)
+    (type_ok && rest.starts_with(b"--") && is_hyphenated_uuid(&rest[2..])).then_some(ty)
 }
 
-fn is_hyphenated_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
+const UUID_LEN: usize = 36;
+
+fn is_hyphenated_uuid(s: &[u8]) -> bool {
+    s.len() == UUID_LEN
+        && s.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
 }

@@ -143,6 +143,12 @@ fn identifiers() {
         "indicator--8e2e2d2b17d44cbf938f98ee46b3cd3f",
         "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3g",
         "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f0",
+        "indicator---8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "indicator----8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "x--y--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "indicatör--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3é",
     ] {
         assert!(!is_identifier(bad), "{bad}");
     }
