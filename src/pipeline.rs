@@ -831,7 +831,14 @@ mod tests {
             .chunks(7)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
-        match run(futures::stream::iter(chunks), source(), ctx).await {
+        run_infallible(futures::stream::iter(chunks), ctx).await
+    }
+
+    async fn run_infallible<S>(input: S, ctx: &RunContext) -> RunOutcome
+    where
+        S: Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin,
+    {
+        match run(input, source(), ctx).await {
             Ok(o) => o,
             Err(never) => match never {},
         }
@@ -982,10 +989,7 @@ mod tests {
         expected.sort_by_key(|e| e.0);
 
         let mut ctx = ctx(1 << 30, 1 << 20);
-        let out = match run(once(text.clone()), source(), &ctx).await {
-            Ok(o) => o,
-            Err(never) => match never {},
-        };
+        let out = run_infallible(once(text.clone()), &ctx).await;
         out.report.check_invariants().unwrap();
         let got: Vec<(u64, Code)> = out
             .report
@@ -1003,10 +1007,7 @@ mod tests {
         assert_eq!(out.next_start, None);
 
         ctx.range = 5_000..7_000;
-        let out = match run(once(text), source(), &ctx).await {
-            Ok(o) => o,
-            Err(never) => match never {},
-        };
+        let out = run_infallible(once(text), &ctx).await;
         out.report.check_invariants().unwrap();
         assert_eq!(out.report.summary.records, 2_000);
         assert_eq!(out.next_start, Some(7_000));

@@ -756,65 +756,69 @@ const STRUCTURAL: [bool; 256] = {
     t
 };
 
-/// Finds the next structural byte, eight bytes at a time (pretty-printed files are mostly
-/// indentation between their strings). With the 0x20 bit set, `[`/`{` both read 0x7B and `]`/`}`
-/// both 0x7D, and `"` stays 0x22, so three comparisons flag every candidate; each flagged byte is
-/// then checked against the table (0x02 also reads 0x22, and bytes above a real match may be
-/// flagged falsely).
+/// Finds the next structural byte. Pretty-printed files are mostly indentation between their
+/// strings, so this skips eight bytes at a time: with the 0x20 bit set, `[`/`{` both read 0x7B
+/// and `]`/`}` both 0x7D, and `"` stays 0x22, so three comparisons flag every candidate (and a few
+/// others, such as 0x02, which the table then rules out).
 fn find_structural(chunk: &[u8], from: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     const CASE: u64 = LO * 0x20;
-    const QUOTES: u64 = LO * b'"' as u64;
-    const OPENS: u64 = LO * b'{' as u64;
-    const CLOSES: u64 = LO * b'}' as u64;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    find_by_word(
+        chunk,
+        from,
+        |v| {
+            let v = v | CASE;
+            zero_bytes(v ^ (LO * b'"' as u64))
+                | zero_bytes(v ^ (LO * b'{' as u64))
+                | zero_bytes(v ^ (LO * b'}' as u64))
+        },
+        |b| STRUCTURAL[usize::from(b)],
+    )
+}
+
+/// Finds the next `"` or `\`: most of a STIX file is string contents, so this loop is where the
+/// framer spends its time.
+fn find_quote_or_backslash(chunk: &[u8], from: usize) -> Option<usize> {
+    find_by_word(
+        chunk,
+        from,
+        |v| zero_bytes(v ^ (LO * b'"' as u64)) | zero_bytes(v ^ (LO * b'\\' as u64)),
+        |b| b == b'"' || b == b'\\',
+    )
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every zero byte of `v` is set, and possibly of some bytes above a zero byte
+/// (borrows), never of a byte below the lowest zero byte.
+fn zero_bytes(v: u64) -> u64 {
+    v.wrapping_sub(LO) & !v & HI
+}
+
+/// The first position from `from` on whose byte `is_match`, eight bytes at a time: `flags` marks
+/// (high bit of the byte) every byte of a little-endian word that may match, never missing one,
+/// and each marked byte is confirmed with `is_match`.
+fn find_by_word(
+    chunk: &[u8],
+    from: usize,
+    flags: impl Fn(u64) -> u64,
+    is_match: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = from;
     while i + 8 <= chunk.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&chunk[i..i + 8]);
-        let v = u64::from_le_bytes(word) | CASE;
-        let mut hits = has_zero(v ^ QUOTES) | has_zero(v ^ OPENS) | has_zero(v ^ CLOSES);
+        let mut hits = flags(u64::from_le_bytes(word));
         while hits != 0 {
             let k = i + (hits.trailing_zeros() / 8) as usize;
-            if STRUCTURAL[usize::from(chunk[k])] {
+            if is_match(chunk[k]) {
                 return Some(k);
             }
             hits &= hits - 1;
         }
         i += 8;
     }
-    chunk[i..]
-        .iter()
-        .position(|&b| STRUCTURAL[usize::from(b)])
-        .map(|k| i + k)
-}
-
-/// Finds the next `"` or `\`, eight bytes at a time: most of a STIX file is string contents,
-/// so this loop is where the framer spends its time.
-fn find_quote_or_backslash(chunk: &[u8], from: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTES: u64 = LO * b'"' as u64;
-    const BACKSLASHES: u64 = LO * b'\\' as u64;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut i = from;
-    while i + 8 <= chunk.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&chunk[i..i + 8]);
-        let v = u64::from_le_bytes(word);
-        let hits = has_zero(v ^ QUOTES) | has_zero(v ^ BACKSLASHES);
-        if hits != 0 {
-            // The lowest flagged byte is always a real match (false positives only appear above
-            // a real one), so it is the first `"` or `\` in the word.
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    chunk[i..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\')
-        .map(|k| i + k)
+    chunk[i..].iter().position(|&b| is_match(b)).map(|k| i + k)
 }
 
 fn ends_scalar(b: u8) -> bool {
