@@ -185,11 +185,20 @@ fn show_str(s: &str) -> String {
 /// STIX forbids `null` property values and empty lists; both carry no information, so they are
 /// removed rather than rejected (a required property removed this way is then reported missing).
 fn drop_nulls_and_empty_lists(object: &mut Map<String, Value>, f: &mut Findings) {
-    let nulls: Vec<String> = object
-        .iter()
-        .filter(|(_, v)| v.is_null())
-        .map(|(k, _)| k.clone())
-        .collect();
+    // One pass over the properties finds both (most records have neither).
+    let mut nulls: Vec<String> = Vec::new();
+    let mut empty_lists: Vec<&'static str> = Vec::new();
+    for (k, v) in object.iter() {
+        match v {
+            Value::Null => nulls.push(k.clone()),
+            Value::Array(a) if a.is_empty() => {
+                if let Some(key) = OPTIONAL_LISTS.iter().find(|key| **key == k) {
+                    empty_lists.push(key);
+                }
+            }
+            _ => {}
+        }
+    }
     for k in &nulls {
         object.remove(k);
     }
@@ -199,15 +208,11 @@ fn drop_nulls_and_empty_lists(object: &mut Map<String, Value>, f: &mut Findings)
             format!("removed properties set to null: {}", nulls.join(", ")),
         );
     }
-    for key in OPTIONAL_LISTS {
-        if object
-            .get(*key)
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            object.remove(*key);
-            f.warn(Code::Normalised, format!("removed empty list {key}"));
-        }
+    // In OPTIONAL_LISTS order, as the messages always were.
+    empty_lists.sort_by_key(|key| OPTIONAL_LISTS.iter().position(|k| k == key));
+    for key in empty_lists {
+        object.remove(key);
+        f.warn(Code::Normalised, format!("removed empty list {key}"));
     }
 }
 
@@ -350,12 +355,12 @@ fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
 }
 
 /// A timestamp property: `Some` when present and valid; problems recorded otherwise.
-fn timestamp(
-    object: &Map<String, Value>,
+fn timestamp<'a>(
+    object: &'a Map<String, Value>,
     key: &str,
     required: bool,
     f: &mut Findings,
-) -> Option<(OffsetDateTime, String)> {
+) -> Option<(OffsetDateTime, &'a str)> {
     match object.get(key) {
         None if required => {
             f.problem(
@@ -366,7 +371,7 @@ fn timestamp(
         }
         None => None,
         Some(Value::String(s)) => match parse_timestamp(s) {
-            Some(t) => Some((t, s.clone())),
+            Some(t) => Some((t, s.as_str())),
             None => {
                 f.problem(
                     Code::InvalidTimestamp,
@@ -602,9 +607,10 @@ fn check_indicator(
             "pattern_type was absent (STIX 2.0); set to stix",
         );
     }
-    let pattern = non_empty_string(object, "pattern", true, f).map(str::to_owned);
+    let object: &Map<String, Value> = object;
+    let pattern = non_empty_string(object, "pattern", true, f);
     let pattern_type = non_empty_string(object, "pattern_type", true, f);
-    if let (Some(pattern), Some("stix")) = (&pattern, pattern_type) {
+    if let (Some(pattern), Some("stix")) = (pattern, pattern_type) {
         // One parse both checks the pattern and finds its single comparison, if it is one.
         match pattern::check_single(pattern) {
             Err(e) => f.problem(
