@@ -244,6 +244,21 @@ fn stages_ahead() -> usize {
     })
 }
 
+/// Bytes of record text framed ahead of the piece being processed, at most (plus one piece):
+/// bounds memory when a piece holds far more than its 256 KiB of input (gzip).
+const MAX_TEXT_AHEAD_BYTES: usize = 4 << 20;
+
+/// A piece of the input on its way: its records and, for the last piece, the input's format; or
+/// the read error that ended the input there.
+enum Ahead<E> {
+    Records {
+        stage: Stage,
+        text: usize,
+        finished: Option<InputFormat>,
+    },
+    ReadError(E),
+}
+
 /// Chunks with fewer records (a queue message, the end of an input) are checked in place: a
 /// thread hand-off would cost more than it saves.
 const INLINE_MAX_RECORDS: usize = 16;
@@ -496,15 +511,18 @@ where
     let mut ended = false;
     let mut next_start = None;
     let mut carry = Bytes::new();
-    // Chunks framed but not processed yet, oldest first: while their records are parsed and
-    // checked on other threads, the next one is read and framed here.
-    let mut stages: VecDeque<Stage> = VecDeque::new();
+    // Pieces framed but not processed yet, oldest first: while their records are parsed and
+    // checked on other threads, the next one is read and framed here. What reading met (the
+    // input's end and format, or a read error) takes effect only when processing reaches it, so
+    // a run that stops early (the soft deadline) ends as if it had never read further.
+    let mut stages: VecDeque<Ahead<E>> = VecDeque::new();
+    let mut text_ahead: usize = 0;
     let mut framed_in_range: u64 = 0;
     loop {
         if let Some(p) = &ctx.progress {
             p.publish(&c.summary);
         }
-        if !ended && stages.len() < stages_ahead() {
+        if !ended && stages.len() < stages_ahead() && text_ahead < MAX_TEXT_AHEAD_BYTES {
             // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so
             // the records waiting to be validated stay few whatever the transport's chunk size.
             let next = if carry.is_empty() {
@@ -534,13 +552,18 @@ where
                         ended = true;
                         continue;
                     }
-                    framer.push_chunk(&chunk)
+                    let (records, r) = framer.push_chunk(&chunk);
+                    (records, r.map(|()| None))
                 }
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => {
+                    stages.push_back(Ahead::ReadError(e));
+                    ended = true;
+                    continue;
+                }
                 None => {
                     ended = true;
                     let (records, r) = framer.finish_chunk();
-                    (records, r.map(|f| format = Some(f)))
+                    (records, r.map(Some))
                 }
             };
             let mut records = records;
@@ -551,23 +574,43 @@ where
                 ended = true;
             }
             framed_in_range += records.len() as u64;
-            if let Err(e) = frame_result {
-                input_error = Some(InputError {
-                    code: "input_invalid".into(),
-                    message: format!(
-                        "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
-                        e.line, e.message, framed_in_range
-                    ),
-                });
-                ended = true;
+            let mut finished = None;
+            match frame_result {
+                Ok(f) => finished = f,
+                Err(e) => {
+                    input_error = Some(InputError {
+                        code: "input_invalid".into(),
+                        message: format!(
+                            "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
+                            e.line, e.message, framed_in_range
+                        ),
+                    });
+                    ended = true;
+                }
             }
-            if !records.is_empty() {
-                stages.push_back(Stage::start(records, &validation, ctx.validate_only));
+            if !records.is_empty() || finished.is_some() {
+                let text = records.text_bytes();
+                text_ahead += text;
+                stages.push_back(Ahead::Records {
+                    stage: Stage::start(records, &validation, ctx.validate_only),
+                    text,
+                    finished,
+                });
             }
             continue;
         }
-        let Some(stage) = stages.pop_front() else {
-            break;
+        let stage = match stages.pop_front() {
+            None => break,
+            Some(Ahead::ReadError(e)) => return Err(e),
+            Some(Ahead::Records {
+                stage,
+                text,
+                finished,
+            }) => {
+                text_ahead -= text;
+                format = finished.or(format);
+                stage
+            }
         };
         for checked in stage.wait().await {
             let index = checked.index();
@@ -1016,6 +1059,55 @@ mod tests {
             .errors
             .iter()
             .all(|e| (5_000..7_000).contains(&e.record_index)));
+    }
+
+    /// Reading runs ahead of processing; what it meets past the record where the soft deadline
+    /// stops the run (a read error, the end of the input) must not change the outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_reading_ahead_meets_after_a_deadline_stop_is_not_reported() {
+        let records: Vec<Value> = (0..200).map(indicator).collect();
+        // A bundle: its format is known only at its end (it could still be another container).
+        let bundle = json!({
+            "type": "bundle",
+            "id": "bundle--6f1b5b7e-0000-4000-8000-000000000000",
+            "objects": records,
+        });
+        let text = serde_json::to_vec(&bundle).unwrap();
+        let chunks = |fail: bool| {
+            let mut chunks: Vec<Result<Bytes, String>> = text
+                .chunks(4096)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            if fail {
+                chunks[1] = Err("storage broke".to_string());
+            }
+            futures::stream::iter(chunks)
+        };
+        let mut ctx = ctx(1 << 30, 1 << 20);
+        let fallback = Source {
+            format: Some("fallback".into()),
+            ..source()
+        };
+
+        // Without a deadline the read error ends the run.
+        let err = run(chunks(true), source(), &ctx).await.err();
+        assert_eq!(err.as_deref(), Some("storage broke"));
+
+        // With the deadline already past, only the first record is started: the run stops
+        // there, whatever reading ahead met after it.
+        ctx.soft_deadline = Some(Instant::now());
+        let out = run(chunks(true), fallback.clone(), &ctx).await.unwrap();
+        assert_eq!(out.next_start, Some(1));
+        assert_eq!(out.report.summary.records, 1);
+        let out = run(chunks(false), fallback.clone(), &ctx).await.unwrap();
+        assert_eq!(out.next_start, Some(1));
+        assert_eq!(out.report.source.format.as_deref(), Some("fallback"));
+        // A run that reaches the end reports the detected format.
+        ctx.soft_deadline = None;
+        let out = run(chunks(false), fallback, &ctx).await.unwrap();
+        assert_eq!(out.next_start, None);
+        assert_eq!(out.report.source.format.as_deref(), Some("stix-bundle"));
+        assert_eq!(out.report.summary.uploaded, 200);
     }
 
     #[tokio::test]

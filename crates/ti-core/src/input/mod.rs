@@ -554,6 +554,14 @@ impl Chunk {
         self.items.is_empty()
     }
 
+    /// Bytes of record text the chunk holds (what its parsed records will roughly scale with).
+    pub fn text_bytes(&self) -> usize {
+        self.items
+            .iter()
+            .map(|d| d.original.as_ref().map_or(0, String::len))
+            .sum()
+    }
+
     /// Keeps only the records whose index is in `range`; returns the index of the first record
     /// at or past its end, if the chunk reached it.
     pub fn keep_range(&mut self, range: &std::ops::Range<u64>) -> Option<u64> {
