@@ -256,7 +256,17 @@ async fn offline(
     }
     let mut worst = 0u8;
     for file in files {
-        let outcome = if validate_only || file.as_os_str() == "-" {
+        let outcome = if validate_only {
+            // Validation is fast, but a large file still takes seconds: show it moving.
+            let bar = progress_bar(file, Default::default(), &ctx, validate_only);
+            let progress = std::sync::Arc::new(crate::pipeline::Progress::default());
+            bar.attach(progress.clone());
+            let mut file_ctx = ctx.clone();
+            file_ctx.progress = Some(progress);
+            let outcome = run_file(file, &file_ctx).await;
+            bar.finish();
+            outcome?
+        } else if file.as_os_str() == "-" {
             run_file(file, &ctx).await?
         } else {
             match upload_resumable(file, &ctx).await? {
@@ -622,7 +632,7 @@ async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<RunOut
             a.rejected += p.report.summary.rejected;
             a
         });
-    let bar = progress_bar(file, done_before, ctx);
+    let bar = progress_bar(file, done_before, ctx, false);
     let mut parts = kept;
     while !finished && parts.last().is_none_or(|p| p.next.is_some()) {
         let progress = Arc::new(crate::pipeline::Progress::default());
@@ -668,8 +678,9 @@ fn checkpoint_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".ti-ingest-checkpoints"))
 }
 
-/// The progress bar of `upload` (drawn only on a terminal): records read, uploaded, rejected, and
-/// the upload rate against the identity's quota.
+/// The progress bar of `upload` and `validate` (drawn only on a terminal): records read,
+/// uploaded (or valid) and rejected, and the upload rate against the identity's quota (or the
+/// validation rate).
 struct Bar {
     bar: indicatif::ProgressBar,
     done: std::sync::Arc<std::sync::Mutex<ti_core::report::Summary>>,
@@ -677,7 +688,12 @@ struct Bar {
     ticker: tokio::task::JoinHandle<()>,
 }
 
-fn progress_bar(file: &Path, done: ti_core::report::Summary, ctx: &RunContext) -> Bar {
+fn progress_bar(
+    file: &Path,
+    done: ti_core::report::Summary,
+    ctx: &RunContext,
+    validate_only: bool,
+) -> Bar {
     use std::sync::{Arc, Mutex};
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
@@ -706,6 +722,17 @@ fn progress_bar(file: &Path, done: ti_core::report::Summary, ctx: &RunContext) -
                 s.rejected += now.rejected;
             }
             let minutes = started.elapsed().as_secs_f64() / 60.0;
+            if validate_only {
+                b.set_message(format!(
+                    "read {} · valid {} · rejected {} · {:.0} records/s",
+                    s.records,
+                    s.uploaded,
+                    s.rejected,
+                    s.records as f64 / (minutes * 60.0).max(0.001)
+                ));
+                b.tick();
+                continue;
+            }
             let rate = if minutes > 0.0 {
                 (s.uploaded.saturating_sub(base)) as f64 / minutes
             } else {
