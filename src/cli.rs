@@ -16,7 +16,7 @@ use tokio_util::io::ReaderStream;
 use crate::auth;
 use crate::functions::{self, AppState};
 use crate::pipeline::{self, RunContext, RunOutcome};
-use crate::settings::{Env, OnInvalid, Settings, StorageSettings, UploadSettings};
+use crate::settings::{Env, OnInvalid, Settings, StorageSettings, TargetKind, UploadSettings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
 
@@ -44,6 +44,11 @@ pub enum Command {
         /// Input files (`-` for standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also apply what this target would refuse before sending (default TI_TARGET, else
+        /// sentinel-stix): `sentinel-indicators` takes only indicators, `graph` only what converts
+        /// to a valid tiIndicator. Several may be listed, comma-separated. Nothing is sent.
+        #[arg(long)]
+        target: Option<String>,
         /// Write the report (DESIGN.md §5) here; with several files, a directory for one report each.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -104,11 +109,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve { port } => serve(port).await.map(|_| ExitCode::SUCCESS),
         Command::Validate {
             files,
+            target,
             report,
             format,
         } => {
             let o = Overrides {
                 format,
+                target,
                 ..Default::default()
             };
             offline(&files, report.as_deref(), o, true).await
@@ -225,9 +232,23 @@ async fn offline(
     overrides: Overrides,
     validate_only: bool,
 ) -> Result<ExitCode> {
+    // validate sends nothing (the dry run), but applies the rules of the targets it was given.
+    let validate_as = if validate_only {
+        let given = overrides
+            .target
+            .clone()
+            .or_else(|| std::env::var("TI_TARGET").ok());
+        match given {
+            Some(t) => TargetKind::parse_list(&t).context("--target / TI_TARGET")?,
+            None => vec![TargetKind::SentinelStix],
+        }
+    } else {
+        Vec::new()
+    };
     let env = overrides.env(validate_only);
     let settings = Settings::from_env(&env)?;
-    let upload: UploadSettings = settings.upload.clone();
+    let mut upload: UploadSettings = settings.upload.clone();
+    upload.validate_as = validate_as;
     let credential = if upload.needs_credential() {
         Some(auth::from_environment(settings.client_id.as_deref())?)
     } else {

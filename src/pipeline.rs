@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::settings::OnInvalid;
-use crate::upload::{BatchOutcome, Uploader};
+use crate::upload::{BatchOutcome, Failure, RequestBuilder, Uploader};
 
 /// The STIX object types the `sentinel-stix` target accepts (DESIGN.md §1).
 pub const SENTINEL_STIX_TYPES: &[&str] = &[
@@ -271,16 +271,25 @@ enum Stage {
 }
 
 impl Stage {
-    fn start(records: Chunk, validation: &ValidationContext, validate_only: bool) -> Stage {
+    fn start(
+        records: Chunk,
+        validation: &ValidationContext,
+        only_validate: Option<&Arc<TargetRules>>,
+    ) -> Stage {
         if records.len() < INLINE_MAX_RECORDS {
-            return Stage::Ready(check_chunk(records, validation, validate_only));
+            return Stage::Ready(check_chunk(
+                records,
+                validation,
+                only_validate.map(|r| &**r),
+            ));
         }
         let validation = validation.clone();
+        let only_validate = only_validate.cloned();
         // CPU-bound work belongs on the blocking pool, not on the runtime's workers; the runtime
         // then also knows work is under way (a paused test clock does not jump ahead meanwhile),
         // and a panic comes back through the join handle.
         Stage::Running(tokio::task::spawn_blocking(move || {
-            check_chunk(records, &validation, validate_only)
+            check_chunk(records, &validation, only_validate.as_deref())
         }))
     }
 
@@ -296,21 +305,85 @@ impl Stage {
     }
 }
 
-/// Parses (JSON records) and checks a chunk's records, in order. In validate-only runs the
-/// objects are dropped here, on the same thread, since nothing will be sent.
+/// What a validate-only run checks beyond STIX validation: what its targets would refuse before
+/// sending (`sentinel-indicators`: anything but indicators; `graph`: what does not convert).
+struct TargetRules {
+    targets: Vec<(&'static str, RequestBuilder)>,
+    /// Several targets: each message names its target, as a real run's do.
+    name_them: bool,
+}
+
+impl TargetRules {
+    fn of(uploader: &Uploader) -> TargetRules {
+        let (targets, name_them) = uploader.validation_targets();
+        TargetRules { targets, name_them }
+    }
+
+    /// The first refusing target's code, with every refusing target's messages.
+    fn refusal(&self, object: &Map<String, Value>) -> Option<Failure> {
+        let mut found: Option<Failure> = None;
+        for (name, builder) in &self.targets {
+            let Some(f) = builder.refusal(object) else {
+                continue;
+            };
+            let messages = f.messages.into_iter().map(|m| {
+                if self.name_them {
+                    format!("{name}: {m}")
+                } else {
+                    m
+                }
+            });
+            match &mut found {
+                Some(first) => first.messages.extend(messages),
+                None => {
+                    found = Some(Failure {
+                        code: f.code,
+                        messages: messages.collect(),
+                    })
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Parses (JSON records) and checks a chunk's records, in order. In validate-only runs
+/// (`only_validate`) the targets' own refusals are checked too, and the objects are then dropped
+/// here, on the same thread, since nothing will be sent.
 fn check_chunk(
     records: Chunk,
     validation: &ValidationContext,
-    validate_only: bool,
+    only_validate: Option<&TargetRules>,
 ) -> Vec<Checked> {
-    records.decode_then(|item| {
-        let mut checked = check(item, validation);
-        if let Checked::Valid { valid, .. } = &mut checked {
-            if validate_only {
-                valid.object = Map::new();
+    records.decode_then(|item| match (check(item, validation), only_validate) {
+        (
+            Checked::Valid {
+                index,
+                line,
+                text,
+                mut valid,
+            },
+            Some(rules),
+        ) => {
+            if let Some(f) = rules.refusal(&valid.object) {
+                return Checked::Rejected(Rejected {
+                    index,
+                    line,
+                    id: Some(valid.id),
+                    code: f.code,
+                    messages: f.messages,
+                    text: Some(text),
+                });
+            }
+            valid.object = Map::new();
+            Checked::Valid {
+                index,
+                line,
+                text,
+                valid,
             }
         }
-        checked
+        (checked, _) => checked,
     })
 }
 
@@ -458,6 +531,9 @@ where
         now: OffsetDateTime::now_utc(),
         accepted_types: SENTINEL_STIX_TYPES,
     };
+    let only_validate = ctx
+        .validate_only
+        .then(|| Arc::new(TargetRules::of(&ctx.uploader)));
     let batch_size = ctx.uploader.settings().batch_size;
     let concurrency = ctx.uploader.settings().max_concurrency;
     let mut c = Collector {
@@ -592,7 +668,7 @@ where
                 let text = records.text_bytes();
                 text_ahead += text;
                 stages.push_back(Ahead::Records {
-                    stage: Stage::start(records, &validation, ctx.validate_only),
+                    stage: Stage::start(records, &validation, only_validate.as_ref()),
                     text,
                     finished,
                 });

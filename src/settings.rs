@@ -193,6 +193,9 @@ pub struct UploadSettings {
     pub dry_run_as: TargetKind,
     /// `TI_DRY_RUN_DIR`: where the dry run writes each request body it would send.
     pub dry_run_dir: Option<std::path::PathBuf>,
+    /// Not a setting: the targets whose rules a validate-only run applies (`ti-ingest validate
+    /// --target`); empty means the configured targets.
+    pub validate_as: Vec<TargetKind>,
 }
 
 /// How inputs are read and what fills fields they lack (DESIGN.md §2, §3).
@@ -426,6 +429,7 @@ impl UploadSettings {
             )?),
             on_invalid,
             dry_run_as,
+            validate_as: Vec::new(),
             dry_run_dir: env.get("TI_DRY_RUN_DIR").map(std::path::PathBuf::from),
         })
     }

@@ -255,3 +255,83 @@ fn reject_file_uploads_nothing_when_any_record_is_invalid() {
     assert_eq!(r["errors"][4]["code"], "pattern_invalid");
     assert_eq!(r["errors"][0]["code"], "file_rejected");
 }
+
+/// `validate` applies what the chosen target would refuse before sending (DESIGN.md §3: the
+/// service's rules for the chosen target), exactly as `upload` reports it, and sends nothing.
+#[test]
+fn validate_applies_the_rules_of_the_chosen_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.json");
+    let mut two = common::indicator(1);
+    two["pattern"] =
+        "[domain-name:value = 'a.example'] AND [ipv4-addr:value = '198.51.100.7']".into();
+    let actor = serde_json::json!({
+        "type": "threat-actor", "spec_version": "2.1",
+        "id": "threat-actor--6f1b5b7e-0000-4000-8000-000000000003",
+        "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+        "name": "Evil"
+    });
+    let objects = vec![common::indicator(0), two, actor];
+    std::fs::write(&input, common::bundle(&objects)).unwrap();
+    let run = |target: Option<&str>, env_target: Option<&str>| {
+        let report = dir.path().join("out.report.json");
+        let mut c = ti_ingest();
+        c.arg("validate").arg(&input).arg("--report").arg(&report);
+        if let Some(t) = target {
+            c.arg("--target").arg(t);
+        }
+        if let Some(t) = env_target {
+            c.env("TI_TARGET", t);
+        }
+        let out = c.output().unwrap();
+        let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let errors: Vec<(u64, String, String)> = report["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["recordIndex"].as_u64().unwrap(),
+                    e["code"].as_str().unwrap().to_string(),
+                    e["messages"][0].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (out.status.code(), errors)
+    };
+
+    // The default target, sentinel-stix, takes all three.
+    assert_eq!(run(None, None), (Some(0), vec![]));
+
+    // sentinel-indicators takes indicators only (from TI_TARGET as from --target).
+    for (flag, env) in [
+        (Some("sentinel-indicators"), None),
+        (None, Some("sentinel-indicators")),
+    ] {
+        let (code, errors) = run(flag, env);
+        assert_eq!(code, Some(1));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].0, errors[0].1.as_str()), (2, "unsupported_type"));
+    }
+
+    // graph: only single-observable indicators convert (the corpus indicators expire, so they do).
+    let (code, errors) = run(Some("graph"), Some("sentinel-indicators"));
+    assert_eq!(code, Some(1));
+    let codes: Vec<(u64, &str)> = errors.iter().map(|e| (e.0, e.1.as_str())).collect();
+    assert_eq!(codes, vec![(1, "not_convertible"), (2, "unsupported_type")]);
+    assert!(!errors[0].2.starts_with("graph:"), "one target: no prefix");
+
+    // Several targets: each message names its target; the first refusing target's code wins.
+    let (code, errors) = run(Some("sentinel-stix,sentinel-indicators,graph"), None);
+    assert_eq!(code, Some(1));
+    let codes: Vec<(u64, &str)> = errors.iter().map(|e| (e.0, e.1.as_str())).collect();
+    assert_eq!(codes, vec![(1, "not_convertible"), (2, "unsupported_type")]);
+    assert!(
+        errors[1].2.starts_with("sentinel-indicators:"),
+        "{:?}",
+        errors[1]
+    );
+
+    // A target that does not exist is an argument error.
+    assert_eq!(run(Some("splunk"), None).0, Some(2));
+}

@@ -111,6 +111,21 @@ impl RequestBuilder {
         }
     }
 
+    /// Why this target would refuse `object` before sending it (`None`: it would be sent): the
+    /// same rules as [`RequestBuilder::prepare`], without building a body.
+    pub fn refusal(&self, object: &Map<String, Value>) -> Option<Failure> {
+        match self {
+            RequestBuilder::SentinelStix { .. } => None,
+            RequestBuilder::SentinelIndicators { .. } => {
+                sentinel_indicators::request::refusal(object)
+            }
+            RequestBuilder::Graph {
+                action,
+                target_product,
+            } => graph::request::convert(object, action, target_product).err(),
+        }
+    }
+
     pub fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
         match self {
             RequestBuilder::SentinelStix { source_system } => {
@@ -339,6 +354,36 @@ impl Uploader {
 
     pub fn settings(&self) -> &UploadSettings {
         &self.settings
+    }
+
+    /// The targets whose rules a validate-only run applies (`validate_as`, else the configured
+    /// targets; the dry run stands for `TI_DRY_RUN_AS`), each with its request builder, and
+    /// whether there are several (messages then name the target, as a real run's do). Targets
+    /// that refuse nothing STIX validation lets through (`sentinel-stix`) are left out.
+    pub fn validation_targets(&self) -> (Vec<(&'static str, RequestBuilder)>, bool) {
+        let s = &self.settings;
+        let configured = if s.validate_as.is_empty() {
+            &s.targets
+        } else {
+            &s.validate_as
+        };
+        let mut kinds: Vec<TargetKind> = Vec::new();
+        for &k in configured {
+            let k = if k == TargetKind::DryRun {
+                s.dry_run_as
+            } else {
+                k
+            };
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        let refusing = kinds
+            .iter()
+            .filter(|k| **k != TargetKind::SentinelStix)
+            .filter_map(|&k| RequestBuilder::for_target(k, s).map(|b| (k.name(), b)))
+            .collect();
+        (refusing, kinds.len() > 1)
     }
 
     /// The report's `target`: `sentinel-stix`, or `sentinel-stix,graph` for several.

@@ -16,27 +16,36 @@ struct Body {
     value: Vec<Map<String, Value>>,
 }
 
+/// An object as the tiIndicator Graph would get, or why it cannot be one (not convertible, or
+/// refused by Graph's rules).
+pub fn convert(
+    object: &Map<String, Value>,
+    action: &str,
+    target_product: &str,
+) -> Result<Map<String, Value>, Failure> {
+    let ti = stix_to_ti(object, action, target_product).map_err(|p| Failure {
+        code: p.code,
+        messages: vec![p.message],
+    })?;
+    match validate_ti(&ti) {
+        Ok(()) => Ok(ti),
+        Err(problems) => Err(Failure {
+            code: problems.first().map_or(Code::NotConvertible, |p| p.code),
+            messages: problems
+                .into_iter()
+                .map(|p| format!("as a Graph tiIndicator: {}", p.message))
+                .collect(),
+        }),
+    }
+}
+
 /// The request for one batch: the tiIndicators of the convertible objects, in batch order.
 pub fn prepare(action: &str, target_product: &str, objects: &[Map<String, Value>]) -> Prepared {
     let mut outcome = vec![None; objects.len()];
     let mut sent = Vec::with_capacity(objects.len());
     let mut value = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
-        let converted = stix_to_ti(o, action, target_product).map_err(|p| Failure {
-            code: p.code,
-            messages: vec![p.message],
-        });
-        let checked = converted.and_then(|ti| match validate_ti(&ti) {
-            Ok(()) => Ok(ti),
-            Err(problems) => Err(Failure {
-                code: problems.first().map_or(Code::NotConvertible, |p| p.code),
-                messages: problems
-                    .into_iter()
-                    .map(|p| format!("as a Graph tiIndicator: {}", p.message))
-                    .collect(),
-            }),
-        });
-        match checked {
+        match convert(o, action, target_product) {
             Ok(ti) => {
                 sent.push(i);
                 value.push(ti);

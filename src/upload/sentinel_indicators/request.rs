@@ -14,22 +14,28 @@ struct Body<'a> {
     indicators: Vec<&'a Map<String, Value>>,
 }
 
+/// Why the Upload Indicators API would refuse an object: anything but an indicator.
+pub fn refusal(object: &Map<String, Value>) -> Option<Failure> {
+    match object.get("type").and_then(Value::as_str) {
+        Some("indicator") => None,
+        other => Some(Failure {
+            code: Code::UnsupportedType,
+            messages: vec![format!(
+                "the Upload Indicators API (target sentinel-indicators) takes only indicator objects, not '{}'; use TI_TARGET=sentinel-stix for other STIX objects",
+                other.unwrap_or("?")
+            )],
+        }),
+    }
+}
+
 /// The request for one batch: its indicators; every other object fails `unsupported_type`.
 pub fn prepare(source_system: &str, objects: &[Map<String, Value>]) -> Prepared {
     let mut outcome = vec![None; objects.len()];
     let mut sent = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
-        match o.get("type").and_then(Value::as_str) {
-            Some("indicator") => sent.push(i),
-            other => {
-                outcome[i] = Some(Failure {
-                    code: Code::UnsupportedType,
-                    messages: vec![format!(
-                        "the Upload Indicators API (target sentinel-indicators) takes only indicator objects, not '{}'; use TI_TARGET=sentinel-stix for other STIX objects",
-                        other.unwrap_or("?")
-                    )],
-                });
-            }
+        match refusal(o) {
+            None => sent.push(i),
+            failure => outcome[i] = failure,
         }
     }
     let body = if sent.is_empty() {
