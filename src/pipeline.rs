@@ -117,6 +117,9 @@ pub struct RunOutcome {
     /// Set when the run stopped before the end of the input (the end of its record range, or
     /// its soft deadline): the index of the first record it did not process.
     pub next_start: Option<u64>,
+    /// A CSV input's header row: the rejected file starts with it, so the file can be fixed
+    /// and dropped back as CSV.
+    pub csv_header: Option<String>,
 }
 
 impl RunOutcome {
@@ -130,9 +133,14 @@ impl RunOutcome {
             .count()
     }
 
-    /// The rejected records as NDJSON, one original record per line.
+    /// The rejected records as NDJSON, one original record per line (CSV rows after the
+    /// input's header row).
     pub fn rejected_ndjson(&self) -> String {
         let mut out = String::new();
+        if let (Some(header), false) = (&self.csv_header, self.rejected.is_empty()) {
+            out.push_str(header);
+            out.push('\n');
+        }
         for (_, text) in &self.rejected {
             // A record spanning several lines is re-serialised compactly so it stays one line;
             // it remains the same JSON value.
@@ -850,6 +858,7 @@ where
         report,
         rejected: c.rejected,
         next_start,
+        csv_header: framer.csv_header().map(str::to_owned),
     })
 }
 
@@ -1252,5 +1261,31 @@ mod tests {
             (e.record_index, e.line, e.code),
             (1, Some(3), Code::ConfidenceOutOfRange)
         );
+    }
+
+    /// A CSV input's rejected rows follow its header row, so the rejected file can be fixed and
+    /// dropped back, and is read as the same CSV records.
+    #[tokio::test]
+    async fn rejected_csv_rows_come_after_the_header_and_read_back_as_csv() {
+        let text = "Type,Value,Description\r\nipv4,198.51.100.7,fine\r\nfax,+1 555 0100,\"unknown, \"\"type\"\"\"\r\ndomain,example.com,fine\r\nipv4,999.1.1.1,bad address\r\n";
+        let ctx = ctx(1 << 20, 1 << 20);
+        let out = run_chunks(text, &ctx).await;
+        assert_eq!(out.report.source.format.as_deref(), Some("csv"));
+        assert_eq!(
+            (out.report.summary.uploaded, out.report.summary.rejected),
+            (2, 2)
+        );
+        let file = out.rejected_ndjson();
+        assert_eq!(
+            file,
+            "Type,Value,Description\nfax,+1 555 0100,\"unknown, \"\"type\"\"\"\nipv4,999.1.1.1,bad address\n"
+        );
+        let again = run_chunks(&file, &ctx).await;
+        assert_eq!(again.report.source.format.as_deref(), Some("csv"));
+        let codes = |o: &RunOutcome| o.report.errors.iter().map(|e| e.code).collect::<Vec<_>>();
+        assert_eq!(codes(&again), codes(&out));
+        // Nothing rejected: no header either.
+        let fine = run_chunks("type,value\nipv4,198.51.100.7\n", &ctx).await;
+        assert_eq!(fine.rejected_ndjson(), "");
     }
 }

@@ -100,6 +100,9 @@ pub struct Part {
     pub next: Option<u64>,
     pub report: Report,
     pub rejected: Vec<(u64, String)>,
+    /// A CSV input's header row (see [`RunOutcome::csv_header`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_header: Option<String>,
 }
 
 impl Part {
@@ -109,6 +112,7 @@ impl Part {
             next: outcome.next_start,
             report: outcome.report.clone(),
             rejected: outcome.rejected.clone(),
+            csv_header: outcome.csv_header.clone(),
         }
     }
 }
@@ -158,7 +162,9 @@ pub fn assemble(mut parts: Vec<Part>) -> Result<RunOutcome, String> {
     report.warnings.clear();
     report.summary = Default::default();
     let mut rejected = Vec::new();
+    let mut csv_header = None;
     for p in parts {
+        csv_header = csv_header.or(p.csv_header);
         report.summary.records += p.report.summary.records;
         report.summary.uploaded += p.report.summary.uploaded;
         report.summary.rejected += p.report.summary.rejected;
@@ -173,6 +179,7 @@ pub fn assemble(mut parts: Vec<Part>) -> Result<RunOutcome, String> {
         report,
         rejected,
         next_start: None,
+        csv_header,
     })
 }
 
@@ -214,6 +221,7 @@ mod tests {
                 warnings: vec![],
             },
             rejected: rejected_at.iter().map(|i| (*i, format!("r{i}"))).collect(),
+            csv_header: None,
         }
     }
 
@@ -232,6 +240,22 @@ mod tests {
         assert_eq!(out.report.started_at, "t0");
         assert_eq!(out.report.finished_at, "f100");
         assert_eq!(out.rejected.len(), 3);
+    }
+
+    #[test]
+    fn a_csv_header_checkpointed_with_a_part_heads_the_assembled_rejected_file() {
+        let mut first = part(0, Some(100), 100, &[]);
+        first.csv_header = Some("type,value".into());
+        // Checkpoints written before the field existed still read.
+        let mut json = serde_json::to_value(part(100, None, 50, &[120])).unwrap();
+        json.as_object_mut().unwrap().remove("csvHeader");
+        json.as_object_mut().unwrap().remove("csv_header");
+        let second: Part = serde_json::from_value(json).unwrap();
+        assert_eq!(second.csv_header, None);
+        let json = serde_json::to_string(&first).unwrap();
+        let first: Part = serde_json::from_str(&json).unwrap();
+        let out = assemble(vec![first, second]).unwrap();
+        assert_eq!(out.rejected_ndjson(), "type,value\nr120\n");
     }
 
     #[test]

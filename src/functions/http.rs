@@ -235,6 +235,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
                     report,
                     rejected: vec![],
                     next_start: None,
+                    csv_header: None,
                 },
             )
             .await;
@@ -267,6 +268,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
                 report,
                 rejected: vec![],
                 next_start: None,
+                csv_header: None,
             },
         )
         .await;

@@ -236,6 +236,7 @@ impl AppState {
             report: input_error_report(source.clone(), target, code, message),
             rejected: vec![],
             next_start: None,
+            csv_header: None,
         };
         let opened = match self.storage.open_inbox_version(&blob.name, version).await {
             Ok(o) => o,

@@ -287,6 +287,7 @@ fn outcome_of(report: Report) -> RunOutcome {
         report,
         rejected: vec![],
         next_start: None,
+        csv_header: None,
     }
 }
 

@@ -220,6 +220,15 @@ impl Decoder {
         }
     }
 
+    /// The header row of a CSV input (once read), as the input has it: a file of rejected rows
+    /// needs it in front to be read as CSV again.
+    pub fn csv_header(&self) -> Option<&str> {
+        match &self.text.body {
+            Body::Csv(c) => c.header_text.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `true` once the input was recognised as gzip.
     pub fn gzipped(&self) -> bool {
         matches!(self.transport, Transport::Gzip(_))
@@ -1517,6 +1526,8 @@ fn cut_note(cut: bool, max: usize) -> String {
 struct CsvBody {
     lines: Lines,
     header: Option<CsvHeader>,
+    /// The header row's text, as the input has it.
+    header_text: Option<String>,
     next_index: u64,
 }
 
@@ -1525,6 +1536,7 @@ impl CsvBody {
         CsvBody {
             lines: Lines::new(max, true, 1).skipping_comments(),
             header: None,
+            header_text: None,
             next_index: 0,
         }
     }
@@ -1591,6 +1603,8 @@ impl CsvBody {
                 });
             }
             self.header = Some(header);
+            let text = String::from_utf8_lossy(t);
+            self.header_text = Some(text.trim_end_matches('\r').to_string());
             return Ok(());
         };
         let index = self.next_index;
