@@ -14,6 +14,7 @@ pub struct QueueInvocation {
     /// The message text after undoing the host's double encoding and any base64.
     pub message: String,
     pub dequeue_count: u32,
+    /// The queue message's id (a GUID), when the host's Metadata still holds it.
     pub message_id: Option<String>,
 }
 
@@ -82,7 +83,12 @@ pub fn decode_queue(body: &[u8], binding: &str) -> Result<QueueInvocation, Envel
         dequeue_count: member(metadata, "DequeueCount")
             .and_then(host_number)
             .unwrap_or(1),
-        message_id: member(metadata, "Id").and_then(host_string),
+        // Queue message ids are GUIDs. The host also copies a JSON message's own top-level
+        // fields into Metadata, so a STIX object's `id` can stand where the message id was: such
+        // a value is not the message's id (two messages with one indicator would share it).
+        message_id: member(metadata, "Id")
+            .and_then(host_string)
+            .filter(|id| uuid::Uuid::try_parse(id).is_ok()),
     })
 }
 
@@ -158,6 +164,20 @@ mod tests {
             );
             assert_eq!(inv.dequeue_count, 3);
         }
+    }
+
+    #[test]
+    fn a_message_id_overwritten_by_the_message_s_own_id_field_is_not_taken() {
+        // The host copies the JSON message's top-level fields into Metadata; `id` lands on `Id`.
+        let body = json!({
+            "Data": { "queue": {"type": "indicator", "id": "indicator--6f1b5b7e-0000-4000-8000-000000000001"} },
+            "Metadata": {
+                "DequeueCount": "1",
+                "Id": "\"indicator--6f1b5b7e-0000-4000-8000-000000000001\"",
+            }
+        });
+        let inv = decode_queue(body.to_string().as_bytes(), "queue").unwrap();
+        assert_eq!(inv.message_id, None);
     }
 
     #[test]
