@@ -237,11 +237,16 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .list_blobs(REPORTS_CONTAINER, Some("poison/"))
         .await
         .unwrap();
-    assert_eq!(poison_reports.len(), 1, "{poison_reports:?}");
+    // The report, and the whole message beside it.
+    assert_eq!(poison_reports.len(), 2, "{poison_reports:?}");
+    let report_path = poison_reports
+        .iter()
+        .find(|p| p.ends_with(".report.json"))
+        .unwrap();
     let poison: Value = serde_json::from_slice(
         &stack
             .storage()
-            .read_blob(REPORTS_CONTAINER, &poison_reports[0])
+            .read_blob(REPORTS_CONTAINER, report_path)
             .await
             .unwrap(),
     )
@@ -251,6 +256,15 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .as_str()
         .unwrap()
         .contains("broken"));
+    let kept = stack
+        .storage()
+        .read_blob(
+            REPORTS_CONTAINER,
+            &report_path.replace(".report.json", ".rejected.ndjson"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, b"{\"v\":1,\"broken\":true}\n");
 
     // A second, overlapping Sweep does not re-drive the same input again.
     let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();

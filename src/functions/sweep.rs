@@ -177,7 +177,13 @@ async fn report_poison(state: &AppState, poison: &str) -> anyhow::Result<usize> 
             break;
         }
         for m in batch {
-            let text: String = m.text.chars().take(4000).collect();
+            let path = format!("poison/{poison}/{}", safe_id(&m.id));
+            let excerpt: String = m.text.chars().take(500).collect();
+            let cut = if excerpt.len() < m.text.len() {
+                "…"
+            } else {
+                ""
+            };
             let report = input_error_report(
                 Source {
                     kind: "queue".into(),
@@ -187,14 +193,16 @@ async fn report_poison(state: &AppState, poison: &str) -> anyhow::Result<usize> 
                 state.uploader.target_name(),
                 "poisoned",
                 format!(
-                    "the Functions host moved this message to {poison} after it failed {} times; its text: {text}",
+                    "the Functions host moved this message to {poison} after it failed {} times; its whole text is in {path}.rejected.ndjson; it begins: {excerpt}{cut}",
                     super::MAX_DEQUEUE_COUNT
                 ),
             );
-            let path = format!("poison/{poison}/{}", safe_id(&m.id));
+            // The whole message (at most 64 KiB) is kept, so nothing it carried is lost.
+            let mut original = m.text.clone();
+            original.push('\n');
             state
                 .storage
-                .write_report(&path, &report, "", false)
+                .write_report(&path, &report, &original, false)
                 .await?;
             state.storage.delete_message(poison, &m).await?;
             n += 1;
