@@ -335,3 +335,15 @@ fn validate_applies_the_rules_of_the_chosen_target() {
     // A target that does not exist is an argument error.
     assert_eq!(run(Some("splunk"), None).0, Some(2));
 }
+
+#[test]
+fn a_bad_log_filter_stops_start_up_with_a_message_naming_ti_log() {
+    let out = ti_ingest()
+        .env("TI_LOG", "ti_ingest=[")
+        .args(["validate", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("setting TI_LOG"), "{stderr}");
+}
