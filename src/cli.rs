@@ -358,6 +358,27 @@ async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
         },
         format: None,
     };
+    // A file over the input bound is refused whole, as a blob is: nothing of it is uploaded.
+    if let Ok(meta) = std::fs::metadata(file) {
+        if meta.is_file() && meta.len() > ctx.max_input_bytes {
+            let message = format!(
+                "the file is {} bytes; TI_MAX_INPUT_BYTES allows {}",
+                meta.len(),
+                ctx.max_input_bytes
+            );
+            return Ok(RunOutcome {
+                report: pipeline::input_error_report(
+                    source,
+                    ctx.report_target(),
+                    "input_too_large",
+                    message,
+                ),
+                rejected: vec![],
+                next_start: None,
+                csv_header: None,
+            });
+        }
+    }
     let outcome = if name == "-" {
         if ctx.uploader.settings().on_invalid == OnInvalid::RejectFile {
             // reject-file reads its input twice; standard input can only be read once.

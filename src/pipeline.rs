@@ -89,6 +89,15 @@ impl Progress {
 }
 
 impl RunContext {
+    /// The report's `target`: the uploader's targets, or `validate` for a validate-only run.
+    pub fn report_target(&self) -> &str {
+        if self.validate_only {
+            "validate"
+        } else {
+            self.uploader.target_name()
+        }
+    }
+
     /// A run of the whole input with default bounds, no deadline, uploading.
     pub fn new(uploader: Uploader) -> Self {
         RunContext {
@@ -518,12 +527,37 @@ fn id_key(id: &str) -> u64 {
     h.finish()
 }
 
-fn now_rfc3339() -> String {
+/// Now, as reports write it: RFC 3339 UTC, whole seconds.
+pub fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("0 is a valid nanosecond")
         .format(&Rfc3339)
         .expect("UTC timestamps always format")
+}
+
+/// A report with no records: the input failed before any (`error`), or had none.
+pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> Report {
+    let now = now_rfc3339();
+    Report {
+        source,
+        target: target.to_string(),
+        started_at: now.clone(),
+        finished_at: now,
+        summary: Summary::default(),
+        input_error: error,
+        errors: vec![],
+        warnings: vec![],
+    }
+}
+
+/// A report for an input that could not be read at all.
+pub fn input_error_report(source: Source, target: &str, code: &str, message: String) -> Report {
+    let error = InputError {
+        code: code.to_string(),
+        message,
+    };
+    empty_report(source, target, Some(error))
 }
 
 /// Runs the pipeline over `input`. An error from the input stream itself (e.g. storage failing
@@ -825,11 +859,7 @@ where
     c.errors.sort_by_key(|e| e.record_index);
     c.warnings.sort_by_key(|w| w.record_index);
     c.rejected.sort_by_key(|(i, _)| *i);
-    let target = if ctx.validate_only {
-        "validate".to_string()
-    } else {
-        ctx.uploader.target_name().to_string()
-    };
+    let target = ctx.report_target().to_string();
     let report = Report {
         source: Source {
             format: format

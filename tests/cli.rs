@@ -347,3 +347,26 @@ fn a_bad_log_filter_stops_start_up_with_a_message_naming_ti_log() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("setting TI_LOG"), "{stderr}");
 }
+
+#[test]
+fn a_file_over_the_input_bound_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.json");
+    std::fs::write(&input, common::bundle(&common::corpus(20, &[]))).unwrap();
+    let report_path = dir.path().join("out.report.json");
+    let out = ti_ingest()
+        .env("TI_MAX_INPUT_BYTES", "1000")
+        .arg("validate")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["inputError"]["code"], "input_too_large");
+    assert_eq!(
+        report["summary"]["records"], 0,
+        "nothing of it is processed"
+    );
+}

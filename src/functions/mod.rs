@@ -21,11 +21,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use ti_core::frame::FrameLimits;
-use ti_core::report::{InputError, Report, Source, Summary};
+use ti_core::report::{Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::pipeline::{self, input_error_report, RunContext, RunOutcome};
 use crate::settings::{InputSettings, SweepSettings};
 use crate::storage::{self, OpenError, Storage};
 use crate::upload::Uploader;
@@ -98,32 +98,6 @@ fn invocation_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("0 is a valid nanosecond")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC timestamps always format")
-}
-
-/// A report for an input that could not be read at all.
-fn input_error_report(source: Source, target: &str, code: &str, message: String) -> Report {
-    let now = now_rfc3339();
-    Report {
-        source,
-        target: target.to_string(),
-        started_at: now.clone(),
-        finished_at: now,
-        summary: Summary::default(),
-        input_error: Some(InputError {
-            code: code.to_string(),
-            message,
-        }),
-        errors: vec![],
-        warnings: vec![],
-    }
 }
 
 fn summary_value(report: &Report) -> serde_json::Value {

@@ -41,7 +41,9 @@ use tokio::time::Instant;
 
 use crate::auth::{self, Credential};
 use crate::functions::AppState;
-use crate::pipeline::{self, RunContext, RunOutcome};
+use crate::pipeline::{
+    self, empty_report, input_error_report as error_report, now_rfc3339, RunContext, RunOutcome,
+};
 use crate::settings::Env;
 use crate::storage::Storage;
 use crate::upload::Uploader;
@@ -236,14 +238,6 @@ pub struct Puller {
     env: Env,
 }
 
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("0 is a valid nanosecond")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC timestamps always format")
-}
-
 /// `2026-11-22T10-00-00.123Z`: sortable, unique per run of a feed (the lease serialises
 /// them), and free of `:` for tools that dislike it in paths.
 fn report_stamp(t: OffsetDateTime) -> String {
@@ -257,29 +251,6 @@ fn report_stamp(t: OffsetDateTime) -> String {
         t.second(),
         t.millisecond()
     )
-}
-
-/// A report with no records: the feed failed before any (`error`), or had nothing new.
-fn empty_report(source: Source, target: &str, error: Option<InputError>) -> Report {
-    let now = now_rfc3339();
-    Report {
-        source,
-        target: target.to_string(),
-        started_at: now.clone(),
-        finished_at: now,
-        summary: Summary::default(),
-        input_error: error,
-        errors: vec![],
-        warnings: vec![],
-    }
-}
-
-fn error_report(source: Source, target: &str, code: &str, message: String) -> Report {
-    let error = InputError {
-        code: code.to_string(),
-        message,
-    };
-    empty_report(source, target, Some(error))
 }
 
 fn outcome_of(report: Report) -> RunOutcome {
