@@ -15,6 +15,30 @@ fn ti_ingest() -> Command {
     c
 }
 
+/// `ti-ingest validate INPUT --report R` with extra arguments and environment: the exit code and
+/// the report (`Null` when none was written).
+fn validate_with_report(
+    input: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, Value) {
+    let report = input.with_extension("report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = ti_ingest()
+        .envs(env.iter().copied())
+        .arg("validate")
+        .arg(input)
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let report = std::fs::read(&report)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (out.status.code(), report)
+}
+
 #[test]
 fn validate_reports_each_invalid_record_with_index_and_line_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,17 +261,8 @@ fn reject_file_uploads_nothing_when_any_record_is_invalid() {
         serde_json::to_string(&common::corpus(20, &[4])).unwrap(),
     )
     .unwrap();
-    let report = dir.path().join("r.json");
-    let out = ti_ingest()
-        .env("TI_ON_INVALID", "reject-file")
-        .arg("validate")
-        .arg(&input)
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let (code, r) = validate_with_report(&input, &[], &[("TI_ON_INVALID", "reject-file")]);
+    assert_eq!(code, Some(1));
     assert_eq!(
         r["summary"],
         serde_json::json!({"records": 20, "uploaded": 0, "rejected": 20})
@@ -274,17 +289,14 @@ fn validate_applies_the_rules_of_the_chosen_target() {
     let objects = vec![common::indicator(0), two, actor];
     std::fs::write(&input, common::bundle(&objects)).unwrap();
     let run = |target: Option<&str>, env_target: Option<&str>| {
-        let report = dir.path().join("out.report.json");
-        let mut c = ti_ingest();
-        c.arg("validate").arg(&input).arg("--report").arg(&report);
-        if let Some(t) = target {
-            c.arg("--target").arg(t);
+        let args: Vec<&str> = target.map(|t| vec!["--target", t]).unwrap_or_default();
+        let env: Vec<(&str, &str)> = env_target
+            .map(|t| vec![("TI_TARGET", t)])
+            .unwrap_or_default();
+        let (code, report) = validate_with_report(&input, &args, &env);
+        if report.is_null() {
+            return (code, vec![]);
         }
-        if let Some(t) = env_target {
-            c.env("TI_TARGET", t);
-        }
-        let out = c.output().unwrap();
-        let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         let errors: Vec<(u64, String, String)> = report["errors"]
             .as_array()
             .unwrap()
@@ -297,7 +309,7 @@ fn validate_applies_the_rules_of_the_chosen_target() {
                 )
             })
             .collect();
-        (out.status.code(), errors)
+        (code, errors)
     };
 
     // The default target, sentinel-stix, takes all three.
@@ -353,17 +365,8 @@ fn a_file_over_the_input_bound_is_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.json");
     std::fs::write(&input, common::bundle(&common::corpus(20, &[]))).unwrap();
-    let report_path = dir.path().join("out.report.json");
-    let out = ti_ingest()
-        .env("TI_MAX_INPUT_BYTES", "1000")
-        .arg("validate")
-        .arg(&input)
-        .arg("--report")
-        .arg(&report_path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let (code, report) = validate_with_report(&input, &[], &[("TI_MAX_INPUT_BYTES", "1000")]);
+    assert_eq!(code, Some(2));
     assert_eq!(report["inputError"]["code"], "input_too_large");
     assert_eq!(
         report["summary"]["records"], 0,
