@@ -203,8 +203,8 @@ struct Built {
 
 #[derive(Debug)]
 enum Target {
-    SentinelStix(sentinel_stix::SentinelStix),
-    SentinelIndicators(sentinel_indicators::SentinelIndicators),
+    SentinelStix(sentinel_stix::Sentinel),
+    SentinelIndicators(sentinel_stix::Sentinel),
     Graph(graph::Graph),
     DryRun(dry_run::DryRun),
 }
@@ -285,11 +285,11 @@ impl Registry {
         );
         let target = match kind {
             TargetKind::SentinelStix => {
-                Target::SentinelStix(sentinel_stix::SentinelStix::new(settings, outbound)?)
+                Target::SentinelStix(sentinel_stix::Sentinel::new(kind, settings, outbound)?)
             }
-            TargetKind::SentinelIndicators => Target::SentinelIndicators(
-                sentinel_indicators::SentinelIndicators::new(settings, outbound)?,
-            ),
+            TargetKind::SentinelIndicators => {
+                Target::SentinelIndicators(sentinel_stix::Sentinel::new(kind, settings, outbound)?)
+            }
             TargetKind::Graph => Target::Graph(graph::Graph::new(settings, outbound)?),
             TargetKind::DryRun => unreachable!("handled above"),
         };

@@ -3,11 +3,8 @@
 //! tenants and tools still run on. Body key `indicators`; only `indicator` objects.
 //!
 //! - [`request`]: batch → request body, refusing other object types before sending (pure);
-//! - [`service`]: the HTTP call through the shared outbound stack;
+//! - the HTTP call: [`crate::upload::sentinel_stix::service`], shared by both Sentinel targets;
 //! - [`mapping`]: the service's answer → one outcome per object (pure).
 
 pub mod mapping;
 pub mod request;
-pub mod service;
-
-pub use service::SentinelIndicators;

@@ -2,11 +2,11 @@
 //! (`POST /workspaces/{id}/threat-intelligence-stix-objects:upload`).
 //!
 //! - [`request`]: batch → request body (pure);
-//! - [`service`]: the HTTP call with auth, pacing and retries;
+//! - [`service`]: the HTTP call with auth, pacing and retries (for both Sentinel targets);
 //! - [`mapping`]: the service's answer → one outcome per object (pure).
 
 pub mod mapping;
 pub mod request;
 pub mod service;
 
-pub use service::SentinelStix;
+pub use service::Sentinel;

@@ -1,32 +1,45 @@
-//! The service call for `sentinel-stix`: the shared outbound stack (token, lane, retries) and
-//! this API's URL and answer mapping.
+//! The service call for both Sentinel targets (`sentinel-stix` and `sentinel-indicators`): the
+//! shared outbound stack (token, lane, retries), the target's URL and request builder, and the
+//! answer mapping the two APIs share ([`mapping`]).
 
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use super::{mapping, request};
+use super::mapping;
 use crate::settings::{TargetKind, UploadSettings};
 use crate::upload::transport::Outbound;
-use crate::upload::{send_prepared, BatchOutcome};
+use crate::upload::{send_prepared, sentinel_indicators, BatchOutcome, RequestBuilder};
 
 #[derive(Debug)]
-pub struct SentinelStix {
+pub struct Sentinel {
     outbound: Outbound,
     url: String,
-    source_system: String,
+    builder: RequestBuilder,
 }
 
-impl SentinelStix {
-    pub fn new(settings: &UploadSettings, outbound: Outbound) -> anyhow::Result<Self> {
+impl Sentinel {
+    /// The service of `kind`, which must be one of the two Sentinel targets.
+    pub fn new(
+        kind: TargetKind,
+        settings: &UploadSettings,
+        outbound: Outbound,
+    ) -> anyhow::Result<Self> {
         let workspace = settings.require_workspace()?;
-        Ok(SentinelStix {
+        let url = match kind {
+            TargetKind::SentinelIndicators => sentinel_indicators::request::url,
+            _ => super::request::url,
+        };
+        let builder = RequestBuilder::for_target(kind, settings)
+            .filter(|_| kind.is_sentinel())
+            .ok_or_else(|| anyhow::anyhow!("{} is not a Sentinel target", kind.name()))?;
+        Ok(Sentinel {
             outbound,
-            url: request::url(
+            url: url(
                 &settings.api_base_url,
                 workspace,
-                settings.api_version(TargetKind::SentinelStix),
+                settings.api_version(kind),
             ),
-            source_system: settings.source_system.clone(),
+            builder,
         })
     }
 
@@ -35,11 +48,10 @@ impl SentinelStix {
         objects: &[Map<String, Value>],
         deadline: Option<Instant>,
     ) -> BatchOutcome {
-        let prepared = request::prepare(&self.source_system, objects);
         send_prepared(
             &self.outbound,
             &self.url,
-            prepared,
+            self.builder.prepare(objects),
             deadline,
             |_, n, body| mapping::map_success(n, body),
             |status, body| {
