@@ -366,17 +366,12 @@ async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
                 meta.len(),
                 ctx.max_input_bytes
             );
-            return Ok(RunOutcome {
-                report: pipeline::input_error_report(
-                    source,
-                    ctx.report_target(),
-                    "input_too_large",
-                    message,
-                ),
-                rejected: vec![],
-                next_start: None,
-                csv_header: None,
-            });
+            return Ok(RunOutcome::of_report(pipeline::input_error_report(
+                source,
+                ctx.report_target(),
+                "input_too_large",
+                message,
+            )));
         }
     }
     let outcome = if name == "-" {

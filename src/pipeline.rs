@@ -132,6 +132,17 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// The outcome of an input that yielded no records to keep (refused whole, unreadable, or
+    /// nothing new): just its report.
+    pub fn of_report(report: Report) -> Self {
+        RunOutcome {
+            report,
+            rejected: Vec::new(),
+            next_start: None,
+            csv_header: None,
+        }
+    }
+
     /// Records that failed only because transient failures outlasted the retry budget: a later
     /// attempt could still upload them.
     pub fn transient_failures(&self) -> usize {

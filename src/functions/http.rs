@@ -227,18 +227,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             // The host's envelope, not the caller's body, is broken: nothing the caller can fix.
             tracing::error!(invocation = %id, error = %e.0, "undecodable HTTP trigger envelope");
             let report = input_error_report(source, &target, "envelope_invalid", e.0);
-            return finish(
-                &state,
-                &id,
-                500,
-                RunOutcome {
-                    report,
-                    rejected: vec![],
-                    next_start: None,
-                    csv_header: None,
-                },
-            )
-            .await;
+            return finish(&state, &id, 500, RunOutcome::of_report(report)).await;
         }
     };
     if !inv.method.is_empty() && !inv.method.eq_ignore_ascii_case("POST") {
@@ -260,18 +249,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
                 inv.body.len()
             ),
         );
-        return finish(
-            &state,
-            &id,
-            413,
-            RunOutcome {
-                report,
-                rejected: vec![],
-                next_start: None,
-                csv_header: None,
-            },
-        )
-        .await;
+        return finish(&state, &id, 413, RunOutcome::of_report(report)).await;
     }
     let mut ctx = state.run_context(started);
     ctx.deadline = Some(

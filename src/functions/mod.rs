@@ -206,11 +206,8 @@ impl AppState {
             format: None,
         };
         let target = self.uploader.target_name();
-        let unreadable = |code: &str, message: String| RunOutcome {
-            report: input_error_report(source.clone(), target, code, message),
-            rejected: vec![],
-            next_start: None,
-            csv_header: None,
+        let unreadable = |code: &str, message: String| {
+            RunOutcome::of_report(input_error_report(source.clone(), target, code, message))
         };
         let opened = match self.storage.open_inbox_version(&blob.name, version).await {
             Ok(o) => o,

@@ -35,7 +35,7 @@ use serde::Serialize;
 use ti_core::convert::Defaults;
 use ti_core::frame::FrameLimits;
 use ti_core::input::InputFormat;
-use ti_core::report::{InputError, Report, Source, Summary};
+use ti_core::report::{InputError, Source, Summary};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -253,15 +253,6 @@ fn report_stamp(t: OffsetDateTime) -> String {
     )
 }
 
-fn outcome_of(report: Report) -> RunOutcome {
-    RunOutcome {
-        report,
-        rejected: vec![],
-        next_start: None,
-        csv_header: None,
-    }
-}
-
 impl Puller {
     /// A puller sharing the handler's storage settings and uploader (and so its upload quota).
     /// The credential is the app's managed identity (`AZURE_CLIENT_ID`), as for storage.
@@ -372,7 +363,8 @@ impl Puller {
                         self.settings.location()
                     ),
                 );
-                self.finish(&name, outcome_of(report), None).await
+                self.finish(&name, RunOutcome::of_report(report), None)
+                    .await
             }
             FeedEntry::Valid(feed) => self.run_feed(&feed, started).await,
         };
@@ -470,13 +462,15 @@ impl Puller {
                             names.join(",")
                         ),
                     );
-                    return self.finish(&feed.name, outcome_of(report), None).await;
+                    return self
+                        .finish(&feed.name, RunOutcome::of_report(report), None)
+                        .await;
                 }
             },
         };
         let target = uploader.target_name();
         let fail = |code: &str, message: String| {
-            outcome_of(error_report(source.clone(), target, code, message))
+            RunOutcome::of_report(error_report(source.clone(), target, code, message))
         };
         let auth = match self.auth_headers(feed).await {
             Ok(h) => h,
@@ -559,7 +553,7 @@ impl Puller {
                 match https::fetch(&self.http, h, auth, &saved).await {
                     Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false),
                     Ok(https::Fetched::NotModified) => (
-                        outcome_of(empty_report(source.clone(), target, None)),
+                        RunOutcome::of_report(empty_report(source.clone(), target, None)),
                         saved.clone(),
                         true,
                     ),
