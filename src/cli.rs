@@ -256,18 +256,11 @@ async fn offline(
     };
     let uploader = Uploader::new(upload, credential)?;
     let ctx = RunContext {
-        uploader,
-        deadline: None,
-        frame_limits: FrameLimits::default(),
         format: settings.input.format,
         defaults: settings.input.defaults,
         max_input_bytes: settings.max_input_bytes,
         validate_only,
-        reject_valid: false,
-        range: 0..u64::MAX,
-        soft_deadline: None,
-        progress: None,
-        labels: Vec::new(),
+        ..RunContext::new(uploader)
     };
     if files.len() > 1 {
         if let Some(dir) = report {

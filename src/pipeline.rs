@@ -957,21 +957,12 @@ mod tests {
         let settings =
             UploadSettings::from_env(&Env::from_pairs([("TI_TARGET", "dry-run")])).unwrap();
         RunContext {
-            uploader: Uploader::new(settings, None).unwrap(),
-            deadline: None,
             frame_limits: FrameLimits {
                 max_record_bytes,
                 ..Default::default()
             },
-            format: None,
-            defaults: Default::default(),
             max_input_bytes,
-            validate_only: false,
-            reject_valid: false,
-            range: 0..u64::MAX,
-            soft_deadline: None,
-            progress: None,
-            labels: Vec::new(),
+            ..RunContext::new(Uploader::new(settings, None).unwrap())
         }
     }
 

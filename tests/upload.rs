@@ -29,20 +29,7 @@ fn uploader(sim: &Simulator, extra: &[(&str, &str)]) -> Uploader {
 }
 
 fn ctx(uploader: Uploader) -> RunContext {
-    RunContext {
-        uploader,
-        deadline: None,
-        frame_limits: Default::default(),
-        format: None,
-        defaults: Default::default(),
-        max_input_bytes: 1 << 30,
-        validate_only: false,
-        reject_valid: false,
-        range: 0..u64::MAX,
-        soft_deadline: None,
-        progress: None,
-        labels: Vec::new(),
-    }
+    RunContext::new(uploader)
 }
 
 fn source() -> Source {

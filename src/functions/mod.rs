@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use ti_core::frame::FrameLimits;
 use ti_core::report::{Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -113,18 +112,11 @@ fn summary_value(report: &Report) -> serde_json::Value {
 impl AppState {
     fn run_context(&self, started: Instant) -> RunContext {
         RunContext {
-            uploader: self.uploader.clone(),
             deadline: Some(started + self.invocation_deadline),
-            frame_limits: FrameLimits::default(),
             format: self.input.format,
             defaults: self.input.defaults,
             max_input_bytes: self.max_input_bytes,
-            validate_only: false,
-            reject_valid: false,
-            range: 0..u64::MAX,
-            soft_deadline: None,
-            progress: None,
-            labels: Vec::new(),
+            ..RunContext::new(self.uploader.clone())
         }
     }
 

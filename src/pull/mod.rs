@@ -33,7 +33,6 @@ use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Serialize;
 use ti_core::convert::Defaults;
-use ti_core::frame::FrameLimits;
 use ti_core::input::InputFormat;
 use ti_core::report::{InputError, Source, Summary};
 use time::OffsetDateTime;
@@ -488,19 +487,12 @@ impl Puller {
         };
         let saved = saved.for_source(&feed.source.identity());
         let ctx = RunContext {
-            uploader: uploader.clone(),
             deadline: Some(started + self.invocation_deadline),
-            frame_limits: FrameLimits::default(),
-            format: None,
             defaults: feed.defaults.apply_to(self.defaults),
             max_input_bytes: feed.max_bytes.unwrap_or(self.max_input_bytes),
-            validate_only: false,
-            reject_valid: false,
-            range: 0..u64::MAX,
-            soft_deadline: None,
-            progress: None,
             // For every kind of feed: added to the valid objects, whatever the format.
             labels: feed.defaults.labels.clone(),
+            ..RunContext::new(uploader.clone())
         };
         // (outcome, the state to save if everything read was settled, not-modified)
         let (outcome, next_state, not_modified) = match &feed.source {
