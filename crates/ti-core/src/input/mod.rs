@@ -924,9 +924,9 @@ impl Body {
                 self.push(&bytes[at..], ctx, out)
             }
             Body::Json(j) => j.push(bytes, ctx, out),
-            Body::Ndjson(l) => l.push_ndjson(bytes, ctx, out),
+            Body::Ndjson(l) => l.push(bytes, ctx, out),
             Body::Csv(c) => c.push(bytes, ctx, out),
-            Body::Text(l) => l.push_text(bytes, ctx, out),
+            Body::Text(l) => l.push(bytes, ctx, out),
         }
     }
 
@@ -977,7 +977,7 @@ impl Body {
             Body::Detect(_) => unreachable!("decided above"),
             Body::Json(j) => j.finish(ctx, out)?,
             Body::Ndjson(l) => {
-                l.finish_ndjson(ctx, out)?;
+                l.finish(ctx, out)?;
                 InputFormat::Ndjson
             }
             Body::Csv(c) => {
@@ -985,7 +985,7 @@ impl Body {
                 InputFormat::Csv
             }
             Body::Text(l) => {
-                l.finish_text(ctx, out)?;
+                l.finish(ctx, out)?;
                 InputFormat::Text
             }
         };
@@ -1155,7 +1155,7 @@ impl JsonBody {
         out: &mut Vec<Decoded>,
     ) -> Result<(), FrameError> {
         if let Some(nd) = &mut self.ndjson {
-            return nd.push_ndjson(bytes, ctx, out);
+            return nd.push(bytes, ctx, out);
         }
         let Some(top) = &mut self.top else {
             return self.frame(bytes, ctx, out);
@@ -1182,7 +1182,7 @@ impl JsonBody {
                 // bundle or request whose elements it split out).
                 if self.framed == 1 && self.first_len == Some(value_len) {
                     let mut nd = LineBody::new(ctx.opts.limits.max_record_bytes, line, 1);
-                    nd.push_ndjson(&bytes[at..], ctx, out)?;
+                    nd.push(&bytes[at..], ctx, out)?;
                     self.ndjson = Some(nd);
                     Ok(())
                 } else {
@@ -1225,7 +1225,7 @@ impl JsonBody {
 
     fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<InputFormat, FrameError> {
         if let Some(nd) = &mut self.ndjson {
-            nd.finish_ndjson(ctx, out)?;
+            nd.finish(ctx, out)?;
             return Ok(InputFormat::Ndjson);
         }
         let r = self.framer.finish(&mut self.items);
@@ -1345,17 +1345,23 @@ impl TopScan {
     }
 }
 
+/// What a line becomes: [`LineBody::ndjson_line`] or [`LineBody::text_line`].
+type OnLine = fn(&mut LineBody, &mut Ctx, &mut Vec<Decoded>, u64, Line<'_>);
+
 /// NDJSON or text lines, with the record counter.
 struct LineBody {
     lines: Lines,
     next_index: u64,
+    on_line: OnLine,
 }
 
 impl LineBody {
+    /// NDJSON lines, the first being line `first_line` and record `first_index`.
     fn new(max: usize, first_line: u64, first_index: u64) -> Self {
         LineBody {
             lines: Lines::new(max, false, first_line),
             next_index: first_index,
+            on_line: Self::ndjson_line,
         }
     }
 
@@ -1363,6 +1369,7 @@ impl LineBody {
     fn text(max: usize) -> Self {
         LineBody {
             lines: Lines::new(max, false, 1).skipping_comments(),
+            on_line: Self::text_line,
             next_index: 0,
         }
     }
@@ -1390,17 +1397,17 @@ impl LineBody {
         }
     }
 
-    fn push_ndjson(
+    fn push(
         &mut self,
         bytes: &[u8],
         ctx: &mut Ctx,
         out: &mut Vec<Decoded>,
     ) -> Result<(), FrameError> {
-        self.drive_lines(Some(bytes), ctx, out, Self::ndjson_line)
+        self.drive_lines(Some(bytes), ctx, out)
     }
 
-    fn finish_ndjson(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
-        self.drive_lines(None, ctx, out, Self::ndjson_line)
+    fn finish(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+        self.drive_lines(None, ctx, out)
     }
 
     /// Feeds `bytes` (or the end of input, `None`) to the line splitter and hands every complete
@@ -1410,8 +1417,8 @@ impl LineBody {
         bytes: Option<&[u8]>,
         ctx: &mut Ctx,
         out: &mut Vec<Decoded>,
-        on_line: fn(&mut Self, &mut Ctx, &mut Vec<Decoded>, u64, Line<'_>),
     ) -> Result<(), FrameError> {
+        let on_line = self.on_line;
         let mut lines = std::mem::replace(&mut self.lines, Lines::new(0, false, 0));
         let mut each = |line: u64, l: Line<'_>| {
             on_line(self, ctx, out, line, l);
@@ -1449,19 +1456,6 @@ impl LineBody {
         let index = self.take_index();
         let result = convert::rows::text_to_stix(value, &ctx.opts.defaults, ctx.opts.now);
         out.push(ctx.decoded(index, line, Some(s.to_string()), result));
-    }
-
-    fn push_text(
-        &mut self,
-        bytes: &[u8],
-        ctx: &mut Ctx,
-        out: &mut Vec<Decoded>,
-    ) -> Result<(), FrameError> {
-        self.drive_lines(Some(bytes), ctx, out, Self::text_line)
-    }
-
-    fn finish_text(&mut self, ctx: &mut Ctx, out: &mut Vec<Decoded>) -> Result<(), FrameError> {
-        self.drive_lines(None, ctx, out, Self::text_line)
     }
 }
 
