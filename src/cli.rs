@@ -517,6 +517,10 @@ async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<E
     };
     out.write_all(open.as_bytes())?;
     let (mut written, mut rejected) = (0u64, 0u64);
+    // The duplicate rule of `validate`/`upload`: of records with the same id, the last one wins
+    // (among records up to `DEDUP_WINDOW` converted records apart). Converted records wait here,
+    // in input order, until the window is full or the input ends.
+    let mut pending = ConvertWindow::default();
     let mut items = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut frame_error = None;
@@ -536,29 +540,45 @@ async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<E
                 pipeline::Checked::Valid {
                     index, line, valid, ..
                 } => match to {
-                    ConvertTo::Graph => ti_core::convert::stix_to_ti(
+                    ConvertTo::Graph => ti_core::convert::stix_to_ti_with_warnings(
                         &valid.object,
                         &settings.upload.graph_action,
                         &settings.upload.graph_target_product,
                     )
+                    .map(|(ti, warnings)| {
+                        for w in warnings {
+                            eprintln!(
+                                "record {index} (line {line}): warning {}: {}",
+                                code_name(w.code),
+                                w.message
+                            );
+                        }
+                        (index, line, valid.id, ti)
+                    })
                     .map_err(|p| (index, line, p.code, vec![p.message])),
-                    _ => Ok(valid.object),
+                    _ => Ok((index, line, valid.id, valid.object)),
                 },
             };
             match converted {
-                Ok(object) => {
-                    if written > 0 {
-                        out.write_all(b",")?;
+                Ok((index, line, id, object)) => {
+                    let text = serde_json::to_string(&object)?;
+                    if let Some((earlier, earlier_line)) = pending.push(&id, index, line, text) {
+                        rejected += 1;
+                        eprintln!(
+                            "record {earlier} (line {earlier_line}): duplicate: record {index} (line {line}) has the same id; the last record with an id wins, so this one is not written"
+                        );
                     }
-                    out.write_all(b"\n")?;
-                    serde_json::to_writer(&mut out, &object)?;
-                    written += 1;
+                    if pending.is_full() {
+                        for object in pending.drain() {
+                            write_object(&mut out, &mut written, &object)?;
+                        }
+                    }
                 }
                 Err((index, line, code, messages)) => {
                     rejected += 1;
                     eprintln!(
                         "record {index} (line {line}): {}: {}",
-                        serde_json::to_value(code)?.as_str().unwrap_or_default(),
+                        code_name(code),
                         messages.join("; ")
                     );
                 }
@@ -567,6 +587,9 @@ async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<E
         if n == 0 || frame_error.is_some() {
             break;
         }
+    }
+    for object in pending.drain() {
+        write_object(&mut out, &mut written, &object)?;
     }
     out.write_all(b"\n")?;
     out.write_all(close.as_bytes())?;
@@ -584,6 +607,62 @@ async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Result<E
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::from(if rejected > 0 { 1 } else { 0 }))
+}
+
+/// Writes one converted record after the ones already written (`written` of them).
+fn write_object(
+    out: &mut impl std::io::Write,
+    written: &mut u64,
+    object: &str,
+) -> std::io::Result<()> {
+    if *written > 0 {
+        out.write_all(b",")?;
+    }
+    out.write_all(b"\n")?;
+    out.write_all(object.as_bytes())?;
+    *written += 1;
+    Ok(())
+}
+
+/// A code's report name (`duplicate`, `pattern_invalid`).
+fn code_name(code: ti_core::report::Code) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `convert`'s converted records waiting to be written, in input order: a record whose id a later
+/// one repeats is dropped when the later one arrives (the last one wins, as in `validate` and
+/// `upload`). Holds at most [`pipeline::DEDUP_WINDOW`] records; then they are written and the
+/// window starts afresh, as the pipeline's forgets the ids it has seen.
+#[derive(Default)]
+struct ConvertWindow {
+    /// Serialised records; `None` where a later record superseded one.
+    records: Vec<Option<String>>,
+    /// id → (position in `records`, input index, line).
+    ids: std::collections::HashMap<String, (usize, u64, u64)>,
+}
+
+impl ConvertWindow {
+    /// Adds a record; returns the input index and line of the earlier record with the same id,
+    /// which is dropped.
+    fn push(&mut self, id: &str, index: u64, line: u64, text: String) -> Option<(u64, u64)> {
+        let pos = self.records.len();
+        self.records.push(Some(text));
+        let earlier = self.ids.insert(id.to_string(), (pos, index, line))?;
+        self.records[earlier.0] = None;
+        Some((earlier.1, earlier.2))
+    }
+
+    fn is_full(&self) -> bool {
+        self.records.len() >= pipeline::DEDUP_WINDOW
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = String> + '_ {
+        self.ids.clear();
+        self.records.drain(..).flatten()
+    }
 }
 
 /// Records per checkpointed range of `ti-ingest upload`: what an interrupted upload redoes.
@@ -700,12 +779,28 @@ async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<RunOut
     Ok(Some(outcome))
 }
 
-/// Where `upload` keeps its checkpoints: `TI_CHECKPOINT_DIR`, else `.ti-ingest-checkpoints` in
-/// the current directory.
+/// Where `upload` keeps its checkpoints (one folder per file, version and target, removed once
+/// the file's run completes): `TI_CHECKPOINT_DIR`, else the user's state directory,
+/// `$XDG_STATE_HOME/ti-ingest/checkpoints`, else `~/.local/state/ti-ingest/checkpoints` (the XDG
+/// Base Directory Specification 0.8: "$XDG_STATE_HOME defines the base directory relative to
+/// which user-specific state files should be stored. If $XDG_STATE_HOME is either not set or
+/// empty, a default equal to $HOME/.local/state should be used"; a relative value is invalid and
+/// ignored); on Windows `%LOCALAPPDATA%\ti-ingest\checkpoints`. Never the working directory.
 fn checkpoint_root() -> PathBuf {
-    std::env::var_os("TI_CHECKPOINT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".ti-ingest-checkpoints"))
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("TI_CHECKPOINT_DIR") {
+        return dir;
+    }
+    let state = var("XDG_STATE_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|h| h.join(".local").join("state")))
+        .or_else(|| var("LOCALAPPDATA"))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("ti-ingest").join("checkpoints")
 }
 
 /// The progress bar of `upload` and `validate` (drawn only on a terminal): records read,

@@ -23,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::settings::OnInvalid;
+use crate::settings::{DanglingRelationships, OnInvalid};
 use crate::upload::{BatchOutcome, Failure, RequestBuilder, Uploader};
 
 /// The STIX object types the `sentinel-stix` target accepts (DESIGN.md §1).
@@ -162,16 +162,43 @@ impl RunOutcome {
             out.push('\n');
         }
         for (_, text) in &self.rejected {
-            // A record spanning several lines is re-serialised compactly so it stays one line;
-            // it remains the same JSON value.
-            match serde_json::from_str::<Value>(text) {
-                Ok(v) if text.contains('\n') => out.push_str(&v.to_string()),
-                _ => out.push_str(&text.replace(['\r', '\n'], " ")),
-            }
+            out.push_str(&one_line(text));
             out.push('\n');
         }
         out
     }
+}
+
+/// A record's text on one line, as written otherwise: a JSON record spanning several lines loses
+/// only the whitespace between its tokens (its keys keep their order, its values their spelling);
+/// any other text has its line breaks turned into spaces.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\r', '\n']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return std::borrow::Cow::Owned(text.replace(['\r', '\n'], " "));
+    }
+    // Valid JSON: a string cannot hold a raw line break, so every whitespace byte outside
+    // strings is insignificant and can go.
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for ch in text.chars() {
+        if in_string {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if ch == '"' {
+            in_string = true;
+        } else if matches!(ch, ' ' | '\t' | '\r' | '\n') {
+            continue;
+        }
+        out.push(ch);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A rejected record, as [`check`] found it.
@@ -299,25 +326,17 @@ enum Stage {
 }
 
 impl Stage {
-    fn start(
-        records: Chunk,
-        validation: &ValidationContext,
-        only_validate: Option<&Arc<TargetRules>>,
-    ) -> Stage {
+    fn start(records: Chunk, validation: &ValidationContext, rules: &Arc<TargetRules>) -> Stage {
         if records.len() < INLINE_MAX_RECORDS {
-            return Stage::Ready(check_chunk(
-                records,
-                validation,
-                only_validate.map(|r| &**r),
-            ));
+            return Stage::Ready(check_chunk(records, validation, rules));
         }
         let validation = validation.clone();
-        let only_validate = only_validate.cloned();
+        let rules = rules.clone();
         // CPU-bound work belongs on the blocking pool, not on the runtime's workers; the runtime
         // then also knows work is under way (a paused test clock does not jump ahead meanwhile),
         // and a panic comes back through the join handle.
         Stage::Running(tokio::task::spawn_blocking(move || {
-            check_chunk(records, &validation, only_validate.as_deref())
+            check_chunk(records, &validation, &rules)
         }))
     }
 
@@ -333,18 +352,54 @@ impl Stage {
     }
 }
 
-/// What a validate-only run checks beyond STIX validation: what its targets would refuse before
-/// sending (`sentinel-indicators`: anything but indicators; `graph`: what does not convert).
+/// What the targets do to a record beyond STIX validation: what they would refuse before sending
+/// (`sentinel-indicators`: anything but indicators; `graph`: what does not convert), checked in
+/// validate-only runs; and what they would shorten (`graph`: a description over 100
+/// characters), reported as a warning in every run.
 struct TargetRules {
     targets: Vec<(&'static str, RequestBuilder)>,
     /// Several targets: each message names its target, as a real run's do.
     name_them: bool,
+    /// Nothing is sent: refusals are checked here, and the objects dropped once checked.
+    validate_only: bool,
 }
 
 impl TargetRules {
-    fn of(uploader: &Uploader) -> TargetRules {
+    fn of(uploader: &Uploader, validate_only: bool) -> TargetRules {
         let (targets, name_them) = uploader.validation_targets();
-        TargetRules { targets, name_them }
+        TargetRules {
+            targets,
+            name_them,
+            validate_only,
+        }
+    }
+
+    /// `value_shortened` warnings for what a target would cut to fit (Graph's 100-character
+    /// `description`), each message naming the target.
+    fn shortenings(&self, object: &Map<String, Value>) -> Vec<stix::Problem> {
+        if object.get("type").and_then(Value::as_str) != Some("indicator") {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for (name, builder) in &self.targets {
+            if let RequestBuilder::Graph {
+                action,
+                target_product,
+            } = builder
+            {
+                if let Ok((_, warnings)) =
+                    ti_core::convert::stix_to_ti_with_warnings(object, action, target_product)
+                {
+                    found.extend(
+                        warnings
+                            .into_iter()
+                            .filter(|w| w.code == Code::ValueShortened)
+                            .map(|w| stix::Problem::new(w.code, format!("{name}: {}", w.message))),
+                    );
+                }
+            }
+        }
+        found
     }
 
     /// The first refusing target's code, with every refusing target's messages.
@@ -375,35 +430,39 @@ impl TargetRules {
     }
 }
 
-/// Parses (JSON records) and checks a chunk's records, in order. In validate-only runs
-/// (`only_validate`) the targets' own refusals are checked too, and the objects are then dropped
-/// here, on the same thread, since nothing will be sent.
+/// Parses (JSON records) and checks a chunk's records, in order, adding the targets'
+/// `value_shortened` warnings. In validate-only runs the targets' own refusals are checked too,
+/// and the objects are then dropped here, on the same thread, since nothing will be sent (all but
+/// a relationship's ends, which the dangling-relationship check needs).
 fn check_chunk(
     records: Chunk,
     validation: &ValidationContext,
-    only_validate: Option<&TargetRules>,
+    rules: &TargetRules,
 ) -> Vec<Checked> {
-    records.decode_then(|item| match (check(item, validation), only_validate) {
-        (
-            Checked::Valid {
-                index,
-                line,
-                text,
-                mut valid,
-            },
-            Some(rules),
-        ) => {
-            if let Some(f) = rules.refusal(&valid.object) {
-                return Checked::Rejected(Rejected {
-                    index,
-                    line,
-                    id: Some(valid.id),
-                    code: f.code,
-                    messages: f.messages,
-                    text: Some(text),
-                });
+    records.decode_then(|item| match check(item, validation) {
+        Checked::Valid {
+            index,
+            line,
+            text,
+            mut valid,
+        } => {
+            if rules.validate_only {
+                if let Some(f) = rules.refusal(&valid.object) {
+                    return Checked::Rejected(Rejected {
+                        index,
+                        line,
+                        id: Some(valid.id),
+                        code: f.code,
+                        messages: f.messages,
+                        text: Some(text),
+                    });
+                }
             }
-            valid.object = Map::new();
+            let shortened = rules.shortenings(&valid.object);
+            valid.warnings.extend(shortened);
+            if rules.validate_only {
+                valid.object = relationship_ends(&valid.object);
+            }
             Checked::Valid {
                 index,
                 line,
@@ -411,8 +470,64 @@ fn check_chunk(
                 valid,
             }
         }
-        (checked, _) => checked,
+        checked => checked,
     })
+}
+
+/// What a validate-only run keeps of a valid object: a relationship's `type` and ends.
+fn relationship_ends(object: &Map<String, Value>) -> Map<String, Value> {
+    if object.get("type").and_then(Value::as_str) != Some("relationship") {
+        return Map::new();
+    }
+    ["type", "source_ref", "target_ref"]
+        .into_iter()
+        .filter_map(|k| object.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
+/// The ids of the objects refused in this input so far (rejected by validation or, in a
+/// validate-only run, by a target's rules), for the dangling-relationship check: `id_key(id) →
+/// record index`. Bounded like the duplicate check: it forgets everything after
+/// [`DEDUP_WINDOW`] entries. Refusals by the service itself (an `errors[]` entry) are known only
+/// after their request finished, so they are not counted.
+#[derive(Default)]
+struct Refused {
+    ids: nohash_hasher::IntMap<u64, u64>,
+}
+
+impl Refused {
+    fn insert(&mut self, id: &str, index: u64) {
+        if self.ids.len() >= DEDUP_WINDOW {
+            self.ids.clear();
+        }
+        self.ids.insert(id_key(id), index);
+    }
+
+    /// For a relationship: one message per end that is an object the target will not hold (a
+    /// type outside `accepted`, or an object refused earlier in the input). Empty otherwise.
+    fn dangling_ends(&self, object: &Map<String, Value>, accepted: &[&str]) -> Vec<String> {
+        if object.get("type").and_then(Value::as_str) != Some("relationship") {
+            return Vec::new();
+        }
+        let mut messages = Vec::new();
+        for key in ["source_ref", "target_ref"] {
+            let Some(r) = object.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let ty = stix::identifier_type(r).unwrap_or_default();
+            if !accepted.contains(&ty) {
+                messages.push(format!(
+                    "{key} {r} is a '{ty}', a type the target does not accept (accepted: {}): the relationship points at an object the target will not hold",
+                    accepted.join(", ")
+                ));
+            } else if let Some(i) = self.ids.get(&id_key(r)) {
+                messages.push(format!(
+                    "{key} {r} was refused (record {i} of this input): the relationship points at an object the target will not hold"
+                ));
+            }
+        }
+        messages
+    }
 }
 
 /// Adds `labels` to an object's own (which validation made a list of strings, when present),
@@ -584,9 +699,21 @@ where
         now: OffsetDateTime::now_utc(),
         accepted_types: SENTINEL_STIX_TYPES,
     };
-    let only_validate = ctx
-        .validate_only
-        .then(|| Arc::new(TargetRules::of(&ctx.uploader)));
+    let rules = Arc::new(TargetRules::of(&ctx.uploader, ctx.validate_only));
+    let dangling = ctx.uploader.settings().dangling_relationships;
+    // Whether the targets take relationships at all (`sentinel-indicators` and `graph` refuse
+    // them whole, so their ends do not matter).
+    let relationships_sent = rules
+        .refusal(&Map::from_iter([(
+            "type".to_string(),
+            Value::from("relationship"),
+        )]))
+        .is_none();
+    let mut refused = Refused::default();
+    // STIX 2.0 objects upgraded to 2.1, and the position in `c.warnings` of the one warning
+    // that reports them all.
+    let mut upgrades: u64 = 0;
+    let mut upgrade_warning: Option<usize> = None;
     let batch_size = ctx.uploader.settings().batch_size;
     let concurrency = ctx.uploader.settings().max_concurrency;
     let mut c = Collector {
@@ -721,7 +848,7 @@ where
                 let text = records.text_bytes();
                 text_ahead += text;
                 stages.push_back(Ahead::Records {
-                    stage: Stage::start(records, &validation, only_validate.as_ref()),
+                    stage: Stage::start(records, &validation, &rules),
                     text,
                     finished,
                 });
@@ -755,8 +882,11 @@ where
                 break;
             }
             c.summary.records += 1;
-            let (index, line, text, valid) = match checked {
+            let (index, line, text, mut valid) = match checked {
                 Checked::Rejected(r) => {
+                    if let Some(id) = &r.id {
+                        refused.insert(id, r.index);
+                    }
                     c.reject(r.index, Some(r.line), r.id, r.code, r.messages, r.text);
                     continue;
                 }
@@ -780,6 +910,46 @@ where
                     Some(text),
                 );
                 continue;
+            }
+            let ends = if relationships_sent {
+                refused.dangling_ends(&valid.object, validation.accepted_types)
+            } else {
+                Vec::new()
+            };
+            if !ends.is_empty() {
+                match dangling {
+                    DanglingRelationships::Skip => {
+                        let mut messages = ends;
+                        messages.push("not uploaded: TI_DANGLING_RELATIONSHIPS=skip".into());
+                        refused.insert(&valid.id, index);
+                        c.reject(
+                            index,
+                            Some(line),
+                            Some(valid.id),
+                            Code::DanglingRelationship,
+                            messages,
+                            Some(text),
+                        );
+                        continue;
+                    }
+                    DanglingRelationships::Warn => valid.warnings.push(stix::Problem::new(
+                        Code::DanglingRelationship,
+                        ends.join("; "),
+                    )),
+                }
+            }
+            if let Some(u) = valid.upgrade.take() {
+                upgrades += 1;
+                if upgrade_warning.is_none() {
+                    upgrade_warning = Some(c.warnings.len());
+                    c.warnings.push(RecordWarning {
+                        record_index: index,
+                        line: Some(line),
+                        id: Some(valid.id.clone()),
+                        code: u.code,
+                        messages: vec![u.message],
+                    });
+                }
             }
             if seen.len() >= DEDUP_WINDOW {
                 // Bounded memory whatever the input size: duplicates are found among records
@@ -867,7 +1037,16 @@ where
         // A broken frame or a size bound met after the stop point belongs to a later item.
         input_error = None;
     }
+    if let Some(w) = upgrade_warning.and_then(|i| c.warnings.get_mut(i)) {
+        w.messages.insert(
+            0,
+            format!(
+                "the input holds STIX 2.0: {upgrades} object(s) were upgraded to STIX 2.1 the same way (this record is the first); this one warning stands for them all"
+            ),
+        );
+    }
     c.errors.sort_by_key(|e| e.record_index);
+    // Stable: a record's own warnings keep their order.
     c.warnings.sort_by_key(|w| w.record_index);
     c.rejected.sort_by_key(|(i, _)| *i);
     let target = ctx.report_target().to_string();
@@ -1319,5 +1498,249 @@ mod tests {
         // Nothing rejected: no header either.
         let fine = run_chunks("type,value\nipv4,198.51.100.7\n", &ctx).await;
         assert_eq!(fine.rejected_ndjson(), "");
+    }
+
+    /// A genuine file from `../shared/realworld/` (README there), read in place.
+    fn realworld(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/realworld")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn with_env(pairs: &[(&str, &str)]) -> RunContext {
+        let mut all = vec![("TI_TARGET", "dry-run")];
+        all.extend_from_slice(pairs);
+        let settings = UploadSettings::from_env(&Env::from_pairs(all)).unwrap();
+        RunContext::new(Uploader::new(settings, None).unwrap())
+    }
+
+    fn count(out: &RunOutcome, code: Code) -> (usize, usize) {
+        (
+            out.report
+                .warnings
+                .iter()
+                .filter(|w| w.code == code)
+                .count(),
+            out.report.errors.iter().filter(|e| e.code == code).count(),
+        )
+    }
+
+    /// ATT&CK for ICS 18.1: every one of its 1,373 relationships has an end of a type Sentinel
+    /// does not accept (malware, intrusion-set, x-mitre-*...): a warning each by default, a
+    /// rejection each with `TI_DANGLING_RELATIONSHIPS=skip`.
+    #[tokio::test]
+    async fn relationships_to_objects_the_target_will_not_hold_are_flagged_or_skipped() {
+        let file = realworld("mitre-ics-attack-18.1.stix21.json");
+        let out = run_infallible(once(file.clone()), &with_env(&[])).await;
+        out.report.check_invariants().unwrap();
+        let s = out.report.summary;
+        assert_eq!((s.records, s.uploaded, s.rejected), (1826, 1469, 357));
+        assert_eq!(count(&out, Code::UnsupportedType), (0, 357));
+        assert_eq!(count(&out, Code::DanglingRelationship), (1373, 0));
+        let w = out
+            .report
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::DanglingRelationship)
+            .unwrap();
+        assert!(w.id.as_deref().unwrap().starts_with("relationship--"));
+        assert!(
+            w.messages[0].contains("a type the target does not accept"),
+            "{:?}",
+            w.messages
+        );
+
+        let skip = with_env(&[("TI_DANGLING_RELATIONSHIPS", "skip")]);
+        let out = run_infallible(once(file.clone()), &skip).await;
+        out.report.check_invariants().unwrap();
+        let s = out.report.summary;
+        assert_eq!((s.records, s.uploaded, s.rejected), (1826, 96, 1730));
+        assert_eq!(count(&out, Code::DanglingRelationship), (0, 1373));
+        // Rejected relationships are kept to fix and re-drop, like any rejected record.
+        assert_eq!(out.rejected.len(), 1730);
+
+        // validate-only applies the same rule.
+        let mut validate = skip;
+        validate.validate_only = true;
+        let out = run_infallible(once(file), &validate).await;
+        assert_eq!(count(&out, Code::DanglingRelationship), (0, 1373));
+    }
+
+    /// Ends refused earlier in the same input count as missing too; ends the target accepts and
+    /// did not refuse do not; a relationship before the refusal is not flagged (the pipeline
+    /// streams, README).
+    #[tokio::test]
+    async fn a_relationship_to_an_object_refused_earlier_in_the_input_is_dangling() {
+        let rel = |i: u32, src: &str, dst: &str| {
+            json!({
+                "type": "relationship", "spec_version": "2.1",
+                "id": format!("relationship--6f1b5b7e-0000-4000-8000-{i:012x}"),
+                "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+                "relationship_type": "indicates", "source_ref": src, "target_ref": dst
+            })
+        };
+        let actor = "threat-actor--9a8a0d25-7636-429b-a99e-b2a73cd0f11f";
+        let good = indicator(1);
+        let mut bad = indicator(2);
+        bad["confidence"] = json!(101);
+        let (good_id, bad_id) = (
+            good["id"].as_str().unwrap().to_string(),
+            bad["id"].as_str().unwrap().to_string(),
+        );
+        let records = vec![
+            rel(1, &bad_id, actor), // before the refusal: not known yet
+            good,
+            bad,
+            rel(2, &good_id, actor),
+            rel(3, &bad_id, actor),
+            rel(4, actor, "malware--0a8a0d25-7636-429b-a99e-b2a73cd0f11f"),
+        ];
+        let text = serde_json::to_string(&records).unwrap();
+        let out = run_chunks(&text, &with_env(&[])).await;
+        let flagged: Vec<(u64, &str)> = out
+            .report
+            .warnings
+            .iter()
+            .filter(|w| w.code == Code::DanglingRelationship)
+            .map(|w| (w.record_index, w.messages[0].as_str()))
+            .collect();
+        assert_eq!(flagged.len(), 2, "{flagged:?}");
+        assert_eq!(flagged[0].0, 4);
+        assert_eq!(
+            flagged[0].1,
+            format!("source_ref {bad_id} was refused (record 2 of this input): the relationship points at an object the target will not hold")
+        );
+        assert_eq!(flagged[1].0, 5);
+        assert!(flagged[1].1.starts_with("target_ref malware--0a8a0d25-7636-429b-a99e-b2a73cd0f11f is a 'malware', a type the target does not accept"), "{}", flagged[1].1);
+        assert_eq!(out.report.summary.uploaded, 5);
+
+        // Targets that take no relationships refuse them whole: no dangling warning on top.
+        let out = run_chunks(
+            &text,
+            &with_env(&[("TI_DRY_RUN_AS", "sentinel-indicators")]),
+        )
+        .await;
+        assert_eq!(count(&out, Code::DanglingRelationship), (0, 0));
+    }
+
+    /// ATT&CK for ICS as STIX 2.0: one upgrade warning for the whole input, not one per object.
+    #[tokio::test]
+    async fn a_stix_2_0_input_is_upgraded_with_one_warning() {
+        let out = run_infallible(
+            once(realworld("mitre-cti-ics-attack.stix20.json")),
+            &with_env(&[]),
+        )
+        .await;
+        let s = out.report.summary;
+        assert_eq!((s.records, s.uploaded, s.rejected), (1825, 1469, 356));
+        let upgrades: Vec<&RecordWarning> = out
+            .report
+            .warnings
+            .iter()
+            .filter(|w| w.messages.iter().any(|m| m.contains("STIX 2.0")))
+            .collect();
+        assert_eq!(upgrades.len(), 1, "{upgrades:#?}");
+        assert_eq!(upgrades[0].code, Code::Normalised);
+        assert!(
+            upgrades[0].messages[0]
+                .starts_with("the input holds STIX 2.0: 1469 object(s) were upgraded"),
+            "{:?}",
+            upgrades[0].messages
+        );
+        // Every object was 2.0: nothing else was normalised.
+        assert_eq!(count(&out, Code::Normalised), (1, 0));
+    }
+
+    /// A MISP STIX 2.0 export: its indicators' 2.0 `labels` are carried to `indicator_types`.
+    #[tokio::test]
+    async fn stix_2_0_indicator_labels_become_indicator_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = with_env(&[("TI_DRY_RUN_DIR", dir.path().to_str().unwrap())]);
+        let out = run_infallible(once(realworld("talos-uat-7810.misp-stix20.json")), &ctx).await;
+        assert_eq!(out.report.summary.uploaded, 91);
+        let mut indicators = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let body: Value =
+                serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+            for o in body["stixobjects"].as_array().unwrap() {
+                if o["type"] == "indicator" {
+                    indicators.push(o.clone());
+                }
+            }
+        }
+        assert_eq!(indicators.len(), 90);
+        for o in &indicators {
+            assert_eq!(o["spec_version"], "2.1");
+            assert_eq!(o["pattern_type"], "stix");
+            assert_eq!(o["indicator_types"], o["labels"], "{o}");
+        }
+        assert!(indicators
+            .iter()
+            .any(|o| o["indicator_types"][0] == "misp:type=\"sha256\""));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_json_record_keeps_its_key_order_and_spelling() {
+        // Keys out of alphabetical order, `2.50`, an escaped slash and double spaces in a string,
+        // pretty-printed over several lines: only the whitespace between tokens may go.
+        let bad = r#"{
+  "type": "indicator",
+  "spec_version": "2.1",
+  "id": "indicator--6f1b5b7e-0000-4000-8000-000000000009",
+  "created": "2026-01-01T00:00:00Z",
+  "modified": "2026-01-01T00:00:00Z",
+  "pattern": "[url:value = 'http://a.example/x']",
+  "pattern_type": "stix",
+  "valid_from": "2026-01-01T00:00:00Z",
+  "confidence": 101,
+  "description": "a\/b  two  spaces",
+  "x_z": [1, 2.50]
+}"#;
+        let one_line = r#"{"type":"indicator","spec_version":"2.1","id":"indicator--6f1b5b7e-0000-4000-8000-000000000009","created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","pattern":"[url:value = 'http://a.example/x']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z","confidence":101,"description":"a\/b  two  spaces","x_z":[1,2.50]}"#;
+        let text = format!("[{},\n{bad}]", indicator(1));
+        let out = run_chunks(&text, &ctx(1 << 20, 1 << 20)).await;
+        assert_eq!(out.report.errors[0].code, Code::ConfidenceOutOfRange);
+        assert_eq!(out.rejected_ndjson(), format!("{one_line}\n"));
+        // A one-line record is kept byte for byte, spaces included.
+        let spaced = one_line.replace("\"confidence\":101", "\"confidence\" : 101");
+        let out = run_chunks(&format!("[{spaced}]"), &ctx(1 << 20, 1 << 20)).await;
+        assert_eq!(out.rejected_ndjson(), format!("{spaced}\n"));
+    }
+
+    /// Graph holds at most 100 characters of description: the cut is a warning on its record,
+    /// in validate-only and real runs alike.
+    #[tokio::test]
+    async fn a_description_cut_to_fit_graph_is_a_warning_on_its_record() {
+        let mut long = indicator(1);
+        long["description"] = json!("é".repeat(150));
+        long["valid_until"] = json!("2099-01-01T00:00:00Z");
+        let mut short = indicator(2);
+        short["description"] = json!("fine");
+        short["valid_until"] = json!("2099-01-01T00:00:00Z");
+        let text = serde_json::to_string(&vec![long, short]).unwrap();
+        for validate_only in [false, true] {
+            let mut ctx = with_env(&[("TI_DRY_RUN_AS", "graph")]);
+            ctx.validate_only = validate_only;
+            let out = run_chunks(&text, &ctx).await;
+            assert_eq!(out.report.summary.uploaded, 2, "{:?}", out.report);
+            let w: Vec<(u64, Code, &str)> = out
+                .report
+                .warnings
+                .iter()
+                .map(|w| (w.record_index, w.code, w.messages[0].as_str()))
+                .collect();
+            assert_eq!(
+                w,
+                [(
+                    0,
+                    Code::ValueShortened,
+                    "graph: description cut from 150 to 100 characters, Graph's limit"
+                )]
+            );
+        }
+        // sentinel-stix keeps the description whole: no warning.
+        let out = run_chunks(&text, &with_env(&[])).await;
+        assert!(out.report.warnings.is_empty(), "{:?}", out.report.warnings);
     }
 }

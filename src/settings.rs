@@ -155,6 +155,17 @@ pub enum OnInvalid {
     RejectFile,
 }
 
+/// `TI_DANGLING_RELATIONSHIPS`: what to do with a relationship whose `source_ref` or
+/// `target_ref` is an object the target will not hold (a type it does not accept, or an object
+/// refused earlier in the same input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DanglingRelationships {
+    /// Upload it with a `dangling_relationship` warning (the default).
+    Warn,
+    /// Report it rejected (`dangling_relationship`); it is not uploaded.
+    Skip,
+}
+
 /// The upload-side settings, shared by the handler and the CLI.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
@@ -189,6 +200,7 @@ pub struct UploadSettings {
     /// Upper bound on the time one batch spends retrying.
     pub max_retry_time: Duration,
     pub on_invalid: OnInvalid,
+    pub dangling_relationships: DanglingRelationships,
     /// `TI_DRY_RUN_AS` (`sentinel-stix`): which target's requests the dry run builds.
     pub dry_run_as: TargetKind,
     /// `TI_DRY_RUN_DIR`: where the dry run writes each request body it would send.
@@ -402,6 +414,13 @@ impl UploadSettings {
                 bail!("setting TI_ON_INVALID={other:?}: accepted values are skip, reject-file")
             }
         };
+        let dangling_relationships = match env.or("TI_DANGLING_RELATIONSHIPS", "warn") {
+            "warn" => DanglingRelationships::Warn,
+            "skip" => DanglingRelationships::Skip,
+            other => bail!(
+                "setting TI_DANGLING_RELATIONSHIPS={other:?}: accepted values are warn (upload them with a warning), skip (report them rejected)"
+            ),
+        };
         Ok(UploadSettings {
             target: targets[0],
             targets,
@@ -428,6 +447,7 @@ impl UploadSettings {
                 (1, 86_400),
             )?),
             on_invalid,
+            dangling_relationships,
             dry_run_as,
             validate_as: Vec::new(),
             dry_run_dir: env.get("TI_DRY_RUN_DIR").map(std::path::PathBuf::from),
@@ -575,6 +595,11 @@ mod tests {
             ("TI_BATCH_SIZE", "ten", "TI_BATCH_SIZE"),
             ("TI_SOURCE_SYSTEM", "Microsoft Sentinel", "TI_SOURCE_SYSTEM"),
             ("TI_ON_INVALID", "ignore", "TI_ON_INVALID"),
+            (
+                "TI_DANGLING_RELATIONSHIPS",
+                "drop",
+                "TI_DANGLING_RELATIONSHIPS=\"drop\": accepted values are warn",
+            ),
             ("TI_DEFAULT_TLP", "purple", "TI_DEFAULT_TLP"),
             ("TI_DEFAULT_CONFIDENCE", "101", "TI_DEFAULT_CONFIDENCE"),
             ("TI_FORMAT", "xml", "TI_FORMAT"),

@@ -289,6 +289,12 @@ impl Framer {
         self.fail_now(message)
     }
 
+    /// Whether the records emitted are the top-level value itself (one object holding no record
+    /// array) rather than the elements of an array.
+    pub fn top_is_record(&self) -> bool {
+        self.top_object && !self.container
+    }
+
     fn format(&self) -> Format {
         if !self.top_object || !self.container {
             Format::StixJson

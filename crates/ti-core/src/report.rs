@@ -84,6 +84,13 @@ pub enum Code {
     Expired,
     /// A harmless deviation was normalised (e.g. confidence given as a string).
     Normalised,
+    /// A value was cut to fit the target (Graph's 100-character `description`): what the
+    /// service holds is shorter than the input.
+    ValueShortened,
+    /// A relationship's `source_ref` or `target_ref` is an object the target will not hold (of
+    /// a type it does not accept, or refused earlier in the same input). With
+    /// `TI_DANGLING_RELATIONSHIPS=skip` the relationship is rejected with this code instead.
+    DanglingRelationship,
 }
 
 impl Code {
@@ -95,8 +102,10 @@ impl Code {
             | Truncated => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
-            | Duplicate | FileRejected | Expired | Normalised => Stage::Validate,
-            UnknownObservableType | NotConvertible => Stage::Convert,
+            | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {
+                Stage::Validate
+            }
+            UnknownObservableType | NotConvertible | ValueShortened => Stage::Convert,
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
             | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
         }

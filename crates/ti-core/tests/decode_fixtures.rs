@@ -110,8 +110,13 @@ fn outcome(d: Decoded, now: OffsetDateTime) -> Outcome {
             };
             match stix::validate(o, &ctx) {
                 Ok(v) => {
-                    warnings.extend(v.warnings.iter().map(|w| w.code));
-                    messages.extend(v.warnings.into_iter().map(|w| w.message));
+                    // The STIX 2.0 upgrade (reported once per input by the pipeline) counts here
+                    // as the record's first warning.
+                    let all = v.upgrade.into_iter().chain(v.warnings);
+                    for w in all {
+                        warnings.push(w.code);
+                        messages.push(w.message);
+                    }
                     (Verdict::Valid, None, Some(v.object))
                 }
                 Err(inv) => {

@@ -401,8 +401,8 @@ pub fn stix_to_ti(
     stix_to_ti_with_warnings(object, action, target_product).map(|(ti, _)| ti)
 }
 
-/// STIX indicator → Graph tiIndicator, with a `normalised` warning when the description was cut
-/// to Graph's 100 characters.
+/// STIX indicator → Graph tiIndicator, with a `value_shortened` warning when the description was
+/// cut to Graph's 100 characters.
 pub fn stix_to_ti_with_warnings(
     object: &Map<String, Value>,
     action: &str,
@@ -520,7 +520,7 @@ pub fn stix_to_ti_with_warnings(
     let count = description.chars().count();
     let description = if count > MAX_DESCRIPTION_CHARS {
         warnings.push(Problem::new(
-            Code::Normalised,
+            Code::ValueShortened,
             format!(
                 "description cut from {count} to {MAX_DESCRIPTION_CHARS} characters, Graph's limit"
             ),

@@ -118,10 +118,20 @@ impl FromStr for Tlp {
     }
 }
 
-/// Formats a timestamp as STIX wants it: RFC 3339 in UTC with a `Z`.
+/// Formats a timestamp as STIX wants it: RFC 3339 in UTC with a `Z`, to the millisecond
+/// (`2026-12-02T15:55:18.734Z`).
+///
+/// STIX 2.1 §3.2 (Timestamp): "`created` and `modified` properties MUST be represented with at
+/// least millisecond precision"; OASIS `stix2` 3.0.2 reads at most six fractional digits (Python's
+/// `%f`), so the nine digits `time` writes by default made it refuse every converted object.
+/// Millisecond precision (exactly three digits) is what the specification's examples and the
+/// `stix2` library itself write.
 pub fn stix_timestamp(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     t.to_offset(UtcOffset::UTC)
-        .format(&Rfc3339)
+        .format(FORMAT)
         .expect("UTC timestamps always format")
 }
 
@@ -189,6 +199,26 @@ pub(crate) fn build_pattern(comparisons: &[Comparison]) -> String {
     observations.join(" OR ")
 }
 
+/// The name of an indicator whose input gave none: its observable values, joined with ` / `
+/// when it has several (a file's hashes, a tiIndicator's several fields), cut to 250 characters.
+fn default_name(comparisons: &[Comparison]) -> Option<String> {
+    const MAX: usize = 250;
+    let joined = comparisons
+        .iter()
+        .map(|c| c.value.as_str())
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    if joined.is_empty() {
+        return None;
+    }
+    if joined.chars().count() > MAX {
+        let cut: String = joined.chars().take(MAX - 1).collect();
+        return Some(format!("{cut}…"));
+    }
+    Some(joined)
+}
+
 /// A STIX indicator under construction, from any non-STIX input.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Draft {
@@ -216,6 +246,12 @@ impl Draft {
     /// missing confidence and TLP from the settings.
     pub fn into_stix(self, defaults: &Defaults, now: OffsetDateTime) -> Map<String, Value> {
         let pattern = build_pattern(&self.comparisons);
+        // Sentinel's threat-intelligence list shows an indicator's name first: the input's name,
+        // else the observable value(s) it watches for.
+        let name = self
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| default_name(&self.comparisons));
         let id = self.id.unwrap_or_else(|| match &self.id_name {
             Some(n) => derived_id(n),
             None => derived_id(&pattern),
@@ -239,10 +275,10 @@ impl Draft {
         o.insert("id".into(), id.into());
         o.insert("created".into(), now_s.clone().into());
         o.insert("modified".into(), now_s.into());
-        if let Some(n) = self.name {
+        if let Some(n) = name {
             o.insert("name".into(), n.into());
         }
-        if let Some(d) = self.description {
+        if let Some(d) = self.description.filter(|d| !d.trim().is_empty()) {
             o.insert("description".into(), d.into());
         }
         if !self.indicator_types.is_empty() {

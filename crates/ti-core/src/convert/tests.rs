@@ -60,8 +60,10 @@ fn ti_indicator_maps_every_field() {
     assert_eq!(o["type"], "indicator");
     assert_eq!(o["id"], id_for_external_id("feed-42"));
     assert_eq!(o["pattern"], "[ipv4-addr:value = '198.51.100.7']");
-    assert_eq!(o["valid_from"], "2025-01-01T00:00:00Z");
-    assert_eq!(o["valid_until"], "2025-03-01T20:44:03.1668987Z");
+    assert_eq!(o["valid_from"], "2025-01-01T00:00:00.000Z");
+    // To the millisecond, as every timestamp ti-ingest writes (STIX tools read no more than 6
+    // fractional digits).
+    assert_eq!(o["valid_until"], "2025-03-01T20:44:03.166Z");
     assert_eq!(o["indicator_types"], json!(["botnet"]));
     assert_eq!(o["labels"], json!(["apt", "demo"]));
     assert_eq!(
@@ -79,7 +81,8 @@ fn ti_indicator_maps_every_field() {
         o["external_references"],
         json!([{"source_name": "microsoft-graph-tiindicator", "external_id": "feed-42"}])
     );
-    assert_eq!(o["created"], "2025-01-01T00:00:00Z");
+    assert_eq!(o["created"], "2025-01-01T00:00:00.000Z");
+    assert_eq!(o["name"], "198.51.100.7");
     // Only the non-empty unmapped field is reported.
     assert_eq!(warnings.len(), 1);
     assert!(
@@ -93,7 +96,7 @@ fn ti_indicator_maps_every_field() {
 fn ti_indicator_defaults_and_rejections() {
     let d = Defaults::default();
     let (o, _) = ti_to_stix(&obj(json!({"domainName": "example.com"})), &d, now()).unwrap();
-    assert_eq!(o["valid_until"], "2025-04-01T00:00:00Z");
+    assert_eq!(o["valid_until"], "2025-04-01T00:00:00.000Z");
     assert_eq!(o["confidence"], 50);
     assert_eq!(o["object_marking_refs"], json!([Tlp::Green.marking_ref()]));
     assert_eq!(o["id"], derived_id("[domain-name:value = 'example.com']"));
@@ -212,7 +215,7 @@ fn stix_to_ti_maps_back_and_rejects_what_it_cannot_hold() {
     long.insert("description".into(), "é".repeat(150).into());
     let (ti, w) = stix_to_ti_with_warnings(&long, "alert", "Azure Sentinel").unwrap();
     assert_eq!(ti["description"].as_str().unwrap().chars().count(), 100);
-    assert_eq!(w[0].code, Code::Normalised);
+    assert_eq!(w[0].code, Code::ValueShortened);
     assert!(w[0].message.contains("150 to 100"), "{}", w[0].message);
 
     for (pattern, code) in [
@@ -538,4 +541,83 @@ proptest! {
             prop_assert!(false, "{:#?}: {:#?}", back, p);
         }
     }
+}
+
+/// STIX 2.1 §3.2: `created`/`modified` with millisecond precision; OASIS `stix2` 3.0.2 reads at
+/// most six fractional digits, so the nine `time` writes by default were refused.
+#[test]
+fn generated_timestamps_have_millisecond_precision() {
+    let t = OffsetDateTime::parse("2026-12-02T15:55:18.734041959Z", &Rfc3339).unwrap();
+    assert_eq!(stix_timestamp(t), "2026-12-02T15:55:18.734Z");
+    let t = OffsetDateTime::parse("2026-12-02T16:55:18+01:00", &Rfc3339).unwrap();
+    assert_eq!(stix_timestamp(t), "2026-12-02T15:55:18.000Z");
+
+    let d = Draft {
+        comparisons: vec![Comparison {
+            observable: crate::stix::observable::Observable::Ipv4,
+            value: "198.51.100.7".into(),
+        }],
+        ..Default::default()
+    };
+    let now = OffsetDateTime::parse("2026-12-02T15:55:18.734041959Z", &Rfc3339).unwrap();
+    let o = d.into_stix(&Defaults::default(), now);
+    for key in ["created", "modified", "valid_from"] {
+        assert_eq!(o[key], "2026-12-02T15:55:18.734Z", "{key}");
+    }
+    assert_eq!(o["valid_until"], "2027-03-02T15:55:18.734Z");
+}
+
+/// Sentinel's threat-intelligence list shows `name` first: every converted indicator has one.
+#[test]
+fn converted_indicators_are_named_after_their_input_name_else_their_values() {
+    use crate::stix::observable::Observable;
+    let ip = Comparison {
+        observable: Observable::Ipv4,
+        value: "198.51.100.7".into(),
+    };
+    let named = Draft {
+        comparisons: vec![ip.clone()],
+        name: Some("C2 of Foo".into()),
+        description: Some("seen 2026-11".into()),
+        ..Default::default()
+    }
+    .into_stix(&Defaults::default(), now());
+    assert_eq!(named["name"], "C2 of Foo");
+    assert_eq!(named["description"], "seen 2026-11");
+
+    let unnamed = Draft {
+        comparisons: vec![ip],
+        name: Some("  ".into()),
+        description: Some(String::new()),
+        ..Default::default()
+    }
+    .into_stix(&Defaults::default(), now());
+    assert_eq!(unnamed["name"], "198.51.100.7");
+    assert!(unnamed.get("description").is_none());
+
+    let file = Draft {
+        comparisons: vec![
+            Comparison {
+                observable: Observable::Md5,
+                value: "44d88612fea8a8f36de82e1278abb02f".into(),
+            },
+            Comparison {
+                observable: Observable::FileName,
+                value: "eicar.com".into(),
+            },
+        ],
+        ..Default::default()
+    }
+    .into_stix(&Defaults::default(), now());
+    assert_eq!(file["name"], "44d88612fea8a8f36de82e1278abb02f / eicar.com");
+    valid(&file);
+
+    // A tiIndicator without a description is named after its observable too.
+    let ti = obj(json!({
+        "action": "alert", "targetProduct": "Azure Sentinel", "threatType": "Botnet",
+        "tlpLevel": "green", "expirationDateTime": "2030-01-01T00:00:00Z",
+        "domainName": "evil.example.com"
+    }));
+    let (o, _) = ti_to_stix(&ti, &Defaults::default(), now()).unwrap();
+    assert_eq!(o["name"], "evil.example.com");
 }

@@ -625,6 +625,31 @@ impl Chunk {
     }
 }
 
+impl Decoded {
+    /// A JSON object that is neither a STIX object (it has no `type`) nor a tiIndicator (which
+    /// decoding has already turned into a STIX indicator).
+    fn is_of_no_known_shape(&self) -> bool {
+        self.object.as_ref().is_ok_and(|o| !o.contains_key("type"))
+    }
+}
+
+/// The input error for a whole input that is one JSON object of no known shape.
+fn no_known_shape(held: &Decoded) -> String {
+    let keys: Vec<String> = held
+        .object
+        .as_ref()
+        .map(|o| o.keys().take(5).map(|k| format!("'{k}'")).collect())
+        .unwrap_or_default();
+    let keys = if keys.is_empty() {
+        "no properties".to_string()
+    } else {
+        format!("properties {}", keys.join(", "))
+    };
+    format!(
+        "the input is one JSON object ({keys}) of no shape ti-ingest reads. Accepted JSON inputs: a STIX object (with \"type\"), a STIX bundle {{\"type\": \"bundle\", \"objects\": [...]}}, a JSON array or NDJSON of STIX objects, a Sentinel upload request {{\"sourcesystem\": ..., \"stixobjects\": [...]}} (or \"indicators\"), a Graph tiIndicator or {{\"value\": [tiIndicators]}}"
+    )
+}
+
 /// A JSON record's text → STIX object: tolerant of trailing commas; tiIndicators converted. Also
 /// returns whether it was a tiIndicator, when it parsed as a JSON object.
 #[allow(clippy::type_complexity)]
@@ -1133,6 +1158,10 @@ struct JsonBody {
     /// Records the framer emitted, and the first one's size.
     framed: u64,
     first_len: Option<u64>,
+    /// The input's one top-level object when it is of no known shape (no `type`, not a
+    /// tiIndicator): held back until the input's end says whether it is the whole input (an
+    /// input error) or the first line of NDJSON (a record like any other).
+    held: Option<Decoded>,
 }
 
 impl JsonBody {
@@ -1145,6 +1174,7 @@ impl JsonBody {
             array: false,
             framed: 0,
             first_len: None,
+            held: None,
         }
     }
 
@@ -1181,6 +1211,7 @@ impl JsonBody {
                 // NDJSON only when the framer saw the first object as one whole record (not a
                 // bundle or request whose elements it split out).
                 if self.framed == 1 && self.first_len == Some(value_len) {
+                    out.extend(self.held.take());
                     let mut nd = LineBody::new(ctx.opts.limits.max_record_bytes, line, 1);
                     nd.push(&bytes[at..], ctx, out)?;
                     self.ndjson = Some(nd);
@@ -1200,6 +1231,10 @@ impl JsonBody {
     ) -> Result<(), FrameError> {
         let r = self.framer.push(bytes, &mut self.items);
         self.drain(ctx, out);
+        if r.is_err() {
+            // The input is broken anyway: the record counts as it was read.
+            out.extend(self.held.take());
+        }
         r
     }
 
@@ -1211,7 +1246,11 @@ impl JsonBody {
                     if self.first_len.is_none() {
                         self.first_len = Some(r.text.len() as u64);
                     }
+                    let whole_input = self.framer.top_is_record();
                     ctx.json_record(out, r.index, r.line, r.text);
+                    if whole_input && out.last().is_some_and(Decoded::is_of_no_known_shape) {
+                        self.held = out.pop();
+                    }
                 }
                 FrameItem::Oversize { index, line, bytes } => {
                     if self.first_len.is_none() {
@@ -1230,6 +1269,13 @@ impl JsonBody {
         }
         let r = self.framer.finish(&mut self.items);
         self.drain(ctx, out);
+        if let (Ok(_), Some(held)) = (&r, self.held.take()) {
+            return Err(FrameError {
+                line: held.line,
+                message: no_known_shape(&held),
+            });
+        }
+        out.extend(self.held.take());
         let ti = ctx.saw_ti == Some(true);
         Ok(match r? {
             frame::Format::StixBundle => InputFormat::StixBundle,

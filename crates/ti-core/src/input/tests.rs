@@ -466,7 +466,7 @@ fn detection_skips_comments_and_does_not_depend_on_the_chunking() {
         Code::RecordTooLarge
     );
     // Whitespace before JSON, however long, is still JSON; before a line it counts in the line.
-    let input = format!("{}\n   {{\"a\":1}}", " ".repeat(100));
+    let input = format!("{}\n   {{\"type\":\"x\"}}", " ".repeat(100));
     let (out, f) = decode_opts(input.as_bytes(), &o);
     assert_eq!((out.len(), out[0].line), (1, 2));
     assert!(f.is_ok());
@@ -607,4 +607,37 @@ fn a_chunk_keeps_only_its_range_and_says_where_the_range_ended() {
     assert_eq!(f, Ok(InputFormat::Ndjson));
     assert_eq!(last.keep_range(&(10..40)), Some(99));
     assert!(last.is_empty());
+}
+
+/// A whole input that is one JSON object of no known shape is an input error naming the shapes
+/// ti-ingest reads, not one record missing `created`; the same object as an NDJSON line is a
+/// record like any other.
+#[test]
+fn one_json_object_of_no_known_shape_is_an_input_error() {
+    for input in [
+        &b"{\"hello\":\"world\"}"[..],
+        b"\n  {\"hello\": \"world\"}\n\n",
+    ] {
+        let (out, r) = decode(input);
+        assert!(out.is_empty(), "{out:?}");
+        let e = r.unwrap_err();
+        assert!(e.message.starts_with("the input is one JSON object (properties 'hello') of no shape ti-ingest reads. Accepted JSON inputs: a STIX object (with \"type\"), a STIX bundle"), "{}", e.message);
+        assert!(
+            e.message.contains("Sentinel upload request"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("Graph tiIndicator"), "{}", e.message);
+    }
+    let (out, r) = decode(b"{\"hello\":\"world\"}\n{\"hello\":\"again\"}\n");
+    assert_eq!(r, Ok(InputFormat::Ndjson));
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].original.as_deref(), Some("{\"hello\":\"world\"}"));
+    // Known shapes are unaffected: a STIX object, a tiIndicator, a bundle.
+    let (out, r) = decode(b"{\"type\":\"indicator\"}");
+    assert_eq!((out.len(), r), (1, Ok(InputFormat::StixJson)));
+    let (out, r) = decode(b"{\"domainName\":\"evil.example.com\",\"action\":\"alert\"}");
+    assert_eq!((out.len(), r), (1, Ok(InputFormat::Graph)));
+    let (out, r) = decode(b"{\"type\":\"bundle\",\"objects\":[]}");
+    assert_eq!((out.len(), r), (0, Ok(InputFormat::StixBundle)));
 }

@@ -46,6 +46,11 @@ pub struct Valid {
     pub id: String,
     pub object: Map<String, Value>,
     pub warnings: Vec<Problem>,
+    /// Set when the object was STIX 2.0 (no `spec_version`, or `"2.0"`) and was upgraded to 2.1:
+    /// what was done, as a `normalised` warning. Kept apart from `warnings` because a 2.0 input
+    /// upgrades every object the same way: the pipeline reports it once per input, not once per
+    /// object.
+    pub upgrade: Option<Problem>,
 }
 
 /// A rejected object: its id when it had a usable one, and every problem found.
@@ -107,12 +112,15 @@ pub fn validate(mut object: Map<String, Value>, ctx: &ValidationContext) -> Resu
 
     let ty = check_type(&object, ctx, &mut f);
     let id = check_id(&object, &mut f);
-    let upgraded = check_spec_version(&mut object, &mut f);
+    let mut upgrade = check_spec_version(&mut object, &mut f);
     check_created_modified(&object, &mut f);
     check_common(&mut object, &mut f);
+    if let (Some(done), Some(ty)) = (&mut upgrade, ty.as_deref()) {
+        upgrade_2_0(&mut object, ty, done);
+    }
 
     match ty.as_deref() {
-        Some("indicator") => check_indicator(&mut object, upgraded, ctx, &mut f),
+        Some("indicator") => check_indicator(&object, ctx, &mut f),
         Some("relationship") => check_relationship(&object, &mut f),
         Some(t) if NAMED_TYPES.contains(&t) => {
             non_empty_string(&object, "name", true, &mut f);
@@ -125,6 +133,12 @@ pub fn validate(mut object: Map<String, Value>, ctx: &ValidationContext) -> Resu
             id,
             object,
             warnings: f.warnings,
+            upgrade: upgrade.map(|done| {
+                Problem::new(
+                    Code::Normalised,
+                    format!("STIX 2.0 object upgraded to 2.1: {}", done.join("; ")),
+                )
+            }),
         }),
         _ => Err(Invalid {
             id: match object.get("id") {
@@ -323,29 +337,54 @@ fn check_id(object: &Map<String, Value>, f: &mut Findings) -> Option<String> {
     }
 }
 
-/// Returns `true` when the object was upgraded from STIX 2.0.
-fn check_spec_version(object: &mut Map<String, Value>, f: &mut Findings) -> bool {
-    match object.get("spec_version") {
-        Some(Value::String(v)) if v == "2.1" => false,
-        None => {
-            object.insert("spec_version".into(), Value::String("2.1".into()));
-            f.warn(
-                Code::Normalised,
-                "spec_version was absent (a STIX 2.0 object); set to 2.1",
-            );
-            true
-        }
-        Some(Value::String(v)) if v == "2.0" => {
-            object.insert("spec_version".into(), Value::String("2.1".into()));
-            f.warn(Code::Normalised, "spec_version 2.0 upgraded to 2.1");
-            true
-        }
+/// Upgrades a STIX 2.0 object's `spec_version` (absent or `"2.0"`) to 2.1; returns what was done
+/// when it did (`None` for a 2.1 object).
+fn check_spec_version(object: &mut Map<String, Value>, f: &mut Findings) -> Option<Vec<String>> {
+    let done = match object.get("spec_version") {
+        Some(Value::String(v)) if v == "2.1" => return None,
+        None => "spec_version was absent, set to 2.1",
+        Some(Value::String(v)) if v == "2.0" => "spec_version 2.0 set to 2.1",
         Some(other) => {
             f.problem(
                 Code::InvalidProperty,
                 format!("spec_version ({}) must be \"2.1\"", show(other)),
             );
-            false
+            return None;
+        }
+    };
+    object.insert("spec_version".into(), Value::String("2.1".into()));
+    Some(vec![done.to_string()])
+}
+
+/// The STIX 2.0 → 2.1 changes to the types Sentinel accepts, beyond `spec_version` (STIX 2.1
+/// §1.6 "Changes from STIX 2.0"; OASIS `stix2-elevator`/`stix2` do the same):
+/// - indicator: 2.0 had only STIX patterns and no `pattern_type` (set to `stix`); 2.0's required
+///   `labels` held the indicator-type vocabulary, which 2.1 moved to `indicator_types` (copied
+///   there; `labels` is kept, as 2.1 tags);
+/// - threat-actor: likewise 2.0 `labels` → 2.1 `threat_actor_types`.
+///
+/// Only properties the object lacks are set, so a 2.1 object that merely omits `spec_version`
+/// keeps what it has.
+fn upgrade_2_0(object: &mut Map<String, Value>, ty: &str, done: &mut Vec<String>) {
+    let types_key = match ty {
+        "indicator" => {
+            if !object.contains_key("pattern_type") {
+                object.insert("pattern_type".into(), Value::String("stix".into()));
+                done.push("pattern_type was absent, set to stix".into());
+            }
+            "indicator_types"
+        }
+        "threat-actor" => "threat_actor_types",
+        _ => return,
+    };
+    if object.contains_key(types_key) {
+        return;
+    }
+    if let Some(Value::Array(labels)) = object.get("labels") {
+        if !labels.is_empty() && labels.iter().all(Value::is_string) {
+            let labels = labels.clone();
+            object.insert(types_key.into(), Value::Array(labels));
+            done.push(format!("labels copied to {types_key}"));
         }
     }
 }
@@ -593,21 +632,7 @@ fn check_confidence(object: &mut Map<String, Value>, f: &mut Findings) {
     }
 }
 
-fn check_indicator(
-    object: &mut Map<String, Value>,
-    upgraded: bool,
-    ctx: &ValidationContext,
-    f: &mut Findings,
-) {
-    if upgraded && !object.contains_key("pattern_type") {
-        // STIX 2.0 had only STIX patterns and no pattern_type.
-        object.insert("pattern_type".into(), Value::String("stix".into()));
-        f.warn(
-            Code::Normalised,
-            "pattern_type was absent (STIX 2.0); set to stix",
-        );
-    }
-    let object: &Map<String, Value> = object;
+fn check_indicator(object: &Map<String, Value>, ctx: &ValidationContext, f: &mut Findings) {
     let pattern = non_empty_string(object, "pattern", true, f);
     let pattern_type = non_empty_string(object, "pattern_type", true, f);
     if let (Some(pattern), Some("stix")) = (pattern, pattern_type) {

@@ -47,6 +47,9 @@ struct Case {
     expect: Map<String, Value>,
     #[serde(default)]
     absent: Vec<String>,
+    /// The STIX 2.0 upgrade's message (`Valid::upgrade`) contains this; absent: no upgrade.
+    #[serde(default)]
+    upgrade: Option<String>,
 }
 
 fn assert_messages(name: &str, got: &[Problem], want: &[String]) {
@@ -90,6 +93,14 @@ fn validation_fixtures() {
                 }
                 for k in &case.absent {
                     assert!(!v.object.contains_key(k), "{name}: {k} should be removed");
+                }
+                match (&v.upgrade, &case.upgrade) {
+                    (None, None) => {}
+                    (Some(got), Some(want)) => {
+                        assert_eq!(got.code, Code::Normalised, "{name}");
+                        assert!(got.message.contains(want.as_str()), "{name}: {got:?}");
+                    }
+                    (got, want) => panic!("{name}: upgrade {got:?}, expected {want:?}"),
                 }
             }
             (Err(inv), false) => {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The outside oracle for what ti-ingest writes: parses every object of a STIX bundle with the
+# pinned OASIS stix2 (scripts/oracle/requirements.txt), as STIX tools read it.
+#
+# Usage: scripts/stix2-parse.sh BUNDLE.json   -> {"objects": N, "refused": [...]} on stdout
+# Shares .venv-oracle with scripts/oracle.sh (created once; re-created when the pins change).
+# Run by tests/cli.rs (converted_stix_is_read_by_oasis_stix2).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv-oracle"
+req="$root/scripts/oracle/requirements.txt"
+python="${PYTHON:-python3}"
+
+if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+    echo "stix2-parse: creating $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
+    cp "$req" "$venv/.requirements"
+fi
+
+"$venv/bin/python" "$root/scripts/oracle/parse.py" "$1"
