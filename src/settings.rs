@@ -578,6 +578,7 @@ mod tests {
         assert_eq!(s.upload.batch_size, 100);
         assert_eq!(s.upload.max_concurrency, 4);
         assert_eq!(s.upload.source_system, "ti-ingest");
+        assert_eq!(s.upload.dangling_relationships, DanglingRelationships::Warn);
         assert_eq!(
             s.upload.workspace_id.as_deref(),
             Some("6a0b3e5c-1111-2222-3333-444455556666")

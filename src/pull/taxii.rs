@@ -337,7 +337,7 @@ mod tests {
             json!(["osint"]),
             "labels are the pipeline's to add"
         );
-        assert_eq!(o["valid_until"], "2026-01-15T00:00:00Z");
+        assert_eq!(o["valid_until"], "2026-01-15T00:00:00.000Z");
         assert_eq!(o["object_marking_refs"], json!([Tlp::Amber.marking_ref()]));
         // Cyber observables and markings are left alone.
         let mut sco = json!({"type": "ipv4-addr", "id": "ipv4-addr--x", "value": "1.2.3.4"});
