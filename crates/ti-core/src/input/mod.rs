@@ -1269,13 +1269,16 @@ impl JsonBody {
         }
         let r = self.framer.finish(&mut self.items);
         self.drain(ctx, out);
-        if let (Ok(_), Some(held)) = (&r, self.held.take()) {
-            return Err(FrameError {
-                line: held.line,
-                message: no_known_shape(&held),
-            });
+        if let Some(held) = self.held.take() {
+            if r.is_ok() {
+                return Err(FrameError {
+                    line: held.line,
+                    message: no_known_shape(&held),
+                });
+            }
+            // The input is broken anyway: the record counts as it was read.
+            out.push(held);
         }
-        out.extend(self.held.take());
         let ti = ctx.saw_ti == Some(true);
         Ok(match r? {
             frame::Format::StixBundle => InputFormat::StixBundle,

@@ -629,6 +629,10 @@ fn one_json_object_of_no_known_shape_is_an_input_error() {
         );
         assert!(e.message.contains("Graph tiIndicator"), "{}", e.message);
     }
+    // Broken after the object anyway: that input error, and the object counts as a record.
+    let (out, r) = decode(b"{\"hello\":\"world\"} \xC3");
+    assert!(r.unwrap_err().message.contains("multi-byte"));
+    assert_eq!(out.len(), 1);
     let (out, r) = decode(b"{\"hello\":\"world\"}\n{\"hello\":\"again\"}\n");
     assert_eq!(r, Ok(InputFormat::Ndjson));
     assert_eq!(out.len(), 2);
