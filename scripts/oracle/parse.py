@@ -1,10 +1,12 @@
-"""Parses every object of a STIX bundle with the OASIS stix2 library, as STIX tools read it.
+"""Parses every object of STIX bundles with the OASIS stix2 library, as STIX tools read them.
 
-Usage: parse.py BUNDLE.json   -> prints {"objects": N, "refused": [{"index", "id", "error"}]}
+Usage: parse.py BUNDLE.json...
+  -> prints {"<path>": {"objects": N, "refused": [{"index", "id", "error"}]}, ...}
 
 `stix2.parse(obj, allow_custom=True)` is how STIX tools (and the OASIS library's own
 `stix2.parse` docs) load objects: it checks property types, timestamps and their precision, and
-required properties, but lets custom properties through.
+required properties, but lets custom properties through (ATT&CK's x_mitre_* properties). The
+version is taken from each object's spec_version. One interpreter start for all files.
 """
 
 import json
@@ -13,8 +15,8 @@ import sys
 import stix2
 
 
-def main() -> None:
-    with open(sys.argv[1], encoding="utf-8") as f:
+def verdict(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
         bundle = json.load(f)
     refused = []
     for i, obj in enumerate(bundle["objects"]):
@@ -22,7 +24,11 @@ def main() -> None:
             stix2.parse(obj, allow_custom=True)
         except Exception as e:  # every refusal is reported, whatever its class
             refused.append({"index": i, "id": obj.get("id"), "error": f"{type(e).__name__}: {e}"})
-    json.dump({"objects": len(bundle["objects"]), "refused": refused}, sys.stdout)
+    return {"objects": len(bundle["objects"]), "refused": refused}
+
+
+def main() -> None:
+    json.dump({path: verdict(path) for path in sys.argv[1:]}, sys.stdout)
 
 
 if __name__ == "__main__":

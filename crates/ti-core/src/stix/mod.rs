@@ -591,8 +591,49 @@ fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
         }
     }
     reference(object, "created_by_ref", false, f);
+    split_granular_markings(object, f);
     identifier_list(object, "object_marking_refs", f);
     object_list(object, "external_references", &["source_name"], f);
+}
+
+/// A granular marking may carry `lang` or `marking_ref`, never both (STIX 2.1 CS02 §7.2.3,
+/// Granular Markings: "If the marking_ref property is present, this property [lang] MUST NOT be
+/// present"), and OASIS `stix2` refuses an object that has both. Microsoft's own sample bodies
+/// (the stix-objects-api page) put both in one marking; Sentinel takes them. Such a marking says
+/// two things about the same selectors, so it is split into two markings with those selectors,
+/// one for each: nothing is lost and every STIX tool reads the result.
+fn split_granular_markings(object: &mut Map<String, Value>, f: &mut Findings) {
+    let Some(Value::Array(markings)) = object.get_mut("granular_markings") else {
+        return;
+    };
+    let both = |m: &Value| m.get("lang").is_some() && m.get("marking_ref").is_some();
+    if !markings.iter().any(both) {
+        return;
+    }
+    let mut split = 0;
+    let mut out = Vec::with_capacity(markings.len() + 1);
+    for m in markings.drain(..) {
+        match m {
+            Value::Object(mut with_lang)
+                if with_lang.contains_key("lang") && with_lang.contains_key("marking_ref") =>
+            {
+                let mut with_ref = with_lang.clone();
+                with_lang.remove("marking_ref");
+                with_ref.remove("lang");
+                out.push(Value::Object(with_lang));
+                out.push(Value::Object(with_ref));
+                split += 1;
+            }
+            other => out.push(other),
+        }
+    }
+    *markings = out;
+    f.warn(
+        Code::Normalised,
+        format!(
+            "{split} granular marking(s) had both lang and marking_ref, which STIX 2.1 does not allow in one marking: each was split into two markings with the same selectors"
+        ),
+    );
 }
 
 /// `confidence`: an integer 0–100. A number written as a string (`"95"`, as in Microsoft's import

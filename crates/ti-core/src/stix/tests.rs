@@ -213,3 +213,35 @@ fn long_values_are_cut_short_in_messages() {
         inv.problems[0].message
     );
 }
+
+/// Microsoft's sample bodies put `lang` and `marking_ref` in one granular marking; STIX 2.1
+/// §7.2.3 allows one or the other, so the marking is split in two with the same selectors.
+#[test]
+fn a_granular_marking_with_lang_and_marking_ref_is_split_in_two() {
+    let mut o = serde_json::json!({
+        "type": "identity", "spec_version": "2.1",
+        "id": "identity--a463ffb3-1bd9-4d94-b02d-74e4f1658283",
+        "created": "2017-06-01T00:00:00.000Z", "modified": "2017-06-01T00:00:00.000Z",
+        "name": "ACME",
+        "granular_markings": [
+            {"marking_ref": "marking-definition--089a6ecb-cc15-43cc-9494-767639779123",
+             "selectors": ["description", "labels"], "lang": "en"},
+            {"lang": "fr", "selectors": ["name"]}
+        ]
+    });
+    let v = validate(o.as_object_mut().unwrap().clone(), &ctx()).unwrap();
+    assert_eq!(
+        v.object["granular_markings"],
+        serde_json::json!([
+            {"selectors": ["description", "labels"], "lang": "en"},
+            {"marking_ref": "marking-definition--089a6ecb-cc15-43cc-9494-767639779123",
+             "selectors": ["description", "labels"]},
+            {"lang": "fr", "selectors": ["name"]}
+        ])
+    );
+    assert_eq!(v.warnings.len(), 1);
+    assert_eq!(v.warnings[0].code, Code::Normalised);
+    assert!(v.warnings[0]
+        .message
+        .starts_with("1 granular marking(s) had both lang and marking_ref"));
+}
