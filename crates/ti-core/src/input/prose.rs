@@ -21,7 +21,7 @@
 //!   not read; an indicator written in the visible text is.
 //!
 //! Markup: a first non-blank line that starts with a tag (`<!DOCTYPE`, `<html`, `<p>`…) makes the
-//! input HTML: tags, comments, `<script>` and `<style>` contents are dropped and character
+//! input HTML (comments before it do not count): tags, comments, `<script>` and `<style>` contents are dropped and character
 //! references decoded (by the `html-escape` crate, which knows every HTML5 named reference).
 //! The tag stripper is a small state machine rather than an HTML parser crate because it must
 //! stream line by line with bounded memory, and extraction needs only the text, not a tree.
@@ -101,6 +101,9 @@ pub(super) struct ProseBody {
 
 enum Markup {
     Undecided,
+    /// Undecided, inside a comment (`<!-- … -->`) before any content: Markdown files start
+    /// with one as often as HTML files do; it is not text in either.
+    LeadingComment,
     Text,
     Html(Html),
 }
@@ -159,7 +162,26 @@ impl ProseBody {
             Line::Text(t) => t,
         };
         // A stray invalid byte in a report should not hide the indicators around it.
-        let s = String::from_utf8_lossy(t);
+        let mut s = String::from_utf8_lossy(t);
+        if matches!(self.markup, Markup::LeadingComment) {
+            match s.find("-->") {
+                Some(i) => {
+                    s = Cow::Owned(s[i + 3..].to_string());
+                    self.markup = Markup::Undecided;
+                }
+                None => return,
+            }
+        }
+        while matches!(self.markup, Markup::Undecided) && s.trim_start().starts_with("<!--") {
+            let rest = &s.trim_start()[4..];
+            match rest.find("-->") {
+                Some(i) => s = Cow::Owned(rest[i + 3..].to_string()),
+                None => {
+                    self.markup = Markup::LeadingComment;
+                    return;
+                }
+            }
+        }
         if matches!(self.markup, Markup::Undecided) {
             let first = s.trim_start();
             if first.is_empty() {

@@ -323,3 +323,27 @@ fn the_format_is_named_prose_and_never_detected() {
         .unwrap();
     assert_eq!(d.finish(&mut out), Ok(InputFormat::Text));
 }
+
+#[test]
+fn a_leading_comment_does_not_make_markdown_html() {
+    let text = "<!-- written by\nthe team: 192.0.2.1 -->\n\n| a | 192.0.2.2 |\n| b | 192.0.2.3 |\n";
+    assert_eq!(
+        extract(text),
+        [
+            (
+                "[ipv4-addr:value = '192.0.2.2']".into(),
+                4,
+                "| a | 192.0.2.2 |".into()
+            ),
+            (
+                "[ipv4-addr:value = '192.0.2.3']".into(),
+                5,
+                "| b | 192.0.2.3 |".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        patterns("<!-- x --> <!-- y --><p>Seen 192.0.2.4</p>"),
+        ["[ipv4-addr:value = '192.0.2.4']"]
+    );
+}
