@@ -12,7 +12,7 @@
 //!    `{"value":[…]}`), switching to NDJSON when a first one-line object is followed by another
 //!    object on a later line; a first line (after blank and `#` comment lines) that is a known
 //!    CSV header within the record bound → CSV; else text. Decided the same however the input
-//!    is cut into chunks;
+//!    is cut into chunks. `prose` (indicators in running text, [`prose`]) is only ever forced;
 //! 4. **records**: each record becomes a [`Decoded`] — a STIX 2.1 object ready for
 //!    [`crate::stix::validate`] (tiIndicators, CSV rows and text lines are converted by
 //!    [`crate::convert`]) or the problem that stopped it — with its 0-based index, 1-based line
@@ -22,6 +22,7 @@
 //! does); they are removed with a `normalised` warning.
 
 mod lines;
+mod prose;
 
 use std::fmt;
 use std::io::Write;
@@ -47,10 +48,12 @@ pub enum InputFormat {
     Graph,
     Csv,
     Text,
+    /// Indicators extracted from running text (a report, a blog post); only when forced.
+    Prose,
 }
 
 impl InputFormat {
-    pub const ALL: [InputFormat; 7] = [
+    pub const ALL: [InputFormat; 8] = [
         InputFormat::StixBundle,
         InputFormat::StixJson,
         InputFormat::Ndjson,
@@ -58,6 +61,7 @@ impl InputFormat {
         InputFormat::Graph,
         InputFormat::Csv,
         InputFormat::Text,
+        InputFormat::Prose,
     ];
 
     /// The name used by `TI_FORMAT`, `--format` and the report's `source.format`.
@@ -70,6 +74,7 @@ impl InputFormat {
             InputFormat::Graph => "graph",
             InputFormat::Csv => "csv",
             InputFormat::Text => "text",
+            InputFormat::Prose => "prose",
         }
     }
 
@@ -753,6 +758,7 @@ impl TextStage {
             Body::Ndjson(_) => Some(InputFormat::Ndjson),
             Body::Csv(_) => Some(InputFormat::Csv),
             Body::Text(_) => Some(InputFormat::Text),
+            Body::Prose(_) => Some(InputFormat::Prose),
         }
     }
 
@@ -918,6 +924,7 @@ enum Body {
     Ndjson(LineBody),
     Csv(CsvBody),
     Text(LineBody),
+    Prose(Box<prose::ProseBody>),
 }
 
 impl Body {
@@ -927,6 +934,7 @@ impl Body {
             f if f.is_framed_json() => Body::Json(Box::new(JsonBody::new(opts.limits, false))),
             InputFormat::Ndjson => Body::Ndjson(LineBody::new(max, 1, 0)),
             InputFormat::Csv => Body::Csv(CsvBody::new(max)),
+            InputFormat::Prose => Body::Prose(Box::new(prose::ProseBody::new(max))),
             _ => Body::Text(LineBody::text(max)),
         }
     }
@@ -952,6 +960,7 @@ impl Body {
             Body::Ndjson(l) => l.push(bytes, ctx, out),
             Body::Csv(c) => c.push(bytes, ctx, out),
             Body::Text(l) => l.push(bytes, ctx, out),
+            Body::Prose(p) => p.push(bytes, ctx, out),
         }
     }
 
@@ -1012,6 +1021,10 @@ impl Body {
             Body::Text(l) => {
                 l.finish(ctx, out)?;
                 InputFormat::Text
+            }
+            Body::Prose(p) => {
+                p.finish(ctx, out)?;
+                InputFormat::Prose
             }
         };
         Ok(forced.unwrap_or(detected))
