@@ -139,7 +139,7 @@ impl Storage {
                     .properties
                     .etag
                     .as_ref()
-                    .map(|e| crate::work::canonical_etag(&e.to_string()))
+                    .map(|e| crate::work::canonical_etag(e.as_ref()))
                     .unwrap_or_default();
                 Ok(OpenedBlob {
                     stream: Box::pin(result.body),
