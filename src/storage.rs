@@ -139,7 +139,7 @@ impl Storage {
                     .properties
                     .etag
                     .as_ref()
-                    .map(|e| e.to_string())
+                    .map(|e| crate::work::canonical_etag(e.as_ref()))
                     .unwrap_or_default();
                 Ok(OpenedBlob {
                     stream: Box::pin(result.body),
@@ -265,7 +265,10 @@ impl Storage {
                 i.name.map(|name| ListedBlob {
                     name,
                     modified,
-                    etag: etag.unwrap_or_default(),
+                    // Listings give the ETag unquoted, downloads quoted: one form everywhere.
+                    etag: etag
+                        .map(|e| crate::work::canonical_etag(&e))
+                        .unwrap_or_default(),
                 })
             })
             .collect())
@@ -375,6 +378,37 @@ impl Storage {
     }
 }
 
+/// Azure's limit on a blob name: "A blob name must be at least one character long and cannot be
+/// more than 1,024 characters long" (Microsoft Learn, "Naming and Referencing Containers, Blobs,
+/// and Metadata", learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata).
+pub const MAX_BLOB_NAME_CHARS: usize = 1024;
+/// The longest suffix the app appends to a report path (`.rejected.ndjson`).
+const LONGEST_REPORT_SUFFIX: usize = ".rejected.ndjson".len();
+/// `~` and 16 hex digits of the name's hash.
+const HASH_TAIL: usize = 17;
+
+/// The reports-container path (before `.report.json` / `.rejected.ndjson`) for inbox blob `name`:
+/// the name itself when `<name>.rejected.ndjson` fits Azure's 1,024-character limit on blob
+/// names; otherwise the name's first 991 characters, `~`, and the first 16 hex digits of
+/// uuidv5(name) (SHA-1 based), so the path stays within the limit, stays unique for different
+/// names, and still begins with (most of) the input's name: list the reports container with the
+/// input name's first characters as prefix to find it.
+pub fn blob_report_base(name: &str) -> String {
+    if name.chars().count() + LONGEST_REPORT_SUFFIX <= MAX_BLOB_NAME_CHARS {
+        return name.to_string();
+    }
+    let keep = MAX_BLOB_NAME_CHARS - LONGEST_REPORT_SUFFIX - HASH_TAIL;
+    let head: String = name.chars().take(keep).collect();
+    let hash = uuid::Uuid::new_v5(&REPORT_NAME_NAMESPACE, name.as_bytes())
+        .simple()
+        .to_string();
+    format!("{head}~{}", &hash[..16])
+}
+
+/// Namespace of [`blob_report_base`]'s hash (fixed forever: it names reports already written).
+const REPORT_NAME_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x3b6f_0c1e_52a7_4d09_9e8b_71c4_d2a5_0f36);
+
 /// The reports-container path for a queue or HTTP input: `messages/<yyyy>/<mm>/<dd>/<id>`.
 pub fn message_report_path(message_id: &str, at: OffsetDateTime) -> String {
     let safe: String = message_id
@@ -400,6 +434,42 @@ pub fn message_report_path(message_id: &str, at: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_names_stay_within_the_blob_name_limit() {
+        assert_eq!(blob_report_base("feeds/a.json"), "feeds/a.json");
+        // The longest name kept whole: 1,008 + 16 characters for `.rejected.ndjson`.
+        let fits = "a".repeat(1008);
+        assert_eq!(blob_report_base(&fits), fits);
+        for name in [
+            "b".repeat(1009),
+            "c".repeat(1024),
+            format!("{}/x.json", "é".repeat(1010)),
+        ] {
+            let base = blob_report_base(&name);
+            assert_eq!(
+                base.chars().count() + ".rejected.ndjson".len(),
+                1024,
+                "{base}"
+            );
+            assert!(name.starts_with(&base[..base.len() - 17]));
+            assert_eq!(base.as_bytes()[base.len() - 17], b'~');
+        }
+        // Unique: names differing only after the cut get different paths.
+        let a = format!("{}a", "x".repeat(1020));
+        let b = format!("{}b", "x".repeat(1020));
+        assert_ne!(blob_report_base(&a), blob_report_base(&b));
+        assert_eq!(
+            blob_report_base(&a),
+            format!(
+                "{}~{}",
+                "x".repeat(991),
+                &uuid::Uuid::new_v5(&REPORT_NAME_NAMESPACE, a.as_bytes())
+                    .simple()
+                    .to_string()[..16]
+            )
+        );
+    }
 
     #[test]
     fn message_report_paths_are_dated_and_safe() {

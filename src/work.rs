@@ -8,10 +8,24 @@
 //! a re-dropped file (new content, new ETag) is a new run. Uploads are idempotent by STIX id, so a
 //! range retried after a crash re-sends records but never duplicates them at the service.
 //!
-//! Layout under the reports container, for run `<id>` = uuidv5(blob name, ETag):
-//! - `runs/<id>/state.json`: blob, ETag, the next range's start, last activity (for Sweep);
+//! The ETag is taken in one canonical form ([`canonical_etag`]: quoted, as a download's `ETag`
+//! header gives it), because a blob listing gives the same value unquoted (Azure does so too:
+//! "Get Blob" returns the `ETag` header as a quoted entity tag per RFC 9110 §8.8.3, while "List
+//! Blobs" returns `<Etag>0x8D…</Etag>` without quotes — learn.microsoft.com/rest/api/storageservices/
+//! list-blobs, sample response). Every path that names a run (ingest, work items, Sweep) computes
+//! the same id; the quoted form is the one run ids were always computed from, so ids already in
+//! storage stay valid.
+//!
+//! Layout under the reports container, for run `<id>` = uuidv5(blob name, quoted ETag):
+//! - `runs/<id>/state.json`: blob, ETag, the furthest next range start, last activity (for Sweep);
 //! - `runs/<id>/parts/<start>.json`: a range's partial report and rejected records;
-//! - `runs/<id>/queued/<start>`: once-only marker: whoever creates it enqueues that range;
+//! - `runs/<id>/queued/<start>`: written before the work item for `start` is sent; a work item
+//!   whose start is neither 0 nor queued this way did not come from the app and is refused;
+//! - `runs/<id>/sent/<start>`: written only *after* the work item for `start` was sent: a
+//!   redelivery that finds the range's part but not this marker sends the item again (a kill
+//!   between the send and the marker yields a duplicate item, which is harmless: a range whose
+//!   part exists is not run again, and the report is assembled by following the chain of parts
+//!   from record 0, so a range run twice is counted once);
 //! - `runs/<id>/done`: the final report was written.
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +35,9 @@ use time::OffsetDateTime;
 use crate::pipeline::RunOutcome;
 
 /// A message on the work queue: continue `blob` (version `etag`) from record `start`.
+/// Unknown fields are refused: the app writes exactly these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkItem {
     /// Message schema version.
     pub v: u32,
@@ -39,18 +55,107 @@ impl WorkItem {
             v: Self::VERSION,
             container: container.to_string(),
             blob: blob.to_string(),
-            etag: etag.to_string(),
+            etag: canonical_etag(etag),
             start,
         }
     }
 
+    /// Parses a work item and checks the fields that do not need storage: the version, and an
+    /// ETag of the form the app writes ([`is_app_etag`]). The container and the range start are
+    /// checked by the caller (they need the settings and the run's checkpoints).
     pub fn parse(text: &str) -> Result<Self, String> {
         let item: WorkItem = serde_json::from_str(text)
             .map_err(|e| format!("the work item is not the expected JSON: {e}"))?;
         if item.v != Self::VERSION {
-            return Err(format!("work item version {} is not supported", item.v));
+            return Err(format!(
+                "work item version {} is not supported (expected {})",
+                item.v,
+                Self::VERSION
+            ));
+        }
+        if !is_app_etag(&item.etag) {
+            return Err(format!(
+                "work item field etag {:?} is not an ETag as the app writes it (expected a quoted \"0x\" and 1 to 32 hex digits)",
+                item.etag
+            ));
         }
         Ok(item)
+    }
+}
+
+/// The one form of an ETag the app uses everywhere: surrounding whitespace and quotes removed,
+/// then quoted (`0x8D…` and `"0x8D…"` are the same version).
+pub fn canonical_etag(etag: &str) -> String {
+    format!("\"{}\"", etag.trim().trim_matches('"'))
+}
+
+/// Whether `etag` is a blob ETag in the canonical form the app writes into work items: `"0x`
+/// and 1 to 32 hex digits, quoted. Blob ETags have this form in Azure Storage and Azurite (e.g.
+/// `"0x8D4BCC2E4835CD0"` in the "Get Blob" sample response,
+/// learn.microsoft.com/rest/api/storageservices/get-blob); anything else (CR/LF, spaces, other
+/// text) did not come from the app.
+pub fn is_app_etag(etag: &str) -> bool {
+    etag.strip_prefix("\"0x")
+        .and_then(|r| r.strip_suffix('"'))
+        .is_some_and(|hex| {
+            (1..=32).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+/// Test-only fault injection, so the kill tests can aim at each hand-off point instead of
+/// hoping a random kill lands there: `TI_TEST_ABORT_AT=<point>:<n>[,<point>:<n>...]` makes the
+/// process abort (`std::process::abort`, as abrupt as `kill -9` for everything it has not
+/// written yet) on the `n`-th arrival at `<point>`. Unset (always, outside tests): no effect.
+pub mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    /// After a range's part was written, before the state and the next item.
+    pub const PART_WRITTEN: &str = "part-written";
+    /// After the state names the next range, before its work item is sent.
+    pub const BEFORE_SEND: &str = "before-send";
+    /// After the next work item was sent, before the `sent/<start>` marker.
+    pub const AFTER_SEND: &str = "after-send";
+    /// After the `sent/<start>` marker, before the invocation answers.
+    pub const AFTER_MARKER: &str = "after-marker";
+    /// During report assembly: the parts are read, nothing final is written.
+    pub const ASSEMBLING: &str = "assembling";
+    /// After the final report was written, before the run's `done` marker.
+    pub const REPORT_WRITTEN: &str = "report-written";
+    pub const POINTS: &[&str] = &[
+        PART_WRITTEN,
+        BEFORE_SEND,
+        AFTER_SEND,
+        AFTER_MARKER,
+        ASSEMBLING,
+        REPORT_WRITTEN,
+    ];
+
+    struct Plan(Vec<(String, u64, AtomicU64)>);
+
+    fn plan() -> &'static Plan {
+        static PLAN: OnceLock<Plan> = OnceLock::new();
+        PLAN.get_or_init(|| {
+            let raw = std::env::var("TI_TEST_ABORT_AT").unwrap_or_default();
+            Plan(
+                raw.split(',')
+                    .filter_map(|p| {
+                        let (name, n) = p.trim().split_once(':')?;
+                        Some((name.to_string(), n.parse().ok()?, AtomicU64::new(0)))
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Marks an arrival at `point`; aborts the process when the plan says so.
+    pub fn point(point: &str) {
+        for (name, n, seen) in &plan().0 {
+            if name == point && seen.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+                eprintln!("TI_TEST_ABORT_AT: aborting at {point} (arrival {n})");
+                std::process::abort();
+            }
+        }
     }
 }
 
@@ -64,7 +169,9 @@ pub struct Run {
 }
 
 impl Run {
+    /// The run of `blob` in version `etag` (quoted or not: see [`canonical_etag`]).
     pub fn new(blob: &str, etag: &str) -> Self {
+        let etag = canonical_etag(etag);
         let id = uuid::Uuid::new_v5(&RUN_NAMESPACE, format!("{blob}\n{etag}").as_bytes());
         Run {
             dir: format!("runs/{id}"),
@@ -83,8 +190,15 @@ impl Run {
         format!("{}/parts/{start:015}.json", self.dir)
     }
 
+    /// Written before the work item for `start` is sent: a work item for a range start other
+    /// than 0 is genuine only if this exists.
     pub fn queued(&self, start: u64) -> String {
         format!("{}/queued/{start:015}", self.dir)
+    }
+
+    /// Written after the work item for `start` was sent.
+    pub fn sent(&self, start: u64) -> String {
+        format!("{}/sent/{start:015}", self.dir)
     }
 
     pub fn done(&self) -> String {
@@ -129,32 +243,52 @@ pub struct RunState {
     pub updated_at: OffsetDateTime,
 }
 
-/// Assembles the final outcome from a run's parts, which must cover the input from record 0 to
-/// its end without gaps.
-pub fn assemble(mut parts: Vec<Part>) -> Result<RunOutcome, String> {
-    parts.sort_by_key(|p| p.start);
-    let mut expect = 0u64;
-    for (i, p) in parts.iter().enumerate() {
-        if p.start != expect {
-            return Err(format!(
-                "the checkpoints are not contiguous: expected a range from record {expect}, found one from {}",
-                p.start
-            ));
-        }
+/// Where a run stands, from its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The chain of parts from record 0 ends at a range with no part: the first missing range.
+    Missing(u64),
+    /// The chain reaches the end of the input; its last range starts here.
+    Complete { last: u64 },
+}
+
+/// Follows the chain of parts from record 0 by each part's `next`. Parts off the chain (a range
+/// run twice by duplicate items and cut at a different record) are ignored: the chain alone
+/// covers every record exactly once.
+pub fn chain(parts: &[Part]) -> (Vec<&Part>, Progress) {
+    let by_start: std::collections::HashMap<u64, &Part> =
+        parts.iter().map(|p| (p.start, p)).collect();
+    let mut path = Vec::new();
+    let mut at = 0u64;
+    loop {
+        let Some(p) = by_start.get(&at) else {
+            return (path, Progress::Missing(at));
+        };
+        path.push(*p);
         match p.next {
-            Some(n) => expect = n,
-            None if i + 1 == parts.len() => {}
-            None => return Err("a checkpoint before the last one ends the input".into()),
+            // A part can only point forward; anything else is a corrupt checkpoint.
+            Some(n) if n > at && path.len() <= parts.len() => at = n,
+            Some(_) => return (path, Progress::Missing(at)),
+            None => return (path, Progress::Complete { last: at }),
         }
     }
-    let Some(last) = parts.last() else {
-        return Err("no checkpoints".into());
-    };
-    if last.next.is_some() {
-        return Err(format!(
-            "the input is not finished: the next range starts at record {expect}"
-        ));
+}
+
+/// Assembles the final outcome from a run's parts, whose chain must cover the input from
+/// record 0 to its end without gaps.
+pub fn assemble(parts: Vec<Part>) -> Result<RunOutcome, String> {
+    let (path, progress) = chain(&parts);
+    match progress {
+        Progress::Complete { .. } => {}
+        Progress::Missing(0) if parts.is_empty() => return Err("no checkpoints".into()),
+        Progress::Missing(at) => {
+            return Err(format!(
+                "the checkpoints are not contiguous: no range from record {at} (the input is not finished)"
+            ))
+        }
     }
+    let parts: Vec<Part> = path.into_iter().cloned().collect();
+    let last = parts.last().expect("a complete chain has a part");
     let mut report = parts[0].report.clone();
     report.finished_at = last.report.finished_at.clone();
     report.input_error = last.report.input_error.clone();
@@ -275,5 +409,82 @@ mod tests {
         let text = serde_json::to_string(&item).unwrap();
         assert_eq!(WorkItem::parse(&text).unwrap(), item);
         assert!(WorkItem::parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_listed_and_a_downloaded_etag_name_the_same_run() {
+        // Listing: unquoted; download: quoted. Same version, same run, same work item.
+        assert_eq!(
+            Run::new("a.json", "0x8DC0FFEE"),
+            Run::new("a.json", "\"0x8DC0FFEE\"")
+        );
+        assert_eq!(canonical_etag(" 0x8DC0FFEE "), "\"0x8DC0FFEE\"");
+        assert_eq!(
+            WorkItem::new("i", "a", "0x8DC0FFEE", 0).etag,
+            "\"0x8DC0FFEE\""
+        );
+        // Ids computed before the canonical form existed (from the quoted download ETag) hold.
+        let old = uuid::Uuid::new_v5(&RUN_NAMESPACE, b"a.json\n\"0x8DC0FFEE\"");
+        assert_eq!(Run::new("a.json", "0x8DC0FFEE").dir, format!("runs/{old}"));
+    }
+
+    #[test]
+    fn work_items_the_app_did_not_write_are_refused() {
+        let good =
+            r#"{"v":1,"container":"inbox","blob":"a.json","etag":"\"0x8DC0FFEE\"","start":0}"#;
+        assert!(WorkItem::parse(good).is_ok());
+        for (bad, why) in [
+            (
+                r#"{"v":2,"container":"inbox","blob":"a.json","etag":"\"0x8DC0FFEE\"","start":0}"#,
+                "version 2",
+            ),
+            (
+                r#"{"v":1,"container":"inbox","blob":"a.json","etag":"\"0x8DC0FFEE\"","start":0,"x":1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"v":1,"container":"inbox","blob":"a.json","etag":"\"0x8D\r\nX: y\"","start":0}"#,
+                "not an ETag",
+            ),
+            (
+                r#"{"v":1,"container":"inbox","blob":"a.json","etag":"0x8DC0FFEE","start":0}"#,
+                "not an ETag",
+            ),
+            (
+                r#"{"v":1,"container":"inbox","blob":"a.json","etag":"\"*\"","start":0}"#,
+                "not an ETag",
+            ),
+            (
+                r#"{"v":1,"container":"inbox","blob":"a.json","etag":"\"0x8DC0FFEE\"","start":-1}"#,
+                "expected JSON",
+            ),
+        ] {
+            let err = WorkItem::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_range_run_twice_and_cut_elsewhere_is_counted_once() {
+        // Duplicate items ran range 100 twice: once cut at 150 (deadline), once at 200; the
+        // part at 100 says 200 (the later write), the orphan at 150 is off the chain.
+        let parts = vec![
+            part(0, Some(100), 100, &[3]),
+            part(100, Some(200), 100, &[120]),
+            part(150, Some(250), 100, &[160]),
+            part(200, None, 10, &[205]),
+        ];
+        assert_eq!(chain(&parts).1, Progress::Complete { last: 200 });
+        let out = assemble(parts).unwrap();
+        assert_eq!(out.report.summary.records, 210);
+        assert_eq!(error_indexes(&out), vec![3, 120, 205]);
+        // The first missing range is where Sweep resumes.
+        let parts = vec![part(0, Some(100), 100, &[]), part(200, None, 1, &[])];
+        assert_eq!(chain(&parts).1, Progress::Missing(100));
+        assert_eq!(chain(&[]).1, Progress::Missing(0));
+    }
+
+    fn error_indexes(out: &RunOutcome) -> Vec<u64> {
+        out.report.errors.iter().map(|e| e.record_index).collect()
     }
 }

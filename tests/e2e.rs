@@ -594,3 +594,280 @@ fn walk_json(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// Issue 12 (4): the host base64-encodes only `application/octet-stream` and multipart bodies;
+/// anything else arrives as text and is read as text. A gzip body labelled `application/gzip`
+/// reaches the handler as (lossy) text: the caller gets a 400 report about its content, never a
+/// 500 `envelope_invalid`; the same bytes as `application/octet-stream` are ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_content_types_the_host_base64_encodes_are_decoded() {
+    use devkit::host::HttpTriggerRequest;
+    use std::io::Write;
+    let stack = stack(SimConfig::default(), &[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let driver = handler.driver();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"203.0.113.9\nbad.example.net\n").unwrap();
+    let gz = gz.finish().unwrap();
+
+    let as_gzip = HttpTriggerRequest::post("indicators", "application/gzip", gz.clone());
+    let rsp = driver.invoke_http("Ingest", "req", &as_gzip).await.unwrap();
+    assert_eq!(rsp.status, 200, "{}", rsp.text);
+    let out = rsp.http_output("res").unwrap();
+    assert_eq!(out.status, 400, "{:?}", out.body);
+    assert_ne!(
+        out.body["inputError"]["code"], "envelope_invalid",
+        "{:?}",
+        out.body
+    );
+    assert_eq!(out.body["summary"]["uploaded"], 0, "{:?}", out.body);
+
+    let as_bytes = HttpTriggerRequest::post("indicators", "application/octet-stream", gz);
+    let out = driver
+        .invoke_http("Ingest", "req", &as_bytes)
+        .await
+        .unwrap()
+        .http_output("res")
+        .unwrap();
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    assert_eq!(
+        out.body["summary"],
+        json!({"records": 2, "uploaded": 2, "rejected": 0})
+    );
+
+    // JSON is text: a body that happens to be valid base64 is not decoded.
+    let text = HttpTriggerRequest::post("indicators", "application/json", "[]");
+    let out = driver
+        .invoke_http("Ingest", "req", &text)
+        .await
+        .unwrap()
+        .http_output("res")
+        .unwrap();
+    assert_eq!(out.status, 400, "{:?}", out.body);
+    assert_eq!(out.body["summary"]["records"], 0, "{:?}", out.body);
+    assert_eq!(stack.sim().accepted_ids().len(), 2);
+}
+
+/// Issue 12 (5): a completed report is never replaced by a later failure: work items the app
+/// did not write are refused without writing anything, and a late event for a blob deleted
+/// since gets a report of its own instead of overwriting the blob's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_report_is_never_replaced_by_a_later_failure() {
+    let stack = stack(SimConfig::default(), &[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let driver = handler.driver();
+    let name = "kept.json";
+    stack
+        .ingest_blob(driver, name, common::bundle(&common::corpus(5, &[2])))
+        .await
+        .unwrap();
+    let report_path = format!("{name}.report.json");
+    let original = stack
+        .storage()
+        .read_blob(REPORTS_CONTAINER, &report_path)
+        .await
+        .unwrap();
+    // The version the app read, as its checkpoint state records it (the ETag a work item for
+    // this blob carries).
+    let etag = {
+        let names = stack
+            .storage()
+            .list_blobs(REPORTS_CONTAINER, Some("runs/"))
+            .await
+            .unwrap();
+        assert!(names.iter().any(|n| n.ends_with("/done")), "{names:?}");
+        let state = names.iter().find(|n| n.ends_with("/state.json")).unwrap();
+        let state: Value = serde_json::from_slice(
+            &stack
+                .storage()
+                .read_blob(REPORTS_CONTAINER, state)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        state["etag"].as_str().unwrap().to_string()
+    };
+    assert!(etag.starts_with("\"0x"), "{etag}");
+    let before = stack
+        .storage()
+        .list_blobs(REPORTS_CONTAINER, None)
+        .await
+        .unwrap();
+    let item = |container: &str, etag: &str, start: u64| json!({"v": 1, "container": container, "blob": name, "etag": etag, "start": start});
+    let mut with_extra = item("indicator-inbox", &etag, 0);
+    with_extra["priority"] = json!("high");
+    let mut v2 = item("indicator-inbox", &etag, 0);
+    v2["v"] = json!(2);
+    let cases = [
+        (
+            item("indicator-inbox", "\"0x8D\r\nX-Evil: 1\"", 0),
+            "is not an ETag as the app writes it",
+        ),
+        (
+            item("indicator-inbox", etag.trim_matches('"'), 0),
+            "is not an ETag as the app writes it",
+        ),
+        (
+            item(REPORTS_CONTAINER, &etag, 0),
+            "is not the inbox container",
+        ),
+        (
+            item("indicator-inbox", &etag, 123),
+            "start 123 is not a range this run queued",
+        ),
+        (with_extra, "unknown field `priority`"),
+        (v2, "work item version 2 is not supported"),
+    ];
+    for (forged, why) in &cases {
+        let rsp = driver
+            .invoke_queue("IngestWorkItem", "message", &forged.to_string(), 1)
+            .await
+            .unwrap();
+        assert_eq!(rsp.status, 200, "{}", rsp.text);
+        let rv = &rsp.body["ReturnValue"];
+        assert_eq!(rv["refused"], "work_item_invalid", "{forged}: {rv}");
+        assert!(
+            rv["reason"].as_str().unwrap().contains(why),
+            "{forged}: {rv}"
+        );
+    }
+    // A genuine item for the completed version: already complete, nothing written.
+    let rsp = driver
+        .invoke_queue(
+            "IngestWorkItem",
+            "message",
+            &item("indicator-inbox", &etag, 0).to_string(),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rsp.body["ReturnValue"]["alreadyComplete"], true,
+        "{}",
+        rsp.text
+    );
+    let after = stack
+        .storage()
+        .list_blobs(REPORTS_CONTAINER, None)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "a refused item wrote something");
+
+    // The blob is deleted; then its work item (version known, run done) and a late event
+    // (version unknown) arrive.
+    stack
+        .storage()
+        .delete_blob(devkit::stack::INBOX_CONTAINER, name)
+        .await
+        .unwrap();
+    let rsp = driver
+        .invoke_queue(
+            "IngestWorkItem",
+            "message",
+            &item("indicator-inbox", &etag, 0).to_string(),
+            5,
+        )
+        .await
+        .unwrap();
+    // Azurite answers the item's If-Match read of the deleted blob 412 (the version is gone: the
+    // rest of that run is abandoned); a 404 would find the run done. Either way nothing is written.
+    assert_eq!(rsp.status, 200, "{}", rsp.text);
+    let rv = &rsp.body["ReturnValue"];
+    assert!(
+        rv["abandoned"] == true || rv["alreadyComplete"] == true,
+        "{}",
+        rsp.text
+    );
+    assert_eq!(
+        stack
+            .storage()
+            .list_blobs(REPORTS_CONTAINER, None)
+            .await
+            .unwrap(),
+        before
+    );
+    let late = driver
+        .deliver_blob_created(&stack.blob_url(), "indicator-inbox", name, 1)
+        .await
+        .unwrap();
+    let rv = late.last().body["ReturnValue"].clone();
+    assert_eq!(rv["inputError"], "blob_not_found", "{rv}");
+    let separate = rv["report"].as_str().unwrap();
+    assert!(separate.starts_with("messages/"), "{separate}");
+    let separate: Value = serde_json::from_slice(
+        &stack
+            .storage()
+            .read_blob(REPORTS_CONTAINER, separate)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(separate["inputError"]["code"], "blob_not_found");
+    assert_eq!(
+        separate["source"]["name"],
+        format!("indicator-inbox/{name}")
+    );
+    assert_eq!(
+        stack
+            .storage()
+            .read_blob(REPORTS_CONTAINER, &report_path)
+            .await
+            .unwrap(),
+        original,
+        "the completed report was replaced"
+    );
+    let kept: Value = serde_json::from_slice(&original).unwrap();
+    assert_eq!(
+        kept["summary"],
+        json!({"records": 5, "uploaded": 4, "rejected": 1})
+    );
+}
+
+/// Issue 12 (7): report and rejected-file names stay within Azure's 1,024-character limit on
+/// blob names for any input name: cut, plus a hash of the whole name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_names_of_long_input_names_stay_within_the_blob_name_limit() {
+    let stack = stack(SimConfig::default(), &[("TI_SWEEP_GRACE_SECS", "0")]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let driver = handler.driver();
+    // 1,020 characters: fits as an input name, not with `.rejected.ndjson` appended.
+    let name = format!("long/{}.json", "n".repeat(1010));
+    assert_eq!(name.len(), 1020);
+    let twin = format!("long/{}.jsom", "n".repeat(1010));
+    for n in [&name, &twin] {
+        let delivery = stack
+            .ingest_blob(driver, n, common::bundle(&common::corpus(4, &[1])))
+            .await
+            .unwrap();
+        assert_eq!(delivery.final_status, 200, "{}", delivery.last().text);
+    }
+    let base = devkit::stack::report_base(&name);
+    assert_eq!(base.len(), 1008);
+    assert_eq!(&base[..991], &name[..991]);
+    assert_ne!(base, devkit::stack::report_base(&twin));
+    let mut written: Vec<String> = stack
+        .storage()
+        .list_blobs(REPORTS_CONTAINER, Some("long/"))
+        .await
+        .unwrap();
+    written.sort();
+    let mut expected = vec![];
+    for n in [&name, &twin] {
+        let b = devkit::stack::report_base(n);
+        expected.push(format!("{b}.rejected.ndjson"));
+        expected.push(format!("{b}.report.json"));
+    }
+    expected.sort();
+    assert_eq!(written, expected);
+    assert!(written.iter().all(|w| w.chars().count() <= 1024));
+    let report = stack.report(&name).await.unwrap().unwrap();
+    assert_eq!(report["source"]["name"], format!("indicator-inbox/{name}"));
+    assert_eq!(
+        report["summary"],
+        json!({"records": 4, "uploaded": 3, "rejected": 1})
+    );
+    // Sweep finds the reports under the shortened names: both inputs are complete.
+    let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
+    assert_eq!(rsp.body["ReturnValue"]["complete"], 2, "{}", rsp.text);
+    assert_eq!(rsp.body["ReturnValue"]["redriven"], 0, "{}", rsp.text);
+}

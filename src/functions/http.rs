@@ -108,13 +108,13 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-/// Content types whose body the host sends base64-encoded (binary ones; gzip is sent as such).
+/// Content types whose body the host sends base64-encoded: `application/octet-stream` and
+/// multipart (HOST-PROTOCOL.md, from the host's `HttpScriptInvocationContext`). Every other body,
+/// `application/gzip` included, arrives as text and is read as such: binary content must be sent
+/// as `application/octet-stream` to survive the host.
 fn is_binary(content_type: &str) -> bool {
     let ct = content_type.trim().to_ascii_lowercase();
-    ct.starts_with("application/octet-stream")
-        || ct.starts_with("multipart/")
-        || ct.starts_with("application/gzip")
-        || ct.starts_with("application/x-gzip")
+    ct.starts_with("application/octet-stream") || ct.starts_with("multipart/")
 }
 
 /// Decodes the host's HTTP-trigger envelope whose trigger binding is `binding`.

@@ -28,7 +28,7 @@ use crate::pipeline::{self, input_error_report, RunContext, RunOutcome};
 use crate::settings::{InputSettings, SweepSettings};
 use crate::storage::{self, OpenError, Storage};
 use crate::upload::Uploader;
-use crate::work::{self, Part, Run, RunState, WorkItem};
+use crate::work::{self, fault, Part, Run, RunState, WorkItem};
 use events::{BlobRef, EventAction};
 use protocol::{Answer, QueueInvocation};
 
@@ -189,6 +189,7 @@ impl AppState {
         version: Option<&str>,
         start: u64,
         dequeue_count: u32,
+        message_id: &str,
         started: Instant,
     ) -> Result<Response, Retry> {
         let last_attempt = dequeue_count >= MAX_DEQUEUE_COUNT;
@@ -208,7 +209,9 @@ impl AppState {
                     "blob_not_found",
                     "the blob no longer exists (deleted before it could be read)".into(),
                 );
-                return self.write_final(blob, &outcome, None).await;
+                return self
+                    .report_failure(blob, version, message_id, &outcome)
+                    .await;
             }
             Err(e @ (OpenError::NotFound { .. } | OpenError::Changed { .. })) => {
                 // A later version has its own run (and event); this one is abandoned.
@@ -220,7 +223,9 @@ impl AppState {
             Err(e) if !last_attempt => return Err(Retry(e.to_string())),
             Err(e) => {
                 let outcome = unreadable("input_unreadable", e.to_string());
-                return self.write_final(blob, &outcome, None).await;
+                return self
+                    .report_failure(blob, version, message_id, &outcome)
+                    .await;
             }
         };
         let run = Run::new(&blob.name, &opened.etag);
@@ -235,7 +240,7 @@ impl AppState {
             return self.continue_after(blob, &opened.etag, &run, part).await;
         }
         // Activity Sweep can see: a run that stops updating this was interrupted.
-        self.write_state(&run, blob, &opened.etag, Some(start))
+        self.touch_state(&run, blob, &opened.etag, Some(start))
             .await?;
         let outcome = if start == 0 && opened.len.is_some_and(|l| l > self.max_input_bytes) {
             unreadable(
@@ -304,7 +309,58 @@ impl AppState {
             .put_report_blob(&run.part(start), json)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
+        fault::point(fault::PART_WRITTEN);
         self.continue_after(blob, &opened.etag, &run, part).await
+    }
+
+    /// Reports a blob that could not be opened (gone, or unreadable on the last attempt) without
+    /// ever replacing a completed report: when this version's run is done, nothing is written;
+    /// when `<name>.report.json` exists (a completed report, of this version or an earlier one),
+    /// the failure goes to a report of its own, `messages/<yyyy>/<mm>/<dd>/<message id>`;
+    /// otherwise it is the blob's report.
+    async fn report_failure(
+        &self,
+        blob: &BlobRef,
+        version: Option<&str>,
+        message_id: &str,
+        outcome: &RunOutcome,
+    ) -> Result<Response, Retry> {
+        let code = outcome
+            .report
+            .input_error
+            .as_ref()
+            .map(|e| e.code.clone())
+            .unwrap_or_default();
+        if let Some(version) = version {
+            if self.exists(&Run::new(&blob.name, version).done()).await? {
+                tracing::warn!(blob = %blob.name, %code, "this version is already reported complete; the failure is not reported over it");
+                return Ok(answer(
+                    vec![format!(
+                        "{}/{}: {code}, but this version is already reported complete; its report stands",
+                        blob.container, blob.name
+                    )],
+                    json!({"alreadyComplete": true}),
+                ));
+            }
+        }
+        let base = storage::blob_report_base(&blob.name);
+        if !self.exists(&format!("{base}.report.json")).await? {
+            return self.write_final(blob, outcome, None).await;
+        }
+        let path = storage::message_report_path(message_id, OffsetDateTime::now_utc());
+        self.storage
+            .write_report(&path, &outcome.report, "", false)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        tracing::warn!(blob = %blob.name, %code, report = %path, "the blob's completed report is kept; the failure is reported separately");
+        let reports = &self.storage.settings.reports_container;
+        Ok(answer(
+            vec![format!(
+                "{}/{}: {code}; its completed report {reports}/{base}.report.json is kept, this failure is reported in {reports}/{path}.report.json",
+                blob.container, blob.name
+            )],
+            json!({"inputError": code, "report": format!("{path}.report.json")}),
+        ))
     }
 
     /// After a checkpointed range: queue the next range, or assemble the final report.
@@ -334,23 +390,33 @@ impl AppState {
                         .map_err(|e| Retry(format!("{name}: {e}")))?,
                 );
             }
+            fault::point(fault::ASSEMBLING);
             let outcome = work::assemble(parts).map_err(Retry)?;
             return self.write_final(blob, &outcome, Some(run)).await;
         };
-        self.write_state(run, blob, etag, Some(next)).await?;
-        let first = self
-            .storage
-            .create_report_blob_once(&run.queued(next), Vec::new())
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
-        if first {
+        // Sent only once as far as anyone can tell: `sent/<next>` is written after the send, so
+        // a kill anywhere before it makes the redelivery (or Sweep) send the item again; a
+        // duplicate item is harmless (see crate::work).
+        if !self.exists(&run.sent(next)).await? {
+            self.touch_state(run, blob, etag, Some(next)).await?;
+            // What makes an item for `next` one the app wrote (checked by IngestWorkItem).
+            self.storage
+                .put_report_blob(&run.queued(next), Vec::new())
+                .await
+                .map_err(|e| Retry(format!("{e:#}")))?;
+            fault::point(fault::BEFORE_SEND);
             let item = WorkItem::new(&blob.container, &blob.name, etag, next);
             let text = serde_json::to_string(&item).map_err(|e| Retry(e.to_string()))?;
-            // If this fails after the marker exists, Sweep re-drives the stalled run.
             self.storage
                 .enqueue(&self.storage.settings.work_queue, &text)
                 .await
                 .map_err(|e| Retry(format!("{e:#}")))?;
+            fault::point(fault::AFTER_SEND);
+            self.storage
+                .put_report_blob(&run.sent(next), Vec::new())
+                .await
+                .map_err(|e| Retry(format!("{e:#}")))?;
+            fault::point(fault::AFTER_MARKER);
         }
         let s = part.report.summary;
         Ok(answer(
@@ -384,16 +450,28 @@ impl AppState {
         }
     }
 
-    async fn write_state(
+    /// Records activity on a run (what Sweep judges staleness by) and its furthest next range:
+    /// `next` never moves backwards (a re-drive of an earlier range only refreshes the time).
+    async fn touch_state(
         &self,
         run: &Run,
         blob: &BlobRef,
         etag: &str,
         next: Option<u64>,
     ) -> Result<(), Retry> {
+        let known: Option<RunState> = self
+            .storage
+            .read_report_blob(&run.state())
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let next = match (known.and_then(|k| k.next), next) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (_, n) => n,
+        };
         let state = RunState {
             blob: blob.name.clone(),
-            etag: etag.to_string(),
+            etag: work::canonical_etag(etag),
             next,
             updated_at: OffsetDateTime::now_utc(),
         };
@@ -411,21 +489,23 @@ impl AppState {
         outcome: &RunOutcome,
         run: Option<&Run>,
     ) -> Result<Response, Retry> {
+        let base = storage::blob_report_base(&blob.name);
         let had_rejected_before = self
             .storage
-            .read_report_blob(&format!("{}.rejected.ndjson", blob.name))
+            .read_report_blob(&format!("{base}.rejected.ndjson"))
             .await
             .map(|b| b.is_some())
             .unwrap_or(true);
         self.storage
             .write_report(
-                &blob.name,
+                &base,
                 &outcome.report,
                 &outcome.rejected_ndjson(),
                 had_rejected_before,
             )
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
+        fault::point(fault::REPORT_WRITTEN);
         if let Some(run) = run {
             self.storage
                 .create_report_blob_once(&run.done(), Vec::new())
@@ -441,7 +521,7 @@ impl AppState {
                 s.uploaded,
                 s.rejected,
                 self.storage.settings.reports_container,
-                blob.name
+                base
             )],
             summary_value(&outcome.report),
         ))
@@ -462,7 +542,7 @@ async fn ingest_blob_event(
     match events::parse_blob_event(&inv.message, &state.storage.settings.blob_url, &[&inbox]) {
         Ok(EventAction::Ingest(blob)) => {
             state
-                .ingest_blob(&blob, None, 0, inv.dequeue_count, started)
+                .ingest_blob(&blob, None, 0, inv.dequeue_count, &message_id, started)
                 .await
         }
         Ok(EventAction::Ignore(why)) => Ok(answer(vec![why], json!({"ignored": true}))),
@@ -508,7 +588,7 @@ async fn ingest_message(
     match blob_reference(&inv.message, &state) {
         Some(Ok(blob)) => {
             return state
-                .ingest_blob(&blob, None, 0, inv.dequeue_count, started)
+                .ingest_blob(&blob, None, 0, inv.dequeue_count, &message_id, started)
                 .await
         }
         Some(Err(why)) => {
@@ -564,26 +644,64 @@ async fn ingest_work_item(
         Ok(decoded) => decoded,
         Err(answered) => return answered,
     };
-    let inbox = state.storage.settings.inbox_container.clone();
-    let item = WorkItem::parse(&inv.message).and_then(|item| {
-        events::blob_ref(&item.container, &item.blob, &[&inbox]).map(|b| (item, b))
-    });
-    match item {
-        Ok((item, blob)) => {
-            state
-                .ingest_blob(
-                    &blob,
-                    Some(&item.etag),
-                    item.start,
-                    inv.dequeue_count,
-                    started,
-                )
-                .await
-        }
+    let item = match state.check_work_item(&inv.message).await? {
+        Ok(checked) => checked,
         Err(why) => {
-            state
-                .acknowledge_unprocessable(&message_id, "queue", "work_item_invalid", why)
-                .await
+            // Not an item the app wrote: refused without writing or touching any report (a
+            // forged or corrupted item must not replace a real one), logged, acknowledged.
+            tracing::warn!(message = %message_id, reason = %why, "work item refused");
+            return Ok(answer(
+                vec![format!("work item {message_id} refused: {why}")],
+                json!({"refused": "work_item_invalid", "reason": why}),
+            ));
         }
+    };
+    let (item, blob) = item;
+    state
+        .ingest_blob(
+            &blob,
+            Some(&item.etag),
+            item.start,
+            inv.dequeue_count,
+            &message_id,
+            started,
+        )
+        .await
+}
+
+impl AppState {
+    /// Checks that a work item has exactly the fields the app writes: version, no unknown fields,
+    /// an ETag of the app's form, the inbox container, a safe blob name, and a start that is 0 or
+    /// a range some checkpoint of that run queued (`runs/<id>/queued/<start>`).
+    async fn check_work_item(
+        &self,
+        text: &str,
+    ) -> Result<Result<(WorkItem, BlobRef), String>, Retry> {
+        let inbox = self.storage.settings.inbox_container.as_str();
+        let item = match WorkItem::parse(text) {
+            Ok(i) => i,
+            Err(why) => return Ok(Err(why)),
+        };
+        if item.container != inbox {
+            return Ok(Err(format!(
+                "work item field container {:?} is not the inbox container {inbox:?}",
+                item.container
+            )));
+        }
+        let blob = match events::blob_ref(&item.container, &item.blob, &[inbox]) {
+            Ok(b) => b,
+            Err(why) => return Ok(Err(format!("work item field blob: {why}"))),
+        };
+        if item.start != 0
+            && !self
+                .exists(&Run::new(&blob.name, &item.etag).queued(item.start))
+                .await?
+        {
+            return Ok(Err(format!(
+                "work item field start {} is not a range this run queued (expected 0 or the next range of a checkpoint)",
+                item.start
+            )));
+        }
+        Ok(Ok((item, blob)))
     }
 }

@@ -2,9 +2,12 @@
 //! interrupted chain of work items) and re-drives them from their last checkpoint, and turns every
 //! message the host parked in a `-poison` queue into a report, so nothing is lost without a trace.
 //!
-//! Safe when two Sweeps overlap: a run is re-driven only if its last activity is older than
-//! `TI_SWEEP_STALE_SECS`, and only by whoever creates its once-only marker for the current
-//! staleness period.
+//! A run is re-driven only if its last activity (`state.json`'s `updatedAt`) is older than
+//! `TI_SWEEP_STALE_SECS`, never while it is live, and from its *first missing range*: the chain
+//! of checkpoints is followed from record 0 and the first range without a part is queued (or,
+//! when every range is checkpointed but no report was assembled, the last range, whose item
+//! assembles it). Safe when two Sweeps overlap: only whoever creates the run's once-only marker
+//! for the current staleness period re-drives it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +19,9 @@ use ti_core::report::Source;
 use time::OffsetDateTime;
 
 use super::{answer, input_error_report, AppState, Retry};
+use crate::storage::blob_report_base;
 use crate::storage::{ListedBlob, Received};
-use crate::work::{Run, RunState, WorkItem};
+use crate::work::{chain, Part, Progress, Run, RunState, WorkItem};
 
 /// What one Sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +119,8 @@ async fn sweep_blob(
     now: OffsetDateTime,
 ) -> anyhow::Result<Verdict> {
     let modified = blob.modified.unwrap_or(now);
-    if let Some(report_time) = reports.get(&format!("{}.report.json", blob.name)) {
+    if let Some(report_time) = reports.get(&format!("{}.report.json", blob_report_base(&blob.name)))
+    {
         if report_time.is_some_and(|t| t >= modified) {
             return Ok(Verdict::Complete);
         }
@@ -139,7 +144,21 @@ async fn sweep_blob(
     {
         return Ok(Verdict::InProgress);
     }
-    let start = run_state.and_then(|s| s.next).unwrap_or(0);
+    let start = if run_state.is_none() {
+        // Never started (its event was missed, or it died before its first write).
+        0
+    } else {
+        let mut parts = Vec::new();
+        for name in state.storage.list_report_blobs(&run.parts_prefix()).await? {
+            if let Some(bytes) = state.storage.read_report_blob(&name).await? {
+                parts.push(serde_json::from_slice::<Part>(&bytes)?);
+            }
+        }
+        match chain(&parts).1 {
+            Progress::Missing(at) => at,
+            Progress::Complete { last } => last,
+        }
+    };
     let period = now.unix_timestamp() / state.sweep.stale.whole_seconds().max(1);
     let marker = format!("{}/sweep/{start:015}-{period}", run.dir);
     if !state
@@ -149,6 +168,13 @@ async fn sweep_blob(
     {
         // Another Sweep re-drove it in this period.
         return Ok(Verdict::InProgress);
+    }
+    if start > 0 {
+        // What makes the item one IngestWorkItem accepts (normally written before the send).
+        state
+            .storage
+            .put_report_blob(&run.queued(start), Vec::new())
+            .await?;
     }
     let item = WorkItem::new(
         &state.storage.settings.inbox_container,

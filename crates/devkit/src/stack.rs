@@ -233,11 +233,15 @@ impl Stack {
             .await
     }
 
-    /// The report written for inbox blob `name` (`<name>.report.json`), if any.
+    /// The report written for inbox blob `name` (`<report base>.report.json`, see
+    /// [`report_base`]), if any.
     pub async fn report(&self, name: &str) -> Result<Option<serde_json::Value>> {
         let Some(bytes) = self
             .storage
-            .try_read_blob(REPORTS_CONTAINER, &format!("{name}.report.json"))
+            .try_read_blob(
+                REPORTS_CONTAINER,
+                &format!("{}.report.json", report_base(name)),
+            )
             .await?
         else {
             return Ok(None);
@@ -255,6 +259,26 @@ impl Stack {
             QueueRoute::new(WORK_QUEUE, "IngestWorkItem"),
         ]
     }
+}
+
+/// The reports-container path (before `.report.json` / `.rejected.ndjson`) the handler uses for
+/// inbox blob `name`, written out here independently of the handler (README, "Reports"): the name
+/// itself when `<name>.rejected.ndjson` fits Azure's 1,024-character blob-name limit (Microsoft
+/// Learn, "Naming and Referencing Containers, Blobs, and Metadata"), else its first 991
+/// characters, `~`, and the first 16 hex digits of uuidv5(namespace
+/// 3b6f0c1e-52a7-4d09-9e8b-71c4d2a50f36, name).
+pub fn report_base(name: &str) -> String {
+    const LIMIT: usize = 1024;
+    let suffix = ".rejected.ndjson".len();
+    if name.chars().count() + suffix <= LIMIT {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(LIMIT - suffix - 17).collect();
+    let ns = uuid::Uuid::parse_str("3b6f0c1e-52a7-4d09-9e8b-71c4d2a50f36").expect("a valid uuid");
+    let hash = uuid::Uuid::new_v5(&ns, name.as_bytes())
+        .simple()
+        .to_string();
+    format!("{head}~{}", &hash[..16])
 }
 
 /// The handler binary, started like the Functions host starts a custom handler. Killed on drop.

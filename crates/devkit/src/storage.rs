@@ -138,6 +138,15 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes a blob; absent is fine.
+    pub async fn delete_blob(&self, container: &str, name: &str) -> Result<()> {
+        match self.blob.blob_client(container, name).delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {container}/{name}")),
+        }
+    }
+
     /// Reads a whole blob.
     pub async fn read_blob(&self, container: &str, name: &str) -> Result<Vec<u8>> {
         self.try_read_blob(container, name)
