@@ -46,8 +46,10 @@ report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 # --skip-download: no calls to the Prisma Cloud API (guidelines, severities); exit status is
 # judged below from the JSON report, so that parse errors count as failures too.
+# modules/guard.bicep uses fail(), which pycep's grammar lacks; it declares no resources (infra_lint
+# fails any file beyond pycep that does), so leaving it out of the scan loses no check.
 "$VENV/bin/checkov" --directory infra --framework bicep --skip-download --compact \
-  --output json >"$report" || true
+  --skip-path 'infra/modules/guard\.bicep' --output json >"$report" || true
 
 "$VENV/bin/python" - "$report" <<'EOF'
 import json, sys
