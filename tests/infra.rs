@@ -24,7 +24,9 @@ fn can_run(test: &str) -> bool {
         return false;
     }
     if !root().join("../shared/azure-types").is_dir() {
-        eprintln!("SKIPPED {test}: ../shared/azure-types/ (the published resource schemas) is not there");
+        eprintln!(
+            "SKIPPED {test}: ../shared/azure-types/ (the published resource schemas) is not there"
+        );
         return false;
     }
     true
@@ -58,10 +60,10 @@ fn infra_passes_the_static_checks() {
     );
     // 26 resource declarations (existing ones included) in 10 files.
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("infra_schema: 10 Bicep files, 26 resources, ")
-                && l.ends_with(" 0 findings")),
+        stdout.lines().any(
+            |l| l.starts_with("infra_schema: 10 Bicep files, 26 resources, ")
+                && l.ends_with(" 0 findings")
+        ),
         "infra_schema did not report a clean run:\n{stdout}"
     );
     assert!(
@@ -117,8 +119,11 @@ fn a_misspelt_property_fails_the_schema_check() {
     if !can_run("a_misspelt_property_fails_the_schema_check") {
         return;
     }
-    let (ok, out, line) =
-        schema_check_with("modules/site-flex.bicep", "httpsOnly: true", "httpsOnlyy: true");
+    let (ok, out, line) = schema_check_with(
+        "modules/site-flex.bicep",
+        "httpsOnly: true",
+        "httpsOnlyy: true",
+    );
     assert_single_finding(
         ok,
         &out,
