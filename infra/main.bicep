@@ -53,7 +53,7 @@ param workspaceId string = ''
 @maxLength(256)
 param sourceSystem string = 'ti-ingest'
 
-@description('Override of the upload API base URL (TI_API_BASE_URL); empty = the cloud\'s Sentinel host.')
+@description('Override of the host of both Sentinel targets (TI_API_BASE_URL); empty = each target\'s own host in the cloud (sentinel-stix: api.ti.sentinel.azure.com/.us/.cn; sentinel-indicators: sentinelus.azure-api.net, public cloud only). Required for sentinel-indicators in usgov and china, where Microsoft publishes no host for that API.')
 param apiBaseUrl string = ''
 
 @description('Override of the Sentinel api-version query parameter (TI_SENTINEL_API_VERSION); empty = the target\'s default.')
@@ -232,12 +232,14 @@ param storageSku string = 'Standard_LRS'
 // Hosting
 // ---------------------------------------------------------------------------------------------
 
-@description('Hosting plan: FlexConsumption (serverless, scales to zero, the default) or Premium (Elastic Premium, always warm).')
+// The default follows the cloud: Flex Consumption is not offered in usgov or china, and
+// modules/guard.bicep stops a deployment that asks for it there (sources in that file).
+@description('Hosting plan: FlexConsumption (serverless, scales to zero; the default in the public cloud) or Premium (Elastic Premium, always warm; the default in usgov and china, where Flex Consumption is not offered).')
 @allowed([
   'FlexConsumption'
   'Premium'
 ])
-param hostingPlan string = 'FlexConsumption'
+param hostingPlan string = cloud == 'public' ? 'FlexConsumption' : 'Premium'
 
 @description('Flex Consumption: memory of each instance in MB.')
 @allowed([
@@ -247,10 +249,11 @@ param hostingPlan string = 'FlexConsumption'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Flex Consumption: most instances per scale group. Keep it small: every instance shares the identity\'s upload quota (100 requests per minute).')
-@minValue(1)
+// Bounds and sources: modules/functionapp.bicep (the platform accepts 40..1000).
+@description('Flex Consumption: most instances per scale group, 40..1000 (the platform\'s lowest allowed value is 40). Every instance shares the identity\'s upload quota (100 requests per minute); the handler retries the 429s that more instances cause.')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 10
+param maximumInstanceCount int = 40
 
 @description('Premium: the Elastic Premium SKU.')
 @allowed([
@@ -321,10 +324,25 @@ param tags object = {}
 // Resources
 // ---------------------------------------------------------------------------------------------
 
+// Parameter combinations Azure or the handler would refuse stop the deployment here, before
+// anything is created (identity and storage wait for it; everything else waits for them).
+module guard 'modules/guard.bicep' = {
+  name: 'ti-ingest-guard'
+  params: {
+    cloud: cloud
+    hostingPlan: hostingPlan
+    target: target
+    apiBaseUrl: apiBaseUrl
+  }
+}
+
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: identityName
   location: location
   tags: tags
+  dependsOn: [
+    guard
+  ]
 }
 
 module storage 'modules/storage.bicep' = {
@@ -349,6 +367,9 @@ module storage 'modules/storage.bicep' = {
       '${workQueueName}-poison'
     ]
   }
+  dependsOn: [
+    guard
+  ]
 }
 
 module storageRoles 'modules/storage-roles.bicep' = {
@@ -397,7 +418,7 @@ var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspace
 var tiSettings = filter([
   {
     name: 'TI_TARGET'
-    value: target
+    value: guard.outputs.target
   }
   {
     name: 'TI_CLOUD'
@@ -556,12 +577,14 @@ module functionApp 'modules/functionapp.bicep' = {
     location: location
     tags: tags
     planName: planName
-    hostingPlan: hostingPlan
+    hostingPlan: guard.outputs.hostingPlan
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     premiumSku: premiumSku
     premiumMaximumElasticWorkerCount: premiumMaximumElasticWorkerCount
-    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: deploymentContainerName
     identityResourceId: identity.id
     identityClientId: identity.properties.clientId
@@ -597,7 +620,7 @@ module eventGrid 'modules/eventgrid.bicep' = {
 
 output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.defaultHostName
-output hostingPlan string = hostingPlan
+output hostingPlan string = guard.outputs.hostingPlan
 output identityName string = identity.name
 output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId

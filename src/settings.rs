@@ -115,11 +115,29 @@ impl Cloud {
         }
     }
 
-    pub fn sentinel_base_url(self) -> &'static str {
-        match self {
-            Cloud::Public => "https://api.ti.sentinel.azure.com",
-            Cloud::UsGov => "https://api.ti.sentinel.azure.us",
-            Cloud::China => "https://api.ti.sentinel.azure.cn",
+    /// The default host of a Sentinel target's API in this cloud, or `None` where Microsoft
+    /// publishes none (the caller then needs `TI_API_BASE_URL`). The two Sentinel APIs live on
+    /// different hosts:
+    /// - `sentinel-stix` (STIX objects API): public `api.ti.sentinel.azure.com` (Microsoft Learn,
+    ///   https://learn.microsoft.com/azure/sentinel/stix-objects-api, "Request URI"); US Gov
+    ///   ("Fairfax") `api.ti.sentinel.azure.us` and China ("Mooncake") `api.ti.sentinel.azure.cn`
+    ///   (Azure/Azure-Sentinel, `Solutions/Threat Intelligence (NEW)/Data Connectors/
+    ///   template_ThreatIntelligenceUploadIndicators_ForGov.json`, the sovereign-cloud connector).
+    /// - `sentinel-indicators` (legacy Upload Indicators API): public `sentinelus.azure-api.net`
+    ///   (Microsoft Learn, https://learn.microsoft.com/azure/sentinel/upload-indicators-api,
+    ///   "Request URI"; the API's OpenAPI `host:` line, ../shared/seeds/004_*). No US Gov or
+    ///   China host for it is published anywhere we found (the sovereign connector above names
+    ///   only the STIX objects API), so none is guessed here.
+    pub fn sentinel_base_url(self, kind: TargetKind) -> Option<&'static str> {
+        match (kind, self) {
+            (TargetKind::SentinelStix, Cloud::Public) => Some("https://api.ti.sentinel.azure.com"),
+            (TargetKind::SentinelStix, Cloud::UsGov) => Some("https://api.ti.sentinel.azure.us"),
+            (TargetKind::SentinelStix, Cloud::China) => Some("https://api.ti.sentinel.azure.cn"),
+            (TargetKind::SentinelIndicators, Cloud::Public) => {
+                Some("https://sentinelus.azure-api.net")
+            }
+            (TargetKind::SentinelIndicators, Cloud::UsGov | Cloud::China) => None,
+            (TargetKind::Graph | TargetKind::DryRun, _) => None,
         }
     }
 
@@ -175,8 +193,10 @@ pub struct UploadSettings {
     pub targets: Vec<TargetKind>,
     pub cloud: Cloud,
     pub workspace_id: Option<String>,
-    /// The Sentinel APIs' base URL (`TI_API_BASE_URL`, else the cloud's host).
-    pub api_base_url: String,
+    /// `TI_API_BASE_URL` (without a trailing '/'): overrides the host of both Sentinel targets;
+    /// `None` = each target's own host in [`UploadSettings::cloud`]
+    /// ([`UploadSettings::sentinel_base_url`]).
+    pub api_base_url: Option<String>,
     /// Graph's base URL (`TI_GRAPH_BASE_URL`, else `https://graph.microsoft.com`); `None` when
     /// the cloud has no Graph tiIndicators.
     pub graph_base_url: Option<String>,
@@ -353,12 +373,14 @@ impl UploadSettings {
             }
             None => None,
         };
-        let api_base_url = env
-            .or("TI_API_BASE_URL", cloud.sentinel_base_url())
-            .trim_end_matches('/')
-            .to_string();
-        Url::parse(&api_base_url)
-            .with_context(|| format!("setting TI_API_BASE_URL={api_base_url:?} is not a URL"))?;
+        let api_base_url = match env.get("TI_API_BASE_URL") {
+            Some(u) => {
+                Url::parse(u)
+                    .with_context(|| format!("setting TI_API_BASE_URL={u:?} is not a URL"))?;
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
         let graph_base_url = match env.get("TI_GRAPH_BASE_URL") {
             Some(u) => {
                 Url::parse(u)
@@ -384,6 +406,18 @@ impl UploadSettings {
                 "setting TI_TARGET: graph (Microsoft Graph tiIndicators) exists in the public cloud only, not in TI_CLOUD={}",
                 cloud.name()
             );
+        }
+        if api_base_url.is_none() {
+            if let Some(t) = targets
+                .iter()
+                .find(|t| t.is_sentinel() && cloud.sentinel_base_url(**t).is_none())
+            {
+                bail!(
+                    "setting TI_TARGET: {} (the legacy Upload Indicators API) has no published host in TI_CLOUD={}; use sentinel-stix there, or set TI_API_BASE_URL to the host Microsoft gave you",
+                    t.name(),
+                    cloud.name()
+                );
+            }
         }
         let source_system = env.or("TI_SOURCE_SYSTEM", "ti-ingest").to_string();
         if source_system.chars().count() > 256 || source_system == "Microsoft Sentinel" {
@@ -477,6 +511,21 @@ impl UploadSettings {
             .join(",")
     }
 
+    /// The base URL a Sentinel target (`kind`) posts to: `TI_API_BASE_URL` when set, else the
+    /// target's own host in this cloud ([`Cloud::sentinel_base_url`]). Start-up already refused
+    /// a configured target without one; this errs only for a target that was not configured.
+    pub fn sentinel_base_url(&self, kind: TargetKind) -> Result<&str> {
+        match (&self.api_base_url, self.cloud.sentinel_base_url(kind)) {
+            (Some(u), _) if kind.is_sentinel() => Ok(u),
+            (_, Some(u)) => Ok(u),
+            _ => bail!(
+                "{} has no published host in TI_CLOUD={}: set TI_API_BASE_URL",
+                kind.name(),
+                self.cloud.name()
+            ),
+        }
+    }
+
     /// The workspace id, required by the Sentinel targets.
     pub fn require_workspace(&self) -> Result<&str> {
         match &self.workspace_id {
@@ -492,13 +541,24 @@ impl UploadSettings {
     }
 }
 
+/// `TI_STORAGE_BLOB_URL` / `TI_STORAGE_QUEUE_URL`, else the host's own identity-based storage
+/// connection: its service URI (`AzureWebJobsStorage__blobServiceUri` / `__queueServiceUri`, the
+/// form that works in every cloud and with custom DNS), else `AzureWebJobsStorage__accountName`,
+/// which names a public-cloud account only (Microsoft Learn, functions-app-settings,
+/// "AzureWebJobsStorage__accountName": "For sovereign clouds or when using a custom DNS, you must
+/// instead use the service-specific AzureWebJobsStorage__*ServiceUri settings").
 fn service_url(env: &Env, name: &str, service: &str) -> Result<Url> {
-    let raw = match env.get(name) {
-        Some(u) => u.to_string(),
-        None => match env.get("AzureWebJobsStorage__accountName") {
-            Some(account) => format!("https://{account}.{service}.core.windows.net"),
+    let host_uri = format!("AzureWebJobsStorage__{service}ServiceUri");
+    let (name, raw) = match (env.get(name), env.get(&host_uri)) {
+        (Some(u), _) => (name, u.to_string()),
+        (None, Some(u)) => (host_uri.as_str(), u.to_string()),
+        (None, None) => match env.get("AzureWebJobsStorage__accountName") {
+            Some(account) => (
+                "AzureWebJobsStorage__accountName",
+                format!("https://{account}.{service}.core.windows.net"),
+            ),
             None => bail!(
-                "setting {name} is required (or AzureWebJobsStorage__accountName to derive it)"
+                "setting {name} is required (or {host_uri} or AzureWebJobsStorage__accountName to derive it)"
             ),
         },
     };
@@ -573,7 +633,13 @@ mod tests {
         let env = Env::from_pairs([("TI_WORKSPACE_ID", "6A0B3E5C-1111-2222-3333-444455556666")]);
         let s = Settings::from_env(&env).unwrap();
         assert_eq!(s.upload.target, TargetKind::SentinelStix);
-        assert_eq!(s.upload.api_base_url, "https://api.ti.sentinel.azure.com");
+        assert_eq!(s.upload.api_base_url, None);
+        assert_eq!(
+            s.upload
+                .sentinel_base_url(TargetKind::SentinelStix)
+                .unwrap(),
+            "https://api.ti.sentinel.azure.com"
+        );
         assert_eq!(s.upload.max_requests_per_minute, 100);
         assert_eq!(s.upload.batch_size, 100);
         assert_eq!(s.upload.max_concurrency, 4);
@@ -631,6 +697,52 @@ mod tests {
         let env = Env::from_pairs([("AzureWebJobsStorage__accountName", "acct")]);
         let s = StorageSettings::from_env(&env).unwrap();
         assert_eq!(s.queue_url.as_str(), "https://acct.queue.core.windows.net/");
+        // The host's service-URI form (the one that works in sovereign clouds) wins over the
+        // account name, and TI_STORAGE_*_URL over both.
+        let env = Env::from_pairs([
+            ("AzureWebJobsStorage__accountName", "acct"),
+            (
+                "AzureWebJobsStorage__blobServiceUri",
+                "https://acct.blob.core.usgovcloudapi.net/",
+            ),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://acct.queue.core.usgovcloudapi.net",
+            ),
+        ]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(
+            s.blob_url.as_str(),
+            "https://acct.blob.core.usgovcloudapi.net/"
+        );
+        assert_eq!(
+            s.queue_url.as_str(),
+            "https://acct.queue.core.usgovcloudapi.net/"
+        );
+        let env = Env::from_pairs([
+            ("TI_STORAGE_QUEUE_URL", "https://q.example/"),
+            ("TI_STORAGE_BLOB_URL", "https://b.example"),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://acct.queue.core.chinacloudapi.cn",
+            ),
+        ]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(s.queue_url.as_str(), "https://q.example/");
+        let err = StorageSettings::from_env(&Env::from_pairs([(
+            "AzureWebJobsStorage__blobServiceUri",
+            "http://acct.blob.core.windows.net",
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "setting AzureWebJobsStorage__blobServiceUri=\"http://acct.blob.core.windows.net\" must be an https URL: storage is reached with a token credential, which the SDK only sends over https"
+        );
+        let err = StorageSettings::from_env(&Env::from_pairs([] as [(&str, &str); 0])).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "setting TI_STORAGE_BLOB_URL is required (or AzureWebJobsStorage__blobServiceUri or AzureWebJobsStorage__accountName to derive it)"
+        );
         let env = Env::from_pairs([
             (
                 "TI_STORAGE_BLOB_URL",
@@ -654,27 +766,43 @@ mod target_tests {
     }
 
     #[test]
-    fn each_cloud_has_its_sentinel_host_and_management_scope() {
-        for (cloud, host, scope) in [
+    fn each_cloud_has_its_sentinel_host_per_target_and_management_scope() {
+        // (cloud, sentinel-stix host, sentinel-indicators host, token scope); sources at
+        // Cloud::sentinel_base_url.
+        for (cloud, stix, indicators, scope) in [
             (
                 "public",
-                "https://api.ti.sentinel.azure.com",
+                Some("https://api.ti.sentinel.azure.com"),
+                Some("https://sentinelus.azure-api.net"),
                 "https://management.azure.com/.default",
             ),
             (
                 "usgov",
-                "https://api.ti.sentinel.azure.us",
+                Some("https://api.ti.sentinel.azure.us"),
+                None,
                 "https://management.usgovcloudapi.net/.default",
             ),
             (
                 "china",
-                "https://api.ti.sentinel.azure.cn",
+                Some("https://api.ti.sentinel.azure.cn"),
+                None,
                 "https://management.chinacloudapi.cn/.default",
             ),
         ] {
             let s = upload(&[("TI_CLOUD", cloud)]).unwrap();
-            assert_eq!(s.api_base_url, host, "{cloud}");
+            assert_eq!(s.api_base_url, None, "{cloud}");
+            assert_eq!(
+                s.sentinel_base_url(TargetKind::SentinelStix).ok(),
+                stix,
+                "{cloud}"
+            );
+            assert_eq!(
+                s.sentinel_base_url(TargetKind::SentinelIndicators).ok(),
+                indicators,
+                "{cloud}"
+            );
             assert_eq!(s.cloud.management_scope(), scope, "{cloud}");
+            assert!(s.sentinel_base_url(TargetKind::Graph).is_err());
         }
         let s = upload(&[]).unwrap();
         assert_eq!(
@@ -682,6 +810,36 @@ mod target_tests {
             Some("https://graph.microsoft.com")
         );
         assert_eq!(GRAPH_SCOPE, "https://graph.microsoft.com/.default");
+    }
+
+    #[test]
+    fn the_legacy_api_without_a_sovereign_host_fails_start_up_unless_overridden() {
+        for cloud in ["usgov", "china"] {
+            for target in ["sentinel-indicators", "sentinel-stix,sentinel-indicators"] {
+                let err = upload(&[("TI_CLOUD", cloud), ("TI_TARGET", target)]).unwrap_err();
+                assert_eq!(
+                    format!("{err:#}"),
+                    format!("setting TI_TARGET: sentinel-indicators (the legacy Upload Indicators API) has no published host in TI_CLOUD={cloud}; use sentinel-stix there, or set TI_API_BASE_URL to the host Microsoft gave you")
+                );
+            }
+            let s = upload(&[
+                ("TI_CLOUD", cloud),
+                ("TI_TARGET", "sentinel-indicators"),
+                ("TI_API_BASE_URL", "https://ti.example.internal/"),
+            ])
+            .unwrap();
+            assert_eq!(
+                s.sentinel_base_url(TargetKind::SentinelIndicators).unwrap(),
+                "https://ti.example.internal"
+            );
+            // A dry run sends nothing, so it needs no host.
+            upload(&[
+                ("TI_CLOUD", cloud),
+                ("TI_TARGET", "dry-run"),
+                ("TI_DRY_RUN_AS", "sentinel-indicators"),
+            ])
+            .unwrap();
+        }
     }
 
     #[test]
@@ -695,7 +853,7 @@ mod target_tests {
                 "{text}"
             );
             // Without graph the same cloud is fine.
-            upload(&[("TI_CLOUD", cloud), ("TI_TARGET", "sentinel-indicators")]).unwrap();
+            upload(&[("TI_CLOUD", cloud), ("TI_TARGET", "sentinel-stix")]).unwrap();
         }
     }
 
@@ -706,7 +864,16 @@ mod target_tests {
             ("TI_GRAPH_BASE_URL", "http://127.0.0.1:10"),
         ])
         .unwrap();
-        assert_eq!(s.api_base_url, "http://127.0.0.1:9");
+        assert_eq!(s.api_base_url.as_deref(), Some("http://127.0.0.1:9"));
+        // TI_API_BASE_URL overrides the host of both Sentinel targets.
+        for kind in [TargetKind::SentinelStix, TargetKind::SentinelIndicators] {
+            assert_eq!(s.sentinel_base_url(kind).unwrap(), "http://127.0.0.1:9");
+        }
+        let err = upload(&[("TI_API_BASE_URL", "not a url")]).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("setting TI_API_BASE_URL=\"not a url\" is not a URL"),
+            "{err:#}"
+        );
         assert_eq!(s.graph_base_url.as_deref(), Some("http://127.0.0.1:10"));
         assert!(upload(&[("TI_GRAPH_BASE_URL", "not a url")]).is_err());
     }

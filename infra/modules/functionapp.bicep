@@ -23,10 +23,17 @@ param hostingPlan string = 'FlexConsumption'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Flex Consumption: most instances per scale group.')
-@minValue(1)
+// Platform limits of the Flex Consumption scale-out ceiling: lowest 40, highest 1000 (Microsoft
+// Learn, https://learn.microsoft.com/azure/azure-functions/event-driven-scaling#flex-consumption-plan:
+// "Currently the lowest maximum instance count value is 40, and the highest supported maximum
+// instance count value is 1000"; the same bounds as the Azure-Samples Flex templates, e.g.
+// Azure-Samples/azure-functions-flex-consumption-samples, IaC/bicep/main.bicep: `@minValue(40)
+// @maxValue(1000)`). Values below 40 are accepted only in a few preview regions (Azure Functions
+// team, Azure/azure-functions-host#10523, 2026-01-05: West Europe, Australia East, West US 2).
+@description('Flex Consumption: most instances per scale group (40..1000, the platform\'s bounds).')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 10
+param maximumInstanceCount int = 40
 
 @description('Premium: the Elastic Premium SKU.')
 @allowed([
@@ -36,13 +43,22 @@ param maximumInstanceCount int = 10
 ])
 param premiumSku string = 'EP1'
 
+// Elastic Premium on Linux scales out to at most 100 instances (Microsoft Learn,
+// https://learn.microsoft.com/azure/azure-functions/functions-scale#scale: "Premium plan ... 100
+// (Linux)"; fewer in some regions).
 @description('Premium: most instances the plan scales out to.')
 @minValue(1)
 @maxValue(100)
 param premiumMaximumElasticWorkerCount int = 10
 
-@description('The app\'s storage account (host storage and deployment package).')
-param storageAccountName string
+@description('Blob service URL of the app\'s storage account, without a trailing \'/\' (host storage and deployment package).')
+param blobEndpoint string
+
+@description('Queue service URL of that account, without a trailing \'/\'.')
+param queueEndpoint string
+
+@description('Table service URL of that account, without a trailing \'/\'.')
+param tableEndpoint string
 
 @description('Container holding the deployment package.')
 param deploymentContainerName string
@@ -64,11 +80,7 @@ param appSettings array
 
 var isFlex = hostingPlan == 'FlexConsumption'
 
-resource account 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
-  name: storageAccountName
-}
-
-var deploymentContainerUrl = '${account.properties.primaryEndpoints.blob}${deploymentContainerName}'
+var deploymentContainerUrl = '${blobEndpoint}/${deploymentContainerName}'
 
 // Flex Consumption: the runtime is `custom` (a custom handler; host.json names the binary) and the
 // package lives in a blob container that the platform reads with the identity.
@@ -96,10 +108,24 @@ var flexFunctionAppConfig = {
 // Host storage with the identity (no AzureWebJobsStorage connection string) and Application
 // Insights with Entra ID authentication. The queue triggers use the same `AzureWebJobsStorage`
 // connection (function.json), so they authenticate the same way.
+// The service-URI form, not `__accountName`: the account-name form assumes the public cloud's
+// storage suffix and is not valid in sovereign clouds or with custom DNS (Microsoft Learn,
+// https://learn.microsoft.com/azure/azure-functions/functions-app-settings#azurewebjobsstorage__accountname:
+// "For sovereign clouds or when using a custom DNS, you must instead use the service-specific
+// AzureWebJobsStorage__*ServiceUri settings"; the host needs blob, queue and table:
+// https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
 var platformSettings = [
   {
-    name: 'AzureWebJobsStorage__accountName'
-    value: account.name
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: blobEndpoint
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: queueEndpoint
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: tableEndpoint
   }
   {
     name: 'AzureWebJobsStorage__credential'
@@ -151,6 +177,17 @@ var premiumPlanSku = {
   tier: 'ElasticPremium'
 }
 
+// Properties that exist on one plan only are merged in with union() on that plan, never set to
+// null on the other: a property is either sent with a value or absent.
+var planProperties = {
+  // Linux.
+  reserved: true
+}
+
+var premiumPlanProperties = {
+  maximumElasticWorkerCount: premiumMaximumElasticWorkerCount
+}
+
 resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   name: planName
   location: location
@@ -158,72 +195,37 @@ resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   kind: isFlex ? 'functionapp' : 'elastic'
   // checkov:skip=CKV_AZURE_225:Zone redundancy depends on regional support (and at least 3 always-on instances on Premium); it is a cost decision left to the deployer, not a default.
   sku: isFlex ? flexPlanSku : premiumPlanSku
-  properties: {
-    // Linux.
-    reserved: true
-    maximumElasticWorkerCount: isFlex ? null : premiumMaximumElasticWorkerCount
+  properties: union(planProperties, isFlex ? {} : premiumPlanProperties)
+}
+
+// The site itself: one module per plan, deployed on that plan only.
+module flexSite 'site-flex.bicep' = if (isFlex) {
+  name: '${name}-site-flex'
+  params: {
+    name: name
+    location: location
+    tags: tags
+    planId: plan.id
+    identityResourceId: identityResourceId
+    appSettings: concat(appSettings, platformSettings)
+    functionAppConfig: flexFunctionAppConfig
   }
 }
 
-// One site resource for both plans. Flex Consumption rejects the Premium-only siteConfig
-// properties outright (ftpsState, functionAppScaleLimit, minimumElasticInstanceCount: "invalid
-// for Flex Consumption sites"), so those are null there, which leaves them out of the request;
-// Premium has no functionAppConfig.
-resource site 'Microsoft.Web/sites@2024-11-01' = {
-  // Reviewed checkov findings (scripts/check-infra.sh fails on any other):
-  // checkov:skip=CKV_AZURE_222:The public endpoint serves the Ingest HTTP function (function key) and Entra ID-authenticated zip deployment; queue and timer functions take no inbound traffic. Add access restrictions or a private endpoint where policy requires.
-  // checkov:skip=CKV_AZURE_17:Incoming client certificates are not used: HTTP callers (Logic Apps, playbooks) authenticate with a function key, and nothing else calls the app.
-  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design (instances are added per trigger load); the Premium option keeps one instance warm (minimumElasticInstanceCount 1).
-  // checkov:skip=CKV_AZURE_213:No platform health-check path: the Functions host itself supervises the custom handler (readiness probe GET /, restart on failure), and a health path would need an extra anonymous HTTP function.
-  // checkov:skip=CKV_AZURE_78:FTP is disabled on Premium (ftpsState Disabled, FTP basic auth off); Flex Consumption has no FTP at all and rejects the ftpsState property, hence the conditional value checkov cannot read.
-  name: name
-  location: location
-  tags: tags
-  kind: 'functionapp,linux'
-  identity: {
-    type: 'UserAssigned'
-    userAssignedIdentities: {
-      '${identityResourceId}': {}
-    }
-  }
-  properties: {
-    serverFarmId: plan.id
-    httpsOnly: true
-    publicNetworkAccess: 'Enabled'
-    keyVaultReferenceIdentity: identityResourceId
-    siteConfig: {
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      http20Enabled: true
-      appSettings: concat(appSettings, platformSettings, isFlex ? [] : premiumSettings)
-      // Premium only (null = not sent).
-      ftpsState: isFlex ? null : 'Disabled'
-      minimumElasticInstanceCount: isFlex ? null : 1
-      functionAppScaleLimit: isFlex ? null : premiumMaximumElasticWorkerCount
-    }
-    functionAppConfig: isFlex ? flexFunctionAppConfig : null
+module premiumSite 'site-premium.bicep' = if (!isFlex) {
+  name: '${name}-site-premium'
+  params: {
+    name: name
+    location: location
+    tags: tags
+    planId: plan.id
+    identityResourceId: identityResourceId
+    appSettings: concat(appSettings, platformSettings, premiumSettings)
+    functionAppScaleLimit: premiumMaximumElasticWorkerCount
   }
 }
 
-// Deployment with Entra ID only: no basic-auth publishing credentials (SCM always; FTP on
-// Premium, Flex Consumption has no FTP).
-resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
-  parent: site
-  name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = if (!isFlex) {
-  parent: site
-  name: 'ftp'
-  properties: {
-    allow: false
-  }
-}
-
-output name string = site.name
-output id string = site.id
-output defaultHostName string = site.properties.defaultHostName
+output name string = name
+output id string = isFlex ? flexSite.outputs.id : premiumSite.outputs.id
+output defaultHostName string = isFlex ? flexSite.outputs.defaultHostName : premiumSite.outputs.defaultHostName
 output packageUrl string = isFlex ? deploymentContainerUrl : '${deploymentContainerUrl}/${premiumPackageBlobName}'

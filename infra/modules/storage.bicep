@@ -116,3 +116,4 @@ output id string = account.id
 // Service URLs without a trailing '/' (the storage SDK would otherwise request '//container').
 output blobEndpoint string = 'https://${account.name}.blob.${environment().suffixes.storage}'
 output queueEndpoint string = 'https://${account.name}.queue.${environment().suffixes.storage}'
+output tableEndpoint string = 'https://${account.name}.table.${environment().suffixes.storage}'

@@ -100,8 +100,8 @@ mod tests {
     #[test]
     fn url_has_the_legacy_operation() {
         assert_eq!(
-            url("https://api.ti.sentinel.azure.us", "w", "2022-07-01"),
-            "https://api.ti.sentinel.azure.us/workspaces/w/threatintelligenceindicators:upload?api-version=2022-07-01"
+            url("https://sentinelus.azure-api.net", "w", "2022-07-01"),
+            "https://sentinelus.azure-api.net/workspaces/w/threatintelligenceindicators:upload?api-version=2022-07-01"
         );
     }
 }

@@ -24,23 +24,29 @@ impl Sentinel {
         settings: &UploadSettings,
         outbound: Outbound,
     ) -> anyhow::Result<Self> {
-        let workspace = settings.require_workspace()?;
-        let url = match kind {
-            TargetKind::SentinelIndicators => sentinel_indicators::request::url,
-            _ => super::request::url,
-        };
         let builder = RequestBuilder::for_target(kind, settings)
             .filter(|_| kind.is_sentinel())
             .ok_or_else(|| anyhow::anyhow!("{} is not a Sentinel target", kind.name()))?;
         Ok(Sentinel {
             outbound,
-            url: url(
-                &settings.api_base_url,
-                workspace,
-                settings.api_version(kind),
-            ),
+            url: Self::url(kind, settings)?,
             builder,
         })
+    }
+
+    /// The upload URL of Sentinel target `kind`: its own host in the cloud (or
+    /// `TI_API_BASE_URL`), its operation and its api-version.
+    pub fn url(kind: TargetKind, settings: &UploadSettings) -> anyhow::Result<String> {
+        let workspace = settings.require_workspace()?;
+        let url = match kind {
+            TargetKind::SentinelIndicators => sentinel_indicators::request::url,
+            _ => super::request::url,
+        };
+        Ok(url(
+            settings.sentinel_base_url(kind)?,
+            workspace,
+            settings.api_version(kind),
+        ))
     }
 
     pub async fn upload(
@@ -62,5 +68,60 @@ impl Sentinel {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Env;
+
+    const WS: &str = "6a0b3e5c-1111-2222-3333-444455556666";
+
+    fn settings(pairs: &[(&str, &str)]) -> UploadSettings {
+        let mut all = vec![("TI_WORKSPACE_ID", WS)];
+        all.extend_from_slice(pairs);
+        UploadSettings::from_env(&Env::from_pairs(all)).unwrap()
+    }
+
+    #[test]
+    fn each_target_calls_its_own_host_in_each_cloud() {
+        // Hosts and their sources: Cloud::sentinel_base_url.
+        for (cloud, kind, expected) in [
+            ("public", TargetKind::SentinelStix, "https://api.ti.sentinel.azure.com/workspaces/6a0b3e5c-1111-2222-3333-444455556666/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview"),
+            ("public", TargetKind::SentinelIndicators, "https://sentinelus.azure-api.net/workspaces/6a0b3e5c-1111-2222-3333-444455556666/threatintelligenceindicators:upload?api-version=2022-07-01"),
+            ("usgov", TargetKind::SentinelStix, "https://api.ti.sentinel.azure.us/workspaces/6a0b3e5c-1111-2222-3333-444455556666/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview"),
+            ("china", TargetKind::SentinelStix, "https://api.ti.sentinel.azure.cn/workspaces/6a0b3e5c-1111-2222-3333-444455556666/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview"),
+        ] {
+            let s = settings(&[("TI_CLOUD", cloud), ("TI_TARGET", kind.name())]);
+            assert_eq!(Sentinel::url(kind, &s).unwrap(), expected, "{cloud} {}", kind.name());
+        }
+        // Both targets at once: each keeps its own host.
+        let s = settings(&[("TI_TARGET", "sentinel-stix,sentinel-indicators")]);
+        assert!(Sentinel::url(TargetKind::SentinelStix, &s)
+            .unwrap()
+            .starts_with("https://api.ti.sentinel.azure.com/workspaces/"));
+        assert!(Sentinel::url(TargetKind::SentinelIndicators, &s)
+            .unwrap()
+            .starts_with("https://sentinelus.azure-api.net/workspaces/"));
+    }
+
+    #[test]
+    fn ti_api_base_url_overrides_both_sentinel_hosts() {
+        for cloud in ["public", "usgov", "china"] {
+            let s = settings(&[
+                ("TI_CLOUD", cloud),
+                ("TI_TARGET", "sentinel-stix,sentinel-indicators"),
+                ("TI_API_BASE_URL", "http://127.0.0.1:9/"),
+            ]);
+            assert_eq!(
+                Sentinel::url(TargetKind::SentinelStix, &s).unwrap(),
+                format!("http://127.0.0.1:9/workspaces/{WS}/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview")
+            );
+            assert_eq!(
+                Sentinel::url(TargetKind::SentinelIndicators, &s).unwrap(),
+                format!("http://127.0.0.1:9/workspaces/{WS}/threatintelligenceindicators:upload?api-version=2022-07-01")
+            );
+        }
     }
 }
