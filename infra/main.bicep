@@ -104,8 +104,16 @@ param onInvalid string = 'skip'
   'graph'
   'csv'
   'text'
+  'prose'
 ])
 param inputFormat string = ''
+
+@description('What to do with a relationship whose source_ref/target_ref the target will not hold (TI_DANGLING_RELATIONSHIPS): warn = upload it with a dangling_relationship warning; skip = report it rejected.')
+@allowed([
+  'warn'
+  'skip'
+])
+param danglingRelationships string = 'warn'
 
 @description('Days added to valid_from when an indicator has no valid_until (TI_DEFAULT_VALID_DAYS); 0 = never expires.')
 @minValue(0)
@@ -413,7 +421,7 @@ var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspace
 // falls back to its own default (TI_WORKSPACE_ID for graph/dry-run, TI_API_BASE_URL,
 // TI_SENTINEL_API_VERSION, TI_GRAPH_BASE_URL, TI_DRY_RUN_AS, TI_FORMAT, TI_SWEEP_STALE_SECS unless
 // given).
-// TI_RATE_WINDOW_SECS and TI_DRY_RUN_DIR are for the local simulator and tools, not for Azure
+// TI_RATE_WINDOW_SECS, TI_DRY_RUN_DIR and TI_CHECKPOINT_DIR are for the local simulator and the CLI, not for Azure
 // (scripts/infra_lint.py NOT_FOR_AZURE).
 var tiSettings = filter([
   {
@@ -495,6 +503,10 @@ var tiSettings = filter([
   {
     name: 'TI_DEFAULT_VALID_DAYS'
     value: string(defaultValidDays)
+  }
+  {
+    name: 'TI_DANGLING_RELATIONSHIPS'
+    value: danglingRelationships
   }
   {
     name: 'TI_DEFAULT_CONFIDENCE'

@@ -71,6 +71,7 @@ FORBIDDEN = [
 NOT_FOR_AZURE = {
     "TI_RATE_WINDOW_SECS": "only a simulator with a scaled-down minute needs a window other than 60 s",
     "TI_DRY_RUN_DIR": "a local folder for the CLI's dry run; an app instance's disk is not kept",
+    "TI_CHECKPOINT_DIR": "CLI only: `ti-ingest upload` keeps its checkpoints there; the app keeps its runs in storage",
 }
 
 REQUIRED_SETTINGS = {
