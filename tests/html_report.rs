@@ -383,6 +383,10 @@ fn an_input_error_comes_first_and_in_words() {
     let doc = render(&run.page, Some(&screenshot_dir().join("input-error.png")));
     let error = one(&doc, "#input-error");
     assert_eq!(
+        text(one(&doc, "#outcome")),
+        "2 of 2 would be uploaded; 0 rejected; nothing to retry. Reading stopped at the input error."
+    );
+    assert_eq!(
         text(one(&doc, "#input-error-code")),
         run.report["inputError"]["code"].as_str().unwrap()
     );

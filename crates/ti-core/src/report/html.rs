@@ -384,8 +384,13 @@ impl Page {
             1 => "; 1 warning".into(),
             n => format!("; {} warnings", thousands(n)),
         };
+        let stopped = if self.input_error.is_some() {
+            " Reading stopped at the input error."
+        } else {
+            ""
+        };
         format!(
-            "{} of {} {verb}; {} rejected; {retry}{warnings}.",
+            "{} of {} {verb}; {} rejected; {retry}{warnings}.{stopped}",
             thousands(self.uploaded),
             thousands(self.records),
             thousands(self.rejected),
