@@ -237,8 +237,8 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .list_blobs(REPORTS_CONTAINER, Some("poison/"))
         .await
         .unwrap();
-    // The report, and the whole message beside it.
-    assert_eq!(poison_reports.len(), 2, "{poison_reports:?}");
+    // The report, its page, and the whole message beside it.
+    assert_eq!(poison_reports.len(), 3, "{poison_reports:?}");
     let report_path = poison_reports
         .iter()
         .find(|p| p.ends_with(".report.json"))
@@ -265,6 +265,17 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .await
         .unwrap();
     assert_eq!(kept, b"{\"v\":1,\"broken\":true}\n");
+    let page = stack
+        .storage()
+        .read_blob(
+            REPORTS_CONTAINER,
+            &report_path.replace(".report.json", ".report.html"),
+        )
+        .await
+        .unwrap();
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("<h2>The message was given up</h2>"), "{page}");
+    assert!(page.contains("<code id=\"input-error-code\">poisoned</code>"));
 
     // A second, overlapping Sweep does not re-drive the same input again.
     let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
