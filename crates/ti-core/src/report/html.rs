@@ -139,6 +139,12 @@ impl Page {
         }
     }
 
+    /// Counts `n` more rejected records of `code` that are not fed one by one (e.g. a report
+    /// whose entries past a limit are only counted): counted in the bar and the group, not shown.
+    pub fn add_error_count(&mut self, code: Code, n: u64) {
+        self.errors[code as usize].count += n;
+    }
+
     /// Counts a warning, and keeps it for showing when it is among its code's first.
     pub fn add_warning(&mut self, w: &RecordWarning) {
         let group = &mut self.warnings[w.code as usize];

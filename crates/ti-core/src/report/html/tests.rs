@@ -249,3 +249,23 @@ fn a_million_record_report_gives_a_page_under_one_megabyte() {
     assert_eq!(shown + not_shown, 2_000_000);
     assert!(html.ends_with("</html>\n"));
 }
+
+#[test]
+fn entries_only_counted_are_counted_and_not_shown() {
+    let r = report(
+        vec![error(0, Code::Duplicate, "a later record has this id")],
+        vec![],
+        5,
+    );
+    let mut page = Page::new(&r, files());
+    page.add_error(&r.errors[0], None);
+    page.add_error_count(Code::Duplicate, 41);
+    let mut out = Vec::new();
+    page.write_to(&mut out).unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(html.contains("<li class=\"bar\" data-code=\"duplicate\" data-count=\"42\">"));
+    assert_eq!(html.matches("<li class=\"entry\"").count(), 1);
+    assert!(html
+        .contains("<p class=\"more\" data-not-shown=\"41\">41 more not shown here; all 42 are in"));
+    assert!(html.contains("<p class=\"note\">The original text was not kept.</p>"));
+}
