@@ -185,10 +185,12 @@ impl Page {
         }
         let warnings = order(&self.warnings);
         if !warnings.is_empty() {
-            out.write_all(
-                b"<section id=\"warnings\"><h2>Warnings</h2>\n\
-                  <p class=\"note\">These records were uploaded; each warning says what was \
-                  changed or noticed.</p>\n",
+            write!(
+                out,
+                "<section id=\"warnings\"><h2>Warnings</h2>\n\
+                 <p class=\"note\">These records {} uploaded; each warning says what was \
+                 changed or noticed.</p>\n",
+                if self.sends() { "were" } else { "would be" }
             )?;
             for &code in &warnings {
                 self.write_group(&mut out, code, &self.warnings[code as usize], false, budget)?;
@@ -278,7 +280,7 @@ impl Page {
             (
                 &self.warnings,
                 "warning-codes",
-                "Warnings (records uploaded)",
+                "Warnings (records not rejected)",
                 "w",
             ),
         ] {
