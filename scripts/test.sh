@@ -30,6 +30,8 @@ if [[ -z "$clippy_driver" ]]; then
   exit 2
 fi
 export RUSTC_WORKSPACE_WRAPPER=$clippy_driver
+# A fresh clone builds everything once: incremental compilation would only add work.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo build --workspace --all-targets --locked
 
