@@ -39,8 +39,12 @@ fn realworld(file: &str) -> PathBuf {
 }
 
 fn read(file: &str) -> Outcome {
-    let path = realworld(file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    read_path(&realworld(file))
+}
+
+fn read_path(path: &Path) -> Outcome {
+    let file = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{file}: {e}"));
     let now = datetime!(2026-12-01 0:00 UTC);
     let mut d = Decoder::new(InputOptions::new(now));
     let mut records = Vec::new();
@@ -194,4 +198,28 @@ fn spamhaus_drop_lists_are_cidr_ranges() {
     assert_eq!(o.kinds, kinds(&[("ipv6-addr:value", 51)]));
     assert_eq!(o.distinct_ids, 51);
     assert!(o.refused.is_empty(), "{:?}", o.refused_lines);
+}
+
+#[test]
+fn the_vendor_shapes_fixture_gives_each_shape_its_indicator() {
+    // Our own fixture in the shapes above (its comment lines say where each comes from).
+    let o = read_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text/vendor-shapes.txt"),
+    );
+    assert_eq!(
+        o.kinds,
+        kinds(&[
+            ("domain-name:value", 3),
+            ("email-addr:value", 1),
+            ("file:hashes.'SHA-256'", 2),
+            ("file:name", 1),
+            ("ipv4-addr:value", 4),
+            ("ipv6-addr:value", 1),
+            ("url:value", 4),
+        ])
+    );
+    assert_eq!(o.with_port, 2);
+    assert_eq!(o.distinct_ids, 16);
+    assert_eq!(o.refused, HashMap::from([(Code::NotAnIndicator, 2)]));
+    assert_eq!(o.refused_lines, ["DOWNLOADERS", "Startup script for LEASH"]);
 }
