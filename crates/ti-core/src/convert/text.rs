@@ -1,9 +1,10 @@
 //! Plain-text IOC lists read as vendors publish them: one observable per line, with what they put
 //! around it (README.md, "Text lists", says what is read and how).
 //!
-//! A line is an observable, then optionally a comment: after whitespace (a blank, a tab), `#`, or
-//! a comma. A comment in `( )` or after `#` loses those marks and becomes the indicator's
-//! `description`; an `ip:port`, `[ip]:port` or `host:port` is the IP (or domain) indicator with
+//! A line is an observable (after a list bullet `-`, `*`, `•`, if any), then optionally a
+//! comment: after whitespace (a blank, a tab), `#`, a comma or a semicolon. A comment in `( )` or
+//! after `#` loses those marks and becomes the indicator's `description`; an `ip:port`,
+//! `[ip]:port` or `host:port` is the IP (or domain) indicator with
 //! `port N` in its description, since a STIX address has no port.
 //!
 //! Values are refanged ([`refang`]), then typed by shape: a URL (has `://`, or `host/path` without
@@ -156,15 +157,20 @@ pub fn read_value(cell: &str) -> ReadValue {
     if s.is_empty() || s.starts_with('#') {
         return ReadValue::Empty;
     }
+    // A list item copied from a page or a Markdown file: `- value`, `* value`, `• value`.
+    let s = match s.strip_prefix(['-', '*', '•', '+']) {
+        Some(r) if r.starts_with(char::is_whitespace) => r.trim_start(),
+        _ => s,
+    };
     let (token, rest) = match s.find(char::is_whitespace) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
     };
     let found = match classify(token) {
         Ok(f) => Ok((f, rest.map(str::to_string))),
-        // `value,comment`: the value before the first comma, when it is one (a URL keeps its
-        // commas when it is valid with them: RFC 3986 allows them in a path).
-        Err(e) => match token.split_once(',') {
+        // `value,comment` / `value;comment`: the value before the first comma or semicolon,
+        // when it is one (a URL keeps those it is valid with: RFC 3986 allows them in a path).
+        Err(e) => match token.split_once([',', ';']) {
             Some((head, tail)) => match classify(head) {
                 Ok(f) => Ok((f, Some(format!("{tail}{}", rest.unwrap_or(""))))),
                 Err(_) => Err(e),
