@@ -194,7 +194,7 @@ fn every_input_format_is_read_and_converted() {
     assert_eq!(values[3]["fileHashType"], "md5");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("line 7") && stderr.contains("unknown_observable_type"),
+        stderr.contains("line 7") && stderr.contains("not_an_indicator"),
         "{stderr}"
     );
 

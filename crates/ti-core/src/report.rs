@@ -57,6 +57,9 @@ pub enum Code {
     // convert
     /// A CSV `type` / text line names or holds no observable type ti-ingest knows.
     UnknownObservableType,
+    /// A line of a text list has no observable's shape at all (a heading, a sentence): not an
+    /// indicator that failed, but no indicator.
+    NotAnIndicator,
     /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible,
@@ -105,7 +108,9 @@ impl Code {
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {
                 Stage::Validate
             }
-            UnknownObservableType | NotConvertible | ValueShortened => Stage::Convert,
+            UnknownObservableType | NotAnIndicator | NotConvertible | ValueShortened => {
+                Stage::Convert
+            }
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
             | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
         }

@@ -4,6 +4,8 @@
 //!   tiIndicator (the `graph` target), and the tiIndicator validator.
 //! - [`rows`]: CSV rows and plain-text lines → STIX indicator: observable type names and aliases,
 //!   type inference, refanging.
+//! - [`text`]: plain-text IOC lists read as vendors publish them (comments, ports, defanged
+//!   forms, the Public Suffix List), and the value reader CSV cells without a type share.
 //!
 //! Everything here builds one kind of object, a STIX indicator with a single-observable pattern,
 //! through [`Draft`], so the defaults (ids, timestamps, validity, confidence, TLP) are applied the
@@ -13,6 +15,7 @@
 
 pub mod graph;
 pub mod rows;
+pub mod text;
 
 use std::fmt;
 use std::str::FromStr;

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use super::{parse_timestamp, stix_timestamp, Comparison, Defaults, Draft, Tlp};
 use crate::report::Code;
-use crate::stix::observable::{self, Observable};
+use crate::stix::observable::Observable;
 use crate::stix::Problem;
 
 /// The type names accepted in a CSV `type` column, for messages.
@@ -69,57 +69,8 @@ fn hash_by_length(value: &str) -> Option<Observable> {
     }
 }
 
-/// The observable type of a bare value: a URL (has `://`), an IPv4/IPv6 address or CIDR, an
-/// MD5/SHA-1/SHA-256/SHA-512 hash (hex of that length), an e-mail address (has `@`), or a
-/// domain (a valid host name with at least one dot, so a stray word is not taken for a host).
-pub fn infer_observable(value: &str) -> Option<Observable> {
-    if value.contains("://") {
-        Some(Observable::Url)
-    } else if observable::is_ipv4_or_cidr(value) {
-        Some(Observable::Ipv4)
-    } else if observable::is_ipv6_or_cidr(value) {
-        Some(Observable::Ipv6)
-    } else if let Some(h) = hash_by_length(value) {
-        Some(h)
-    } else if value.contains('@') {
-        Some(Observable::Email)
-    } else if value.contains('.') && observable::check_domain(value).is_ok() {
-        Some(Observable::Domain)
-    } else {
-        None
-    }
-}
-
-/// Undoes the usual defanging: `hxxp://`/`hxxps://` (any case), `[.]`, `(.)`, `{.}`, `[:]`,
-/// `[://]` and `[@]`. Borrowed when nothing changed.
-pub fn refang(value: &str) -> Cow<'_, str> {
-    const MARKS: [(&str, &str); 6] = [
-        ("[.]", "."),
-        ("(.)", "."),
-        ("{.}", "."),
-        ("[://]", "://"),
-        ("[:]", ":"),
-        ("[@]", "@"),
-    ];
-    let scheme = value
-        .get(..4)
-        .filter(|p| p.eq_ignore_ascii_case("hxxp"))
-        .is_some();
-    if !scheme && !MARKS.iter().any(|(m, _)| value.contains(m)) {
-        return Cow::Borrowed(value);
-    }
-    let mut s = if scheme {
-        format!("http{}", &value[4..])
-    } else {
-        value.to_string()
-    };
-    for (m, r) in MARKS {
-        if s.contains(m) {
-            s = s.replace(m, r);
-        }
-    }
-    Cow::Owned(s)
-}
+// Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
+pub use super::text::{infer_observable, refang};
 
 /// A checked comparison (hashes lower-cased); `what` names the value in the message.
 fn comparison(what: &str, observable: Observable, value: &str) -> Result<Comparison, Problem> {
@@ -145,48 +96,6 @@ fn refanged<'a>(value: &'a str, warnings: &mut Vec<Problem>) -> Cow<'a, str> {
         ));
     }
     r
-}
-
-/// A text line's observable, without the comment: `None` for blank lines and comments (`#` at
-/// the start of the line, or after whitespace, so a URL's `#fragment` stays).
-pub fn text_value(line: &str) -> Option<&str> {
-    let mut v = line.trim();
-    if v.starts_with('#') {
-        return None;
-    }
-    if let Some(cut) = v
-        .find([' ', '\t'])
-        .and_then(|i| v[i..].find('#').map(|j| i + j))
-    {
-        if v[..cut].ends_with([' ', '\t']) {
-            v = v[..cut].trim_end();
-        }
-    }
-    (!v.is_empty()).then_some(v)
-}
-
-/// Converts one plain-text observable (as [`text_value`] returns it) into a STIX indicator.
-pub fn text_to_stix(
-    value: &str,
-    defaults: &Defaults,
-    now: OffsetDateTime,
-) -> Result<(Map<String, Value>, Vec<Problem>), Problem> {
-    let mut warnings = Vec::new();
-    let v = refanged(value, &mut warnings);
-    let o = infer_observable(&v).ok_or_else(|| {
-        Problem::new(
-            Code::UnknownObservableType,
-            format!(
-                "'{}' is not an IPv4/IPv6 address or CIDR, a domain, a URL, an e-mail address or an MD5/SHA-1/SHA-256 hash",
-                show(value)
-            ),
-        )
-    })?;
-    let d = Draft {
-        comparisons: vec![comparison("the line", o, &v)?],
-        ..Draft::default()
-    };
-    Ok((d.into_stix(defaults, now), warnings))
 }
 
 fn show(s: &str) -> String {

@@ -370,19 +370,8 @@ fn refanging_and_comments() {
         std::borrow::Cow::Borrowed(_)
     ));
 
-    assert_eq!(text_value("  example.com  "), Some("example.com"));
-    assert_eq!(text_value("# a comment"), None);
-    assert_eq!(text_value("   "), None);
-    assert_eq!(
-        text_value("example.com # seen 2024-01-01"),
-        Some("example.com")
-    );
-    assert_eq!(
-        text_value("http://x.example/#frag"),
-        Some("http://x.example/#frag")
-    );
-
-    let (o, w) = text_to_stix("hxxp://evil[.]example/", &Defaults::default(), now()).unwrap();
+    let (o, w) =
+        super::text::text_to_stix("hxxp://evil[.]example/", &Defaults::default(), now()).unwrap();
     assert_eq!(o["pattern"], "[url:value = 'http://evil.example/']");
     assert_eq!(w[0].code, Code::Normalised);
     assert!(w[0].message.contains("refanged"), "{}", w[0].message);

@@ -1512,11 +1512,10 @@ impl LineBody {
                 return;
             }
         };
-        let Some(value) = convert::rows::text_value(s) else {
+        let Some(result) = convert::text::line_to_stix(s, &ctx.opts.defaults, ctx.opts.now) else {
             return;
         };
         let index = self.take_index();
-        let result = convert::rows::text_to_stix(value, &ctx.opts.defaults, ctx.opts.now);
         out.push(ctx.decoded(index, line, Some(s.to_string()), result));
     }
 }
