@@ -26,6 +26,8 @@ pub enum Code {
     NotAnObject,
     /// The record exceeds the per-record size bound.
     RecordTooLarge,
+    /// The record nests arrays and objects deeper than the nesting bound (64 levels).
+    RecordTooDeep,
     /// A CSV row is not valid CSV, or has more fields than the header names.
     CsvInvalid,
     /// A line of a CSV or text input is not valid UTF-8.
@@ -101,8 +103,8 @@ impl Code {
     pub fn stage(self) -> Stage {
         use Code::*;
         match self {
-            JsonInvalid | NotAnObject | RecordTooLarge | CsvInvalid | InvalidEncoding
-            | Truncated => Stage::Parse,
+            JsonInvalid | NotAnObject | RecordTooLarge | RecordTooDeep | CsvInvalid
+            | InvalidEncoding | Truncated => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {

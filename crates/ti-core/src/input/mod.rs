@@ -507,6 +507,21 @@ impl Ctx {
         )
     }
 
+    /// A record nested deeper than the frame limit: its own error, its text kept for the
+    /// rejected file.
+    fn too_deep(&self, index: u64, line: u64, text: String) -> Decoded {
+        let max = self.opts.limits.max_depth;
+        self.decoded(
+            index,
+            line,
+            Some(text),
+            Err(Problem::new(
+                Code::RecordTooDeep,
+                format!("the record nests arrays and objects deeper than {max} levels, the nesting bound"),
+            )),
+        )
+    }
+
     /// A JSON record's text → STIX object (see [`json_to_stix`]), appended to `out`. The first
     /// record that parses decides `saw_ti` and is decoded at once; later ones are only queued,
     /// for [`Chunk::decode`].
@@ -694,6 +709,36 @@ fn json_to_stix(
         }
     });
     (result.map(|o| (o, warnings)), ti)
+}
+
+/// Whether JSON text nests arrays and objects deeper than `max` levels (outside strings), the
+/// bound the framer applies to the records of a JSON array or bundle: an NDJSON line gets the
+/// same rule.
+fn nests_deeper(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &c in text.as_bytes() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// The text with every `,` that precedes (after whitespace) a `}` or `]` removed, outside
@@ -1265,6 +1310,12 @@ impl JsonBody {
                         self.held = out.pop();
                     }
                 }
+                FrameItem::TooDeep(r) => {
+                    if self.first_len.is_none() {
+                        self.first_len = Some(r.text.len() as u64);
+                    }
+                    out.push(ctx.too_deep(r.index, r.line, r.text));
+                }
                 FrameItem::Oversize { index, line, bytes } => {
                     if self.first_len.is_none() {
                         self.first_len = Some(bytes);
@@ -1452,6 +1503,9 @@ impl LineBody {
             Line::Text(t) => {
                 let index = self.take_index();
                 match std::str::from_utf8(t) {
+                    Ok(s) if nests_deeper(s, ctx.opts.limits.max_depth) => {
+                        out.push(ctx.too_deep(index, line, s.to_string()))
+                    }
                     Ok(s) => ctx.json_record(out, index, line, s.to_string()),
                     Err(e) => out.push(bad_utf8(ctx, index, line, t, e)),
                 }
