@@ -6,7 +6,7 @@
 # it at run time), so the checks are:
 #   1. scripts/infra_lint.py: both pycep (checkov's parser) and tree-sitter-bicep parse every
 #      file; undeclared or unused symbols; module params and outputs line up; no preview API
-#      versions; every setting the functions, README and DESIGN.md name is set; no keys or SAS.
+#      versions; every setting the functions and docs/SETTINGS.md name is set; no keys or SAS.
 #   2. scripts/infra_schema.py: every resource type, api-version and property (nested ones, their
 #      kinds and allowed values) exists in the published resource schemas, the type data the
 #      Bicep compiler uses (../shared/azure-types/, read in place); no property is set to null.

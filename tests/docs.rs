@@ -212,3 +212,145 @@ fn settings_md_gives_the_defaults_settings_rs_uses() {
     }
     assert!(checked >= 15, "checked only {checked} defaults");
 }
+
+/// The rows of the markdown table that follows `heading` in `doc`: each row's cells, trimmed.
+fn table_after(doc: &str, heading: &str) -> Vec<Vec<String>> {
+    let section = doc
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{heading}` section"));
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The variants of `report::Code`, read from its declaration, as the report spells them.
+fn code_variants() -> BTreeSet<String> {
+    let source = read("crates/ti-core/src/report.rs");
+    let body = source
+        .split("pub enum Code {")
+        .nth(1)
+        .expect("report.rs declares `pub enum Code`");
+    let body = &body[..body.find("\n}").unwrap()];
+    body.lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(',') && l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .map(|l| {
+            let variant = l.trim_end_matches(',');
+            let value = serde_json::to_value(
+                serde_json::from_value::<ti_core::report::Code>(serde_json::Value::String(snake(
+                    variant,
+                )))
+                .unwrap_or_else(|e| panic!("Code::{variant} is not spelt {}: {e}", snake(variant))),
+            )
+            .unwrap();
+            value.as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[test]
+fn reports_md_documents_every_record_code_with_its_stage() {
+    let doc = read("docs/REPORTS.md");
+    let rows = table_after(&doc, "### Error and warning codes");
+    let mut documented = BTreeSet::new();
+    for row in &rows {
+        let code = row[0].split('`').nth(1).expect("a code in backticks");
+        let parsed: ti_core::report::Code = serde_json::from_value(serde_json::Value::String(
+            code.to_string(),
+        ))
+        .unwrap_or_else(|e| panic!("docs/REPORTS.md documents `{code}`, no such code: {e}"));
+        let stage = serde_json::to_value(parsed.stage()).unwrap();
+        assert_eq!(
+            row[1],
+            stage.as_str().unwrap(),
+            "docs/REPORTS.md gives `{code}` the stage {:?}; the code reports it at {stage}",
+            row[1]
+        );
+        documented.insert(code.to_string());
+    }
+    let variants = code_variants();
+    assert!(variants.len() >= 30, "read only {} codes", variants.len());
+    let missing: Vec<_> = variants.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "codes with no row in docs/REPORTS.md: {missing:?}"
+    );
+}
+
+#[test]
+fn reports_md_documents_every_input_level_code_the_code_writes() {
+    let doc = read("docs/REPORTS.md");
+    let documented: BTreeSet<String> = table_after(&doc, "### Input-level codes")
+        .iter()
+        .map(|row| row[0].split('`').nth(1).unwrap().to_string())
+        .collect();
+    let pull = read("docs/PULL.md");
+    let mut files = BTreeSet::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut used = BTreeSet::new();
+    for file in &files {
+        let source = read(file);
+        // Every text between two consecutive quotes (both parities, so an escaped quote cannot
+        // hide a literal); only code-shaped ones pass the filter below.
+        let text = without_tests(&source);
+        let quotes: Vec<usize> = text.match_indices('"').map(|(at, _)| at).collect();
+        for pair in quotes.windows(2) {
+            let literal = &text[pair[0] + 1..pair[1]];
+            let input_level = [
+                "input_",
+                "blob_",
+                "envelope_",
+                "event_",
+                "work_item_",
+                "feed_",
+            ]
+            .iter()
+            .any(|p| literal.starts_with(p))
+                || literal == "poisoned";
+            if input_level
+                && literal.ends_with(|c: char| c.is_ascii_lowercase())
+                && literal.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && (literal.contains('_') || literal == "poisoned")
+                && literal != "blob_url"
+            {
+                used.insert(literal.to_string());
+            }
+        }
+    }
+    assert!(used.len() >= 15, "found only {used:?}");
+    for code in &used {
+        let found = if code.starts_with("feed_") {
+            pull.contains(&format!("`{code}`"))
+        } else {
+            documented.contains(code)
+        };
+        assert!(found, "input-level code `{code}` is written by the code but not documented (docs/REPORTS.md, docs/PULL.md for feed_*)");
+    }
+    for code in documented.iter().filter(|c| !c.ends_with('*')) {
+        assert!(
+            used.contains(code),
+            "docs/REPORTS.md documents `{code}`, which nothing writes"
+        );
+    }
+}

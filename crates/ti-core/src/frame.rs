@@ -6,7 +6,7 @@
 //! ([`crate::stix::parse_record`]), so a record that is balanced but malformed (`{"a": tru}`)
 //! is still emitted here and rejected there, on its own, while the rest of the file continues.
 //!
-//! Shapes (DESIGN.md §2):
+//! Shapes (README.md, How it works):
 //! - `[ ... ]`: each element is a record ([`Format::StixJson`]).
 //! - `{ ... }` with a key `objects`, `stixobjects`, `indicators` or `value` holding an array:
 //!   each element of that array is a record, emitted as soon as it is complete

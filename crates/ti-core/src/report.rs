@@ -1,4 +1,4 @@
-//! The report document (DESIGN.md §5) and the per-record error vocabulary.
+//! The report document (docs/REPORTS.md) and the per-record error vocabulary.
 //!
 //! Per-record errors are data: every rejected record becomes one [`RecordError`] carrying its input
 //! index, line, id, stage and code; the report is serialised from those values.
@@ -82,8 +82,6 @@ pub enum Code {
     RetriesExhausted,
     /// The token for the service could not be obtained.
     AuthFailed,
-    /// The input stopped at a broken frame before this record could be read.
-    Truncated,
     // warnings
     /// `valid_until` is in the past; the service accepts it.
     Expired,
@@ -104,7 +102,7 @@ impl Code {
         use Code::*;
         match self {
             JsonInvalid | NotAnObject | RecordTooLarge | RecordTooDeep | CsvInvalid
-            | InvalidEncoding | Truncated => Stage::Parse,
+            | InvalidEncoding => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {

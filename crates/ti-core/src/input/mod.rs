@@ -1,7 +1,7 @@
 //! Input decoding: format detection, decompression, character decoding and per-format record
 //! decoding, push-based, so the pipeline feeds it from blob streams or files alike.
 //!
-//! Layers, each streaming with bounded memory (DESIGN.md §2):
+//! Layers, each streaming with bounded memory (README.md, How it works):
 //! 1. **transport**: gzip magic bytes → streaming gunzip (`flate2`'s push-based decoder), bounded
 //!    by decompressed size and by compression ratio (a guard against decompression bombs);
 //! 2. **characters**: a UTF-8 byte-order mark is skipped; UTF-16 LE/BE (what Windows PowerShell
@@ -38,7 +38,7 @@ use crate::report::Code;
 use crate::stix::{self, Problem};
 use lines::{Line, Lines};
 
-/// The input formats of DESIGN.md §2.
+/// The input formats of README.md, How it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InputFormat {
     StixBundle,
