@@ -1,10 +1,10 @@
 //! Plain-text IOC lists read as vendors publish them: one observable per line, with what they put
 //! around it (README.md, "Text lists", says what is read and how).
 //!
-//! A line is an observable (after a list bullet `-`, `*`, `•`, if any), then optionally a
-//! comment: after whitespace (a blank, a tab), `#`, a comma or a semicolon. A comment in `( )` or
-//! after `#` loses those marks and becomes the indicator's `description`; an `ip:port`,
-//! `[ip]:port` or `host:port` is the IP (or domain) indicator with
+//! A line is an observable (after a list bullet `-`, `*`, `•` and a label such as `SHA256:`, if
+//! any), then optionally a comment: after whitespace (a blank, a tab), `#`, a comma or a
+//! semicolon. A comment in `( )` or after `#` loses those marks and becomes the indicator's
+//! `description`; an `ip:port`, `[ip]:port` or `host:port` is the IP (or domain) indicator with
 //! `port N` in its description, since a STIX address has no port.
 //!
 //! Values are refanged ([`refang`]), then typed by shape: a URL (has `://`, or `host/path` without
@@ -162,6 +162,7 @@ pub fn read_value(cell: &str) -> ReadValue {
         Some(r) if r.starts_with(char::is_whitespace) => r.trim_start(),
         _ => s,
     };
+    let s = strip_label(s);
     let (token, rest) = match s.find(char::is_whitespace) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
@@ -184,6 +185,26 @@ pub fn read_value(cell: &str) -> ReadValue {
             ReadValue::Observable(r)
         }
         Err(e) => ReadValue::Refused(e),
+    }
+}
+
+/// Labels some lists put before the value (`SHA256: <hash>`, `md5=<hash>`, `domain: evil.com`).
+const LABELS: &[&str] = &[
+    "md5", "sha1", "sha-1", "sha256", "sha-256", "sha512", "sha-512", "hash", "ip", "ipv4", "ipv6",
+    "domain", "hostname", "host", "url", "uri", "email", "e-mail",
+];
+
+/// The line without a [`LABELS`] label and its `:` or `=`, when one starts it and a value follows.
+fn strip_label(s: &str) -> &str {
+    let Some(i) = s.get(..9).unwrap_or(s).find([':', '=']) else {
+        return s;
+    };
+    let rest = s[i + 1..].trim_start();
+    let label = s[..i].trim_end();
+    if !rest.is_empty() && LABELS.iter().any(|l| l.eq_ignore_ascii_case(label)) {
+        rest
+    } else {
+        s
     }
 }
 
@@ -399,7 +420,7 @@ fn shape(v: &str, defanged: bool) -> Result<Reading, Refusal> {
                 "an address is four numbers 0 to 255 separated by dots",
             ));
         }
-        let d = lower_domain(v);
+        let d = lower_domain(name);
         check_public_domain(&d).map_err(|e| Refusal::invalid("domain", e))?;
         return Ok(found(Observable::Domain, d));
     }

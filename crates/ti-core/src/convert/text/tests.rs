@@ -90,6 +90,7 @@ fn each_published_shape_gives_its_observable_comment_and_port() {
             None,
         ),
         ("EVIL.COM", Domain, "evil.com", None),
+        ("evil.com.", Domain, "evil.com", None),
         ("ad[.]scgawj[.]com (shadowpad C2)", Domain, "ad.scgawj.com", Some("shadowpad C2")),
         ("evil[dot]example", Domain, "evil.example", None),
         ("evil(DOT)example", Domain, "evil.example", None),
@@ -103,6 +104,16 @@ fn each_published_shape_gives_its_observable_comment_and_port() {
         ("198.51.100.7,malware", Ipv4, "198.51.100.7", Some("malware")),
         ("evil.example;c2", Domain, "evil.example", Some("c2")),
         ("- evil.example", Domain, "evil.example", None),
+        (
+            "SHA256: 17A2DD45F9F57161B4CC40924296C4DEAB65BEEA447EFB46D3178A9E76815D06 (loader)",
+            Sha256,
+            "17a2dd45f9f57161b4cc40924296c4deab65beea447efb46d3178a9e76815d06",
+            Some("loader"),
+        ),
+        ("md5=d41d8cd98f00b204e9800998ecf8427e", Md5, "d41d8cd98f00b204e9800998ecf8427e", None),
+        ("- Domain: evil[.]example", Domain, "evil.example", None),
+        ("url:hxxp://evil[.]example/a", Url, "http://evil.example/a", None),
+        ("IP = 198.51.100.7", Ipv4, "198.51.100.7", None),
         ("* 198[.]51[.]100[.]7 (c2)", Ipv4, "198.51.100.7", Some("c2")),
         ("• hxxp://evil[.]example/a", Url, "http://evil.example/a", None),
         ("evil.example, c2 // 2024", Domain, "evil.example", Some("c2 // 2024")),
@@ -153,6 +164,8 @@ fn headings_and_prose_are_not_indicators_and_bad_values_are_invalid() {
         "12345",
         "this is prose",
         "[heading]",
+        "URL:",
+        "Domain: none seen",
     ];
     for line in not {
         let r = refused(line);
