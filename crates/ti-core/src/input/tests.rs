@@ -307,13 +307,17 @@ fn forced_formats_and_names() {
     let (out, f) = decode_with(b"type,value\nexample.com\n", 4, o);
     assert_eq!(f, Ok(InputFormat::Text));
     assert_eq!(out.len(), 2);
-    // Forced CSV without a known header is a frame error naming the header.
+    // Forced CSV without a header it can place is a frame error naming the columns.
     let o = InputOptions {
         format: Some(InputFormat::Csv),
         ..opts()
     };
     let e = decode_with(b"a,b\n1,2\n", 4, o).1.unwrap_err();
-    assert!(e.message.contains("not a CSV header"), "{e}");
+    assert!(
+        e.message
+            .contains("the CSV header has no column to take an indicator from (columns: `a`, `b`)"),
+        "{e}"
+    );
     let o = InputOptions {
         format: Some(InputFormat::Ndjson),
         ..opts()
@@ -520,7 +524,7 @@ fn a_csv_header_with_a_duplicate_column_is_refused() {
         "{e}"
     );
     // Columns that are ignored anyway may repeat.
-    let (out, f) = decode(b"type,value,notes,notes\nipv4,1.2.3.4,a,b\n");
+    let (out, f) = decode(b"type,value,remark,remark\nipv4,1.2.3.4,a,b\n");
     assert_eq!(f, Ok(InputFormat::Csv));
     assert!(out[0].object.is_ok());
 }
