@@ -307,7 +307,7 @@ fn column(name: &str) -> Column {
         "tags" | "labels" | "tag" => Column::Tags,
         "name" | "title" => Column::Name,
         "description" | "comment" | "comments" | "notes" | "note" => Column::Description,
-        "confidence" => Column::Confidence,
+        "confidence" | "confidencelevel" => Column::Confidence,
         "revoked" => Column::Revoked,
         "validfrom" => Column::ValidFrom,
         "validuntil" => Column::ValidUntil,
