@@ -527,7 +527,12 @@ impl CsvHeader {
             ));
         }
 
-        d.id = get(Column::Id).map(str::to_owned);
+        // A STIX id (`<type>--…`, checked by validation) is the indicator's id; any other `id` is
+        // the publisher's own record number (URLhaus's `id`, ThreatFox's `ioc_id`), which would
+        // collide across publishers: the id is then derived from the pattern as usual.
+        d.id = get(Column::Id)
+            .filter(|i| i.contains("--"))
+            .map(str::to_owned);
         d.name = get(Column::Name).map(str::to_owned);
         d.description = get(Column::Description).map(str::to_owned);
         d.indicator_types = split_list(get(Column::ThreatTypes))

@@ -1093,6 +1093,11 @@ struct Detect {
     /// over the bound (the rest is whitespace, replayed as spaces).
     line_len: u64,
     kind: DetectLine,
+    /// The current comment line's text after its `#` (`None` once over the record bound), and
+    /// the last complete one: abuse.ch's URLhaus and ThreatFox CSVs put their header row in a
+    /// comment (`# id,dateadded,url,…`).
+    comment: Option<Vec<u8>>,
+    last_comment: Option<Vec<u8>>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -1113,15 +1118,30 @@ impl Detect {
         let max = ctx.opts.limits.max_record_bytes;
         for (i, &b) in bytes.iter().enumerate() {
             match (self.kind, b) {
-                (DetectLine::Data, b'\n') => return Some((decide_line(&self.line, ctx), i)),
+                (DetectLine::Data, b'\n') => {
+                    let body = decide_line(&self.line, self.last_comment.as_deref(), ctx);
+                    return Some((body, i));
+                }
                 (DetectLine::Blank | DetectLine::Comment, b'\n') => {
+                    if self.kind == DetectLine::Comment {
+                        self.last_comment = self.comment.take();
+                    }
                     self.skipped += 1;
                     self.line.clear();
                     self.line_len = 0;
                     self.kind = DetectLine::Blank;
                     continue;
                 }
-                (DetectLine::Comment, _) => continue,
+                (DetectLine::Comment, _) => {
+                    if let Some(c) = &mut self.comment {
+                        if c.len() < max {
+                            c.push(b);
+                        } else {
+                            self.comment = None;
+                        }
+                    }
+                    continue;
+                }
                 (DetectLine::Blank, b'[' | b'{') if !self.started => {
                     // Whitespace before the JSON value does not matter to the framer.
                     self.line.clear();
@@ -1132,6 +1152,7 @@ impl Detect {
                 (DetectLine::Blank, b'#') => {
                     self.started = true;
                     self.kind = DetectLine::Comment;
+                    self.comment = Some(Vec::new());
                     continue;
                 }
                 (DetectLine::Blank, _) if b.is_ascii_whitespace() => {
@@ -1159,7 +1180,7 @@ impl Detect {
     fn finish(&mut self, ctx: &Ctx) -> Option<Body> {
         let max = ctx.opts.limits.max_record_bytes;
         match self.kind {
-            DetectLine::Data => Some(decide_line(&self.line, ctx)),
+            DetectLine::Data => Some(decide_line(&self.line, self.last_comment.as_deref(), ctx)),
             _ if self.started => Some(Body::Text(LineBody::text(max))),
             _ => None,
         }
@@ -1176,15 +1197,35 @@ impl Detect {
 ///   field a plain column name: a letter, then letters, digits, `_` or `-`, at most 64 bytes
 ///   (`first_seen_utc,malware`; a heading such as `Network indicators, C2` has a space, a file
 ///   name such as `Setup2.exe` a dot).
-fn decide_line(line: &[u8], ctx: &Ctx) -> Body {
+///
+/// Else, when the last `#` comment line before it (`comment`, its text after the `#`) is a CSV
+/// header ti-ingest can place, with as many fields as the line, the input is CSV with that
+/// header: abuse.ch's URLhaus and ThreatFox CSVs comment out their header row
+/// (`# id,dateadded,url,url_status,…`).
+fn decide_line(line: &[u8], comment: Option<&[u8]>, ctx: &Ctx) -> Body {
     let max = ctx.opts.limits.max_record_bytes;
     let mut splitter = RowSplitter::default();
-    let is_csv = std::str::from_utf8(line).is_ok_and(|l| looks_like_header(&splitter.fields(l)));
-    if is_csv {
-        Body::Csv(CsvBody::new(max))
-    } else {
-        Body::Text(LineBody::text(max))
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Body::Text(LineBody::text(max));
+    };
+    let row = splitter.fields(line);
+    let n = row.len();
+    if looks_like_header(&row) {
+        return Body::Csv(CsvBody::new(max));
     }
+    if let Some(c) = comment.and_then(|c| std::str::from_utf8(c).ok()) {
+        let c = c.trim();
+        let fields = splitter.fields(c);
+        if fields.len() == n
+            && looks_like_header(&fields)
+            && CsvHeader::duplicate(&fields).is_none()
+        {
+            if let Ok(header) = CsvHeader::recognise(&fields) {
+                return Body::Csv(CsvBody::with_header(max, header, c.to_string()));
+            }
+        }
+    }
+    Body::Text(LineBody::text(max))
 }
 
 fn looks_like_header(fields: &[&str]) -> bool {
@@ -1740,6 +1781,15 @@ impl CsvBody {
         }
     }
 
+    /// A CSV whose header row was found in a comment before the first row.
+    fn with_header(max: usize, header: CsvHeader, text: String) -> Self {
+        CsvBody {
+            header: Some(Arc::new(header)),
+            header_text: Some(text),
+            ..CsvBody::new(max)
+        }
+    }
+
     fn row(
         &mut self,
         ctx: &mut Ctx,
@@ -1810,6 +1860,9 @@ impl CsvBody {
                 return Ok(());
             }
         };
+        if ctx.csv.is_none() {
+            ctx.csv = self.header.clone();
+        }
         ctx.csv_record(out, index, line, s.to_string());
         Ok(())
     }

@@ -649,3 +649,45 @@ fn one_json_object_of_no_known_shape_is_an_input_error() {
     let (out, r) = decode(b"{\"type\":\"bundle\",\"objects\":[]}");
     assert_eq!((out.len(), r), (0, Ok(InputFormat::StixBundle)));
 }
+
+#[test]
+fn csv_headers_are_detected_by_form_not_by_knowing_the_columns() {
+    let format = |input: &str| decode(input.as_bytes()).1;
+    // Headers: a known column, or only plain column names (then an input error if none can be
+    // placed), quoted, after a BOM and a banner.
+    assert_eq!(
+        format("value,entity_type,description\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("\u{feff}# banner\n#\n\"first_seen_utc\",\"dst_ip\"\n"),
+        Ok(InputFormat::Csv)
+    );
+    let e = format("first_seen_utc,dst_port,malware\n2026-07-01,443,x\n").unwrap_err();
+    assert!(
+        e.message
+            .contains("(columns: `first_seen_utc`, `dst_port`, `malware`)"),
+        "{e}"
+    );
+    // A header row in a comment, with as many fields as the first row.
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7, c2\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7\n"),
+        Ok(InputFormat::Text)
+    );
+    // Text: a first line with an observable, a heading with spaces, a file name with a dot.
+    assert_eq!(format("198.51.100.7,c2\n"), Ok(InputFormat::Text));
+    assert_eq!(
+        format("hxxp://evil[.]example/a, c2\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(
+        format("Network indicators, C2\nevil.example\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(format("Setup2.exe, loader\n"), Ok(InputFormat::Text));
+    assert_eq!(format("evil.example\n"), Ok(InputFormat::Text));
+}
