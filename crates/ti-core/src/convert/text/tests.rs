@@ -104,6 +104,9 @@ fn each_published_shape_gives_its_observable_comment_and_port() {
         ("198.51.100.7,malware", Ipv4, "198.51.100.7", Some("malware")),
         ("evil.example;c2", Domain, "evil.example", Some("c2")),
         ("- evil.example", Domain, "evil.example", None),
+        ("evil [.] example [dot] com (c2)", Domain, "evil.example.com", Some("c2")),
+        ("alice [at] evil [.] example", Email, "alice@evil.example", None),
+        ("hxxp://evil [.] example/a (dropped at start)", Url, "http://evil.example/a", Some("dropped at start")),
         (
             "SHA256: 17A2DD45F9F57161B4CC40924296C4DEAB65BEEA447EFB46D3178A9E76815D06 (loader)",
             Sha256,
