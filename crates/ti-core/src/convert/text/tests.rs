@@ -398,3 +398,28 @@ proptest! {
         prop_assert_eq!(id(&format!("Alice@{variant}")), id(&format!("Alice@{d}")));
     }
 }
+
+proptest! {
+    /// Whatever a line holds, reading it does not panic; what it accepts passes the observable
+    /// check STIX validation applies, and what it refuses has one of the two refusal codes.
+    #[test]
+    fn any_line_reads_to_a_checked_observable_or_a_refusal(
+        line in prop_oneof![
+            "\\PC{0,60}",
+            "[a-fA-F0-9.:/@\\[\\](){}#,; \\t_xXhtpsdoamz-]{0,70}",
+        ]
+    ) {
+        match read_value(&line) {
+            ReadValue::Empty => prop_assert!(line.trim().is_empty() || line.trim().starts_with('#')),
+            ReadValue::Observable(r) => {
+                let checked = r.observable.check(&r.value);
+                prop_assert!(checked.is_ok(), "{:?} -> {:?}: {:?}", line, r, checked);
+            }
+            ReadValue::Refused(r) => prop_assert!(
+                matches!(r.code, Code::NotAnIndicator | Code::InvalidObservable),
+                "{:?}",
+                r
+            ),
+        }
+    }
+}
