@@ -1,4 +1,4 @@
-//! The report document (DESIGN.md §5) and the per-record error vocabulary.
+//! The report document (docs/REPORTS.md) and the per-record error vocabulary.
 //!
 //! Per-record errors are data: every rejected record becomes one [`RecordError`] carrying its input
 //! index, line, id, stage and code; the report is serialised from those values.
@@ -26,6 +26,8 @@ pub enum Code {
     NotAnObject,
     /// The record exceeds the per-record size bound.
     RecordTooLarge,
+    /// The record nests arrays and objects deeper than the nesting bound (64 levels).
+    RecordTooDeep,
     /// A CSV row is not valid CSV, or has more fields than the header names.
     CsvInvalid,
     /// A line of a CSV or text input is not valid UTF-8.
@@ -80,8 +82,6 @@ pub enum Code {
     RetriesExhausted,
     /// The token for the service could not be obtained.
     AuthFailed,
-    /// The input stopped at a broken frame before this record could be read.
-    Truncated,
     // warnings
     /// `valid_until` is in the past; the service accepts it.
     Expired,
@@ -101,8 +101,8 @@ impl Code {
     pub fn stage(self) -> Stage {
         use Code::*;
         match self {
-            JsonInvalid | NotAnObject | RecordTooLarge | CsvInvalid | InvalidEncoding
-            | Truncated => Stage::Parse,
+            JsonInvalid | NotAnObject | RecordTooLarge | RecordTooDeep | CsvInvalid
+            | InvalidEncoding => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {

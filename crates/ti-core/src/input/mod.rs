@@ -1,7 +1,7 @@
 //! Input decoding: format detection, decompression, character decoding and per-format record
 //! decoding, push-based, so the pipeline feeds it from blob streams or files alike.
 //!
-//! Layers, each streaming with bounded memory (DESIGN.md §2):
+//! Layers, each streaming with bounded memory (README.md, How it works):
 //! 1. **transport**: gzip magic bytes → streaming gunzip (`flate2`'s push-based decoder), bounded
 //!    by decompressed size and by compression ratio (a guard against decompression bombs);
 //! 2. **characters**: a UTF-8 byte-order mark is skipped; UTF-16 LE/BE (what Windows PowerShell
@@ -38,7 +38,7 @@ use crate::report::Code;
 use crate::stix::{self, Problem};
 use lines::{Line, Lines};
 
-/// The input formats of DESIGN.md §2.
+/// The input formats of README.md, How it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InputFormat {
     StixBundle,
@@ -507,6 +507,21 @@ impl Ctx {
         )
     }
 
+    /// A record nested deeper than the frame limit: its own error, its text kept for the
+    /// rejected file.
+    fn too_deep(&self, index: u64, line: u64, text: String) -> Decoded {
+        let max = self.opts.limits.max_depth;
+        self.decoded(
+            index,
+            line,
+            Some(text),
+            Err(Problem::new(
+                Code::RecordTooDeep,
+                format!("the record nests arrays and objects deeper than {max} levels, the nesting bound"),
+            )),
+        )
+    }
+
     /// A JSON record's text → STIX object (see [`json_to_stix`]), appended to `out`. The first
     /// record that parses decides `saw_ti` and is decoded at once; later ones are only queued,
     /// for [`Chunk::decode`].
@@ -694,6 +709,36 @@ fn json_to_stix(
         }
     });
     (result.map(|o| (o, warnings)), ti)
+}
+
+/// Whether JSON text nests arrays and objects deeper than `max` levels (outside strings), the
+/// bound the framer applies to the records of a JSON array or bundle: an NDJSON line gets the
+/// same rule.
+fn nests_deeper(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &c in text.as_bytes() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// The text with every `,` that precedes (after whitespace) a `}` or `]` removed, outside
@@ -1265,6 +1310,12 @@ impl JsonBody {
                         self.held = out.pop();
                     }
                 }
+                FrameItem::TooDeep(r) => {
+                    if self.first_len.is_none() {
+                        self.first_len = Some(r.text.len() as u64);
+                    }
+                    out.push(ctx.too_deep(r.index, r.line, r.text));
+                }
                 FrameItem::Oversize { index, line, bytes } => {
                     if self.first_len.is_none() {
                         self.first_len = Some(bytes);
@@ -1452,6 +1503,9 @@ impl LineBody {
             Line::Text(t) => {
                 let index = self.take_index();
                 match std::str::from_utf8(t) {
+                    Ok(s) if nests_deeper(s, ctx.opts.limits.max_depth) => {
+                        out.push(ctx.too_deep(index, line, s.to_string()))
+                    }
                     Ok(s) => ctx.json_record(out, index, line, s.to_string()),
                     Err(e) => out.push(bad_utf8(ctx, index, line, t, e)),
                 }

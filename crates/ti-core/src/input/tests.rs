@@ -645,3 +645,50 @@ fn one_json_object_of_no_known_shape_is_an_input_error() {
     let (out, r) = decode(b"{\"type\":\"bundle\",\"objects\":[]}");
     assert_eq!((out.len(), r), (0, Ok(InputFormat::StixBundle)));
 }
+
+/// A record nested deeper than the bound (64) is that record's `record_too_deep`, in a JSON
+/// array, a bundle and NDJSON alike; the records around it are read and counted.
+#[test]
+fn a_record_nested_too_deep_is_its_own_error_between_good_records() {
+    let good = |i: u32| {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--6f1b5b7e-0000-4000-8000-{i:012x}","created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","pattern":"[domain-name:value = 'example.com']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}}"#
+        )
+    };
+    let deep = format!(
+        r#"{{"type":"indicator","x":{}1{}}}"#,
+        "[".repeat(99),
+        "]".repeat(99)
+    );
+    for (input, format) in [
+        (
+            format!("[{},\n{deep},\n{}]", good(1), good(2)),
+            InputFormat::StixJson,
+        ),
+        (
+            format!(
+                r#"{{"type":"bundle","id":"bundle--6f1b5b7e-0000-4000-8000-000000000000","objects":[{},{deep},{}]}}"#,
+                good(1),
+                good(2)
+            ),
+            InputFormat::StixBundle,
+        ),
+        (
+            format!("{}\n{deep}\n{}\n", good(1), good(2)),
+            InputFormat::Ndjson,
+        ),
+    ] {
+        let (out, f) = decode(input.as_bytes());
+        assert_eq!(f, Ok(format), "{input:.60}");
+        assert_eq!(out.len(), 3);
+        assert!(out[0].object.is_ok() && out[2].object.is_ok());
+        let p = out[1].object.as_ref().unwrap_err();
+        assert_eq!(p.code, Code::RecordTooDeep);
+        assert_eq!(
+            p.message,
+            "the record nests arrays and objects deeper than 64 levels, the nesting bound"
+        );
+        assert_eq!(out[1].original.as_deref(), Some(deep.as_str()));
+        assert_eq!((out[1].index, out[2].index), (1, 2));
+    }
+}
