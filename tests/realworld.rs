@@ -153,6 +153,86 @@ const FILES: &[Expect] = &[
         warnings: &[("normalised", 3)],
         kinds: &[("identity", 1), ("relationship", 1), ("threat-actor", 1)],
     },
+    // Vendor IOC lists as text (README "Text lists"): `normalised` is one warning per refanged
+    // value, `ip:port` or scheme-less URL (what was changed is in its message).
+    Expect {
+        file: "talos-knife-cutting-the-edge.txt",
+        format: "text",
+        records: 76,
+        uploaded: 76,
+        errors: &[],
+        warnings: &[("normalised", 37)],
+        kinds: &[
+            ("domain-name:value", 1),
+            ("file:hashes.'SHA-256'", 39),
+            ("ipv4-addr:value", 12),
+            ("url:value", 24),
+        ],
+    },
+    Expect {
+        file: "talos-uat-7810.txt",
+        format: "text",
+        records: 96,
+        uploaded: 89,
+        errors: &[
+            (
+                "not_an_indicator",
+                6,
+                "section titles (LEASHTEST, Startup script for JARLEASH...)",
+            ),
+            (
+                "duplicate",
+                1,
+                "one SHA-256 is listed twice: the earlier one is reported",
+            ),
+        ],
+        warnings: &[],
+        kinds: &[
+            ("file:hashes.'SHA-256'", 76),
+            ("ipv4-addr:value", 4),
+            ("url:value", 9),
+        ],
+    },
+    Expect {
+        file: "unit42-shade-urls.txt",
+        format: "text",
+        records: 205,
+        uploaded: 203,
+        errors: &[("not_an_indicator", 2, "the two heading lines")],
+        warnings: &[("normalised", 203)],
+        kinds: &[("url:value", 203)],
+    },
+    Expect {
+        file: "unit42-advanced-url-filtering.txt",
+        format: "text",
+        records: 51,
+        uploaded: 45,
+        errors: &[("not_an_indicator", 6, "the six section headings")],
+        warnings: &[("normalised", 41)],
+        kinds: &[
+            ("domain-name:value", 3),
+            ("file:hashes.'SHA-256'", 4),
+            ("url:value", 38),
+        ],
+    },
+    Expect {
+        file: "spamhaus-drop.txt",
+        format: "text",
+        records: 989,
+        uploaded: 989,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 989)],
+    },
+    Expect {
+        file: "spamhaus-drop-ipv6.txt",
+        format: "text",
+        records: 51,
+        uploaded: 51,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv6-addr:value", 51)],
+    },
 ];
 
 fn realworld() -> PathBuf {
