@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ti_core::frame::FrameLimits;
+use ti_core::report::html::{write_page, PageFiles};
 use ti_core::report::Source;
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
@@ -433,18 +434,33 @@ fn read_file(
     Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
-/// Writes the report and, beside it, `<stem>.rejected.ndjson` when records were rejected.
+/// Writes the report and, beside it, `<stem>.rejected.ndjson` when records were rejected and
+/// the page a person reads, `<stem>.report.html`.
 fn write_report_files(path: &Path, outcome: &RunOutcome) -> Result<()> {
     let json = serde_json::to_vec_pretty(&outcome.report)?;
     std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     let rejected = outcome.rejected_ndjson();
+    let s = path.to_string_lossy();
+    let base = s.strip_suffix(".json").unwrap_or(&s);
+    let base = base.strip_suffix(".report").unwrap_or(base);
+    let rpath = PathBuf::from(format!("{base}.rejected.ndjson"));
     if !rejected.is_empty() {
-        let s = path.to_string_lossy();
-        let base = s.strip_suffix(".json").unwrap_or(&s);
-        let base = base.strip_suffix(".report").unwrap_or(base);
-        let rpath = PathBuf::from(format!("{base}.rejected.ndjson"));
         std::fs::write(&rpath, rejected).with_context(|| format!("writing {}", rpath.display()))?;
     }
+    // The page names its neighbours by file name: it sits in the same folder.
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let files = PageFiles {
+        report: file_name(path),
+        rejected: (!outcome.rejected.is_empty()).then(|| file_name(&rpath)),
+    };
+    let hpath = PathBuf::from(format!("{base}.report.html"));
+    std::fs::File::create(&hpath)
+        .and_then(|f| write_page(f, &outcome.report, |i| outcome.original(i), files))
+        .with_context(|| format!("writing {}", hpath.display()))?;
     if outcome.report.summary.records == 0 && outcome.report.input_error.is_none() {
         bail!("the input held no records");
     }

@@ -153,6 +153,14 @@ impl RunOutcome {
             .count()
     }
 
+    /// The original text of rejected record `index`, when it was kept.
+    pub fn original(&self, index: u64) -> Option<&str> {
+        self.rejected
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|at| self.rejected[at].1.as_str())
+    }
+
     /// The rejected records as NDJSON, one original record per line (CSV rows after the
     /// input's header row).
     pub fn rejected_ndjson(&self) -> String {

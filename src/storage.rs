@@ -18,6 +18,7 @@ use azure_storage_queue::QueueServiceClient;
 use bytes::Bytes;
 use futures::Stream;
 use futures::TryStreamExt;
+use ti_core::report::html::{write_page, PageFiles};
 use ti_core::report::Report;
 use time::OffsetDateTime;
 
@@ -198,6 +199,42 @@ impl Storage {
         // The report goes last: its presence means the run is complete.
         self.put_report_blob(&format!("{path}.report.json"), json)
             .await
+    }
+
+    /// Writes `<path>.report.html`, the report as a page a person reads (ti-core's
+    /// `report::html`), as `text/html` so a browser opening the blob renders it. `original` gives a
+    /// rejected record's original text by `recordIndex`. Called before [`Storage::write_report`]:
+    /// the JSON report goes last, its presence meaning the run is complete.
+    pub async fn put_report_page<'a>(
+        &self,
+        path: &str,
+        report: &Report,
+        original: impl Fn(u64) -> Option<&'a str>,
+    ) -> Result<()> {
+        let container = &self.settings.reports_container;
+        let files = PageFiles {
+            report: format!("{container}/{path}.report.json"),
+            rejected: report
+                .errors
+                .iter()
+                .any(|e| original(e.record_index).is_some())
+                .then(|| format!("{container}/{path}.rejected.ndjson")),
+        };
+        // Bounded: a page stays under 1 MB whatever the report (ti-core's ENTRY_BUDGET_BYTES).
+        let mut page = Vec::new();
+        write_page(&mut page, report, original, files).context("rendering the report page")?;
+        let name = format!("{path}.report.html");
+        let options = BlobClientUploadOptions {
+            blob_content_type: Some("text/html; charset=utf-8".into()),
+            ..Default::default()
+        };
+        self.service
+            .blob_container_client(container)
+            .blob_client(&name)
+            .upload(RequestContent::from(page), Some(options))
+            .await
+            .with_context(|| format!("writing {container}/{name}"))?;
+        Ok(())
     }
 
     /// Creates a reports-container blob only if it does not exist yet; `false` when it did.

@@ -235,7 +235,7 @@ fn table_after(doc: &str, heading: &str) -> Vec<Vec<String>> {
 
 /// The variants of `report::Code`, read from its declaration, as the report spells them.
 fn code_variants() -> BTreeSet<String> {
-    let source = read("crates/ti-core/src/report.rs");
+    let source = read("crates/ti-core/src/report/mod.rs");
     let body = source
         .split("pub enum Code {")
         .nth(1)

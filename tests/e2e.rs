@@ -99,6 +99,26 @@ async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_reco
     let originals: Vec<Value> = invalid.iter().map(|i| objects[*i].clone()).collect();
     assert_eq!(rejected, originals);
 
+    // Beside them, the page a person reads, served as HTML: its counts are the report's, and it
+    // shows the first rejected record as written (quotes escaped).
+    let (page, content_type) = stack
+        .storage()
+        .read_blob_typed(REPORTS_CONTAINER, &format!("{name}.report.html"))
+        .await
+        .unwrap()
+        .expect("the report page exists");
+    assert_eq!(content_type.as_deref(), Some("text/html; charset=utf-8"));
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(
+        "<p id=\"outcome\" class=\"outcome\">240 of 250 uploaded; 10 rejected; nothing to retry.</p>"
+    ));
+    assert!(page.contains(&format!(
+        "<code>indicator-reports/{name}.report.json</code>"
+    )));
+    assert_eq!(page.matches("<li class=\"entry\"").count(), 10);
+    assert!(page
+        .contains("&quot;id&quot;: &quot;indicator--6f1b5b7e-0000-4000-8000-000000000000&quot;"));
+
     // The handler asked for tokens for both audiences, as its user-assigned identity.
     let requests = stack.identity().requests();
     assert!(requests
@@ -333,7 +353,7 @@ async fn transient_failures_make_the_host_retry_and_the_last_attempt_reports() {
 async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
     let stack = Stack::start(StackConfig {
         sim: SimConfig {
-            workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+            workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
             ..Default::default()
         },
         ..Default::default()
@@ -855,6 +875,7 @@ async fn report_names_of_long_input_names_stay_within_the_blob_name_limit() {
     for n in [&name, &twin] {
         let b = devkit::stack::report_base(n);
         expected.push(format!("{b}.rejected.ndjson"));
+        expected.push(format!("{b}.report.html"));
         expected.push(format!("{b}.report.json"));
     }
     expected.sort();

@@ -18,7 +18,8 @@ use ti_ingest::pipeline::{self, RunContext, RunOutcome};
 use ti_ingest::settings::{Env, UploadSettings};
 use ti_ingest::upload::Uploader;
 
-const WORKSPACE: &str = "6a0b3e5c-1111-4222-8333-444455556666";
+/// The workspace the simulator knows by default.
+const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
 const STIX: &str = "sentinel-stix";
 const INDICATORS: &str = "sentinel-indicators";
@@ -395,7 +396,7 @@ async fn every_target_reports_401_403_404() {
         permanent(target, wrong_audience(), Code::Unauthorized, "HTTP 401").await;
         permanent(target, forbidden(), Code::Forbidden, "Sentinel Contributor").await;
         let no_workspace = SimConfig {
-            workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+            workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
             ..Default::default()
         };
         permanent(
@@ -421,7 +422,7 @@ async fn every_target_reports_401_403_404() {
     )
     .await;
     let removed = SimConfig {
-        graph_available: false,
+        graph_api: sentinel_sim::GraphApi::Retired(sentinel_sim::Retired::NotFound),
         ..Default::default()
     };
     permanent(GRAPH, removed, Code::HttpError, "retired").await;
@@ -506,7 +507,7 @@ async fn two_targets_report_each_record_once_with_the_failing_targets_named() {
 async fn the_first_failing_targets_code_wins_and_every_failure_is_kept() {
     // Sentinel refuses the workspace; Graph refuses one value.
     let sim = Simulator::start(SimConfig {
-        workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+        workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
         refused_values: vec!["10.0.0.1".into()],
         ..Default::default()
     })

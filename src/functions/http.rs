@@ -270,11 +270,20 @@ async fn finish(state: &AppState, id: &str, status: u16, outcome: RunOutcome) ->
     let mut headers = Vec::new();
     let mut logs = Vec::new();
     let report: &Report = &outcome.report;
-    match state
+    let written = match state
         .storage
-        .write_report(&path, report, &outcome.rejected_ndjson(), false)
+        .put_report_page(&path, report, |i| outcome.original(i))
         .await
     {
+        Ok(()) => {
+            state
+                .storage
+                .write_report(&path, report, &outcome.rejected_ndjson(), false)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match written {
         Ok(()) => {
             let location = format!(
                 "{}/{path}.report.json",

@@ -167,6 +167,10 @@ impl AppState {
             message.clone(),
         );
         self.storage
+            .put_report_page(&path, &report, |_| None)
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        self.storage
             .write_report(&path, &report, "", false)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
@@ -349,6 +353,10 @@ impl AppState {
         }
         let path = storage::message_report_path(message_id, OffsetDateTime::now_utc());
         self.storage
+            .put_report_page(&path, &outcome.report, |i| outcome.original(i))
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        self.storage
             .write_report(&path, &outcome.report, "", false)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
@@ -497,6 +505,10 @@ impl AppState {
             .map(|b| b.is_some())
             .unwrap_or(true);
         self.storage
+            .put_report_page(&base, &outcome.report, |i| outcome.original(i))
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        self.storage
             .write_report(
                 &base,
                 &outcome.report,
@@ -613,6 +625,11 @@ async fn ingest_message(
         Err(never) => match never {},
     };
     let path = storage::message_report_path(&message_id, OffsetDateTime::now_utc());
+    state
+        .storage
+        .put_report_page(&path, &outcome.report, |i| outcome.original(i))
+        .await
+        .map_err(|e| Retry(format!("{e:#}")))?;
     state
         .storage
         .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)

@@ -228,6 +228,10 @@ async fn report_poison(state: &AppState, poison: &str) -> anyhow::Result<usize> 
             original.push('\n');
             state
                 .storage
+                .put_report_page(&path, &report, |_| None)
+                .await?;
+            state
+                .storage
                 .write_report(&path, &report, &original, false)
                 .await?;
             state.storage.delete_message(poison, &m).await?;

@@ -613,10 +613,18 @@ impl Puller {
     ) -> FeedOutcome {
         let path = format!("pulls/{feed}/{}", report_stamp(OffsetDateTime::now_utc()));
         let report_name = format!("{path}.report.json");
-        let written = self
+        let written = match self
             .storage
-            .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
-            .await;
+            .put_report_page(&path, &outcome.report, |i| outcome.original(i))
+            .await
+        {
+            Ok(()) => {
+                self.storage
+                    .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let transient = outcome.transient_failures();
         let mut input_error = outcome.report.input_error.clone();
         let settled = input_error.is_none() && transient == 0;

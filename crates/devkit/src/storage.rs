@@ -170,6 +170,27 @@ impl Storage {
         Ok(Some(bytes.to_vec()))
     }
 
+    /// A blob's content and its `Content-Type`, `None` when it does not exist.
+    pub async fn read_blob_typed(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let client = self.blob.blob_client(container, name);
+        let download = match client.download(None).await {
+            Ok(d) => d,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {container}/{name}")),
+        };
+        let content_type = download.properties.content_type.clone();
+        let bytes = download
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading the body of {container}/{name}"))?;
+        Ok(Some((bytes.to_vec(), content_type)))
+    }
+
     /// Names of the blobs in `container` starting with `prefix` (all pages), in service order.
     pub async fn list_blobs(&self, container: &str, prefix: Option<&str>) -> Result<Vec<String>> {
         let options = BlobContainerClientListBlobsOptions {

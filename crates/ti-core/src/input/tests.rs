@@ -307,13 +307,17 @@ fn forced_formats_and_names() {
     let (out, f) = decode_with(b"type,value\nexample.com\n", 4, o);
     assert_eq!(f, Ok(InputFormat::Text));
     assert_eq!(out.len(), 2);
-    // Forced CSV without a known header is a frame error naming the header.
+    // Forced CSV without a header it can place is a frame error naming the columns.
     let o = InputOptions {
         format: Some(InputFormat::Csv),
         ..opts()
     };
     let e = decode_with(b"a,b\n1,2\n", 4, o).1.unwrap_err();
-    assert!(e.message.contains("not a CSV header"), "{e}");
+    assert!(
+        e.message
+            .contains("the CSV header has no column to take an indicator from (columns: `a`, `b`)"),
+        "{e}"
+    );
     let o = InputOptions {
         format: Some(InputFormat::Ndjson),
         ..opts()
@@ -520,7 +524,7 @@ fn a_csv_header_with_a_duplicate_column_is_refused() {
         "{e}"
     );
     // Columns that are ignored anyway may repeat.
-    let (out, f) = decode(b"type,value,notes,notes\nipv4,1.2.3.4,a,b\n");
+    let (out, f) = decode(b"type,value,remark,remark\nipv4,1.2.3.4,a,b\n");
     assert_eq!(f, Ok(InputFormat::Csv));
     assert!(out[0].object.is_ok());
 }
@@ -691,4 +695,46 @@ fn a_record_nested_too_deep_is_its_own_error_between_good_records() {
         assert_eq!(out[1].original.as_deref(), Some(deep.as_str()));
         assert_eq!((out[1].index, out[2].index), (1, 2));
     }
+}
+
+#[test]
+fn csv_headers_are_detected_by_form_not_by_knowing_the_columns() {
+    let format = |input: &str| decode(input.as_bytes()).1;
+    // Headers: a known column, or only plain column names (then an input error if none can be
+    // placed), quoted, after a BOM and a banner.
+    assert_eq!(
+        format("value,entity_type,description\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("\u{feff}# banner\n#\n\"first_seen_utc\",\"dst_ip\"\n"),
+        Ok(InputFormat::Csv)
+    );
+    let e = format("first_seen_utc,dst_port,malware\n2026-07-01,443,x\n").unwrap_err();
+    assert!(
+        e.message
+            .contains("(columns: `first_seen_utc`, `dst_port`, `malware`)"),
+        "{e}"
+    );
+    // A header row in a comment, with as many fields as the first row.
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7, c2\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7\n"),
+        Ok(InputFormat::Text)
+    );
+    // Text: a first line with an observable, a heading with spaces, a file name with a dot.
+    assert_eq!(format("198.51.100.7,c2\n"), Ok(InputFormat::Text));
+    assert_eq!(
+        format("hxxp://evil[.]example/a, c2\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(
+        format("Network indicators, C2\nevil.example\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(format("Setup2.exe, loader\n"), Ok(InputFormat::Text));
+    assert_eq!(format("evil.example\n"), Ok(InputFormat::Text));
 }

@@ -1,9 +1,12 @@
 //! The report document (docs/REPORTS.md) and the per-record error vocabulary.
 //!
 //! Per-record errors are data: every rejected record becomes one [`RecordError`] carrying its input
-//! index, line, id, stage and code; the report is serialised from those values.
+//! index, line, id, stage and code; the report is serialised from those values. [`html`] renders
+//! a report as a page a person reads.
 
 use serde::{Deserialize, Serialize};
+
+pub mod html;
 
 /// The pipeline stage at which a record was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -15,7 +18,7 @@ pub enum Stage {
     Upload,
 }
 
-/// The fixed vocabulary of error and warning codes (documented in the README).
+/// The fixed vocabulary of error and warning codes (documented in docs/REPORTS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
@@ -97,6 +100,90 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in declaration order (`Code::ALL[c as usize] == c`).
+    pub const ALL: [Code; 32] = {
+        use Code::*;
+        [
+            JsonInvalid,
+            NotAnObject,
+            RecordTooLarge,
+            RecordTooDeep,
+            CsvInvalid,
+            InvalidEncoding,
+            MissingProperty,
+            InvalidProperty,
+            InvalidId,
+            InvalidTimestamp,
+            InvalidValidity,
+            ConfidenceOutOfRange,
+            PatternInvalid,
+            InvalidObservable,
+            UnsupportedType,
+            Duplicate,
+            FileRejected,
+            UnknownObservableType,
+            NotAnIndicator,
+            NotConvertible,
+            RejectedByService,
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            WorkspaceNotFound,
+            HttpError,
+            RetriesExhausted,
+            AuthFailed,
+            Expired,
+            Normalised,
+            ValueShortened,
+            DanglingRelationship,
+        ]
+    };
+
+    /// The code as it is spelt in reports (`pattern_invalid`).
+    pub fn name(self) -> &'static str {
+        CODE_NAMES[self as usize]
+    }
+
+    /// What to do about a record with this code, in one line: the "what to do" column of the
+    /// code table in docs/REPORTS.md (a test keeps the two equal). Backticks mark code spans.
+    pub fn fix(self) -> &'static str {
+        use Code::*;
+        match self {
+            JsonInvalid => "Fix the record's JSON syntax (a missing comma, quote or brace) and drop the record again.",
+            NotAnObject => "Make each record a JSON object `{...}`: remove stray strings, numbers and nested arrays.",
+            RecordTooLarge => "Shorten the record below 1 MiB (long descriptions or embedded content are the usual cause).",
+            RecordTooDeep => "Flatten the record: no STIX object nests arrays and objects 64 levels deep, so it is probably not the object you meant.",
+            CsvInvalid => "Close the row's quotes and give it no more fields than the header names.",
+            InvalidEncoding => "Save the file as UTF-8 (or UTF-16 with a byte-order mark).",
+            MissingProperty => "Add the property the message names.",
+            InvalidProperty => "Give the named property the type or value the message asks for.",
+            InvalidId => "Use an id of the form `<type>--<uuid>`, e.g. `indicator--` and a UUID.",
+            InvalidTimestamp => "Write the timestamp in RFC 3339, e.g. `2026-01-31T12:00:00Z`.",
+            InvalidValidity => "Make `valid_until` later than `valid_from`.",
+            ConfidenceOutOfRange => "Set `confidence` to a whole number from 0 to 100.",
+            PatternInvalid => "Correct the STIX pattern, e.g. `[ipv4-addr:value = '198.51.100.1']`.",
+            InvalidObservable => "Correct the IP address, hash, domain, URL or e-mail address the message names.",
+            UnsupportedType => "Send only object types the target accepts (README, Upload targets), or choose another target.",
+            Duplicate => "Nothing, if the later record is the one you meant; otherwise remove the extra record.",
+            FileRejected => "Fix the file's other records (`TI_ON_INVALID=reject-file` uploads all or nothing) and drop it again.",
+            UnknownObservableType => "Use an observable type ti-ingest knows in the CSV `type` column, or one IP, domain, URL, e-mail or hash per text line.",
+            NotAnIndicator => "Nothing, if the line is a heading or a note; otherwise write the indicator alone on its line (a comment may follow after `#`, a tab or in parentheses).",
+            NotConvertible => "Give the record one observable comparison (and an expiry, for Graph), or send it to `sentinel-stix`.",
+            RejectedByService => "Correct the record as the service's message says and drop it again.",
+            BadRequest => "Read the service's message: it refused the whole request; check `TI_TARGET` and `TI_SENTINEL_API_VERSION`.",
+            Unauthorized => "Check that the identity's role assignment has taken effect and that `TI_CLOUD` is the workspace's cloud.",
+            Forbidden => "Grant the identity Microsoft Sentinel Contributor on the workspace.",
+            WorkspaceNotFound => "Set `TI_WORKSPACE_ID` to the workspace id (a GUID), not its name.",
+            HttpError => "Read the status and message the service gave, fix the cause and drop the file again.",
+            RetriesExhausted => "Drop the file again later (uploads are idempotent); if it recurs, lower `TI_MAX_REQUESTS_PER_MINUTE`.",
+            AuthFailed => "Check that the managed identity is assigned to the app (and `AZURE_CLIENT_ID` names it), then drop the file again.",
+            Expired => "Nothing (uploaded); remove or renew indicators that are no longer valid.",
+            Normalised => "Nothing (uploaded); write the value as the message shows to keep the source clean.",
+            ValueShortened => "Nothing (uploaded); shorten the value at the source if the whole text matters.",
+            DanglingRelationship => "Put the referenced object (of a type the target accepts) earlier in the input, or leave the relationship out.",
+        }
+    }
+
     /// The stage at which an error with this code is reported.
     pub fn stage(self) -> Stage {
         use Code::*;
@@ -116,6 +203,42 @@ impl Code {
         }
     }
 }
+
+/// [`Code::name`] by discriminant; a test checks each against the serde spelling.
+const CODE_NAMES: [&str; Code::ALL.len()] = [
+    "json_invalid",
+    "not_an_object",
+    "record_too_large",
+    "record_too_deep",
+    "csv_invalid",
+    "invalid_encoding",
+    "missing_property",
+    "invalid_property",
+    "invalid_id",
+    "invalid_timestamp",
+    "invalid_validity",
+    "confidence_out_of_range",
+    "pattern_invalid",
+    "invalid_observable",
+    "unsupported_type",
+    "duplicate",
+    "file_rejected",
+    "unknown_observable_type",
+    "not_an_indicator",
+    "not_convertible",
+    "rejected_by_service",
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "workspace_not_found",
+    "http_error",
+    "retries_exhausted",
+    "auth_failed",
+    "expired",
+    "normalised",
+    "value_shortened",
+    "dangling_relationship",
+];
 
 /// One rejected record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,5 +362,55 @@ mod tests {
             serde_json::to_value(Code::RetriesExhausted.stage()).unwrap(),
             "upload"
         );
+    }
+
+    /// Every code is in `Code::ALL` at its own position, spelt as serde spells it, with a fix of
+    /// one line; the code table of docs/REPORTS.md lists every code with the same stage and fix.
+    #[test]
+    fn every_code_has_a_fix_and_the_reports_doc_table_agrees() {
+        for (i, &code) in Code::ALL.iter().enumerate() {
+            assert_eq!(code as usize, i);
+            assert_eq!(serde_json::to_value(code).unwrap(), code.name());
+            let fix = code.fix();
+            assert!(fix.ends_with('.') && !fix.contains(['|', '\n']), "{fix}");
+            assert_eq!(fix.matches('`').count() % 2, 0, "{fix}");
+        }
+        let readme = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/REPORTS.md"
+        ))
+        .unwrap();
+        let table = &readme[readme.find("### Error and warning codes").unwrap()..];
+        let table = &table[table.find("| code |").unwrap()..];
+        let table = &table[..table.find("\n\n").unwrap()];
+        let mut rows = table.lines();
+        assert_eq!(
+            rows.next().unwrap(),
+            "| code | stage | meaning | what to do |"
+        );
+        assert_eq!(rows.next().unwrap(), "|---|---|---|---|");
+        let mut listed = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for row in rows {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            assert_eq!(cells.len(), 4, "{row}");
+            let name = cells[0]
+                .trim_start_matches("| `")
+                .split('`')
+                .next()
+                .unwrap();
+            let code: Code = serde_json::from_value(serde_json::json!(name))
+                .unwrap_or_else(|e| panic!("docs/REPORTS.md code {name}: {e}"));
+            assert_eq!(
+                serde_json::to_value(code.stage()).unwrap(),
+                cells[1],
+                "{row}"
+            );
+            assert_eq!(cells[3].trim_end_matches(" |"), code.fix(), "{row}");
+            listed.insert(code as usize);
+            n += 1;
+        }
+        assert_eq!(n, Code::ALL.len() + 1, "dangling_relationship has two rows");
+        assert_eq!(listed.len(), Code::ALL.len());
     }
 }

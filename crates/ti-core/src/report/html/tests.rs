@@ -1,0 +1,251 @@
+use super::*;
+use crate::report::{InputError, Source, Stage, Summary};
+
+fn report(errors: Vec<RecordError>, warnings: Vec<RecordWarning>, records: u64) -> Report {
+    let rejected = errors.len() as u64;
+    Report {
+        source: Source {
+            kind: "blob".into(),
+            name: "indicator-inbox/feeds/a.json".into(),
+            format: Some("stix-bundle".into()),
+        },
+        target: "sentinel-stix".into(),
+        started_at: "2026-11-22T10:00:00Z".into(),
+        finished_at: "2026-11-22T10:00:04.5Z".into(),
+        summary: Summary {
+            records,
+            uploaded: records - rejected,
+            rejected,
+        },
+        input_error: None,
+        errors,
+        warnings,
+    }
+}
+
+fn error(index: u64, code: Code, message: &str) -> RecordError {
+    RecordError {
+        record_index: index,
+        line: Some(index + 2),
+        id: Some(format!("indicator--{index:08}-0000-4000-8000-000000000000")),
+        stage: code.stage(),
+        code,
+        messages: vec![message.to_string()],
+    }
+}
+
+fn files() -> PageFiles {
+    PageFiles {
+        report: "indicator-reports/feeds/a.json.report.json".into(),
+        rejected: Some("indicator-reports/feeds/a.json.rejected.ndjson".into()),
+    }
+}
+
+fn render(r: &Report, originals: &[(u64, String)]) -> String {
+    let mut out = Vec::new();
+    write_page(
+        &mut out,
+        r,
+        |i| {
+            originals
+                .binary_search_by_key(&i, |(k, _)| *k)
+                .ok()
+                .map(|at| originals[at].1.as_str())
+        },
+        files(),
+    )
+    .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_outcome_is_one_sentence_with_thousands_separators() {
+    let mut errors: Vec<_> = (0..86)
+        .map(|i| error(i, Code::PatternInvalid, "bad pattern"))
+        .collect();
+    errors.push(error(86, Code::RetriesExhausted, "503 eight times"));
+    errors.push(error(87, Code::RetriesExhausted, "503 eight times"));
+    let r = report(errors, vec![], 3000);
+    let page = Page::new(&r, files());
+    assert_eq!(
+        page.outcome(),
+        "2,912 of 3,000 uploaded; 88 rejected; nothing to retry.",
+        "a page not fed its entries knows no transient failure"
+    );
+    let html = render(&r, &[]);
+    assert!(html.contains(
+        "<p id=\"outcome\" class=\"outcome\">2,912 of 3,000 uploaded; 88 rejected; \
+         2 failed on transient errors: drop the input again to retry them.</p>"
+    ));
+    assert!(html.contains("2026-11-22 10:00:00 UTC, for 5 s"), "{html}");
+
+    let mut clean = report(vec![], vec![], 1_234_567);
+    clean.target = "validate".into();
+    assert_eq!(
+        Page::new(&clean, files()).outcome(),
+        "1,234,567 of 1,234,567 would be uploaded; 0 rejected; nothing to retry."
+    );
+    assert_eq!(thousands(0), "0");
+    assert_eq!(thousands(999), "999");
+    assert_eq!(thousands(1000), "1,000");
+    assert_eq!(thousands(12_345_678), "12,345,678");
+}
+
+#[test]
+fn groups_show_their_first_entries_and_count_the_rest() {
+    let mut errors: Vec<_> = (0..25)
+        .map(|i| error(i, Code::InvalidObservable, "not an IPv4 address"))
+        .collect();
+    errors.push(error(25, Code::MissingProperty, "pattern is required"));
+    let originals: Vec<(u64, String)> = (0..26).map(|i| (i, format!("{{\"n\":{i}}}"))).collect();
+    let html = render(&report(errors, vec![], 30), &originals);
+    // The larger group first, in the bars and in the groups.
+    let bar_a = html.find("<li class=\"bar\" data-code=\"invalid_observable\" data-count=\"25\">");
+    let bar_b = html.find("<li class=\"bar\" data-code=\"missing_property\" data-count=\"1\">");
+    assert!(bar_a.unwrap() < bar_b.unwrap());
+    assert_eq!(html.matches("<li class=\"entry\"").count(), 21);
+    assert!(html.contains(
+        "<p class=\"more\" data-not-shown=\"5\">5 more not shown here; all 25 are in \
+         <code>indicator-reports/feeds/a.json.report.json</code>, their original text in \
+         <code>indicator-reports/feeds/a.json.rejected.ndjson</code>.</p>"
+    ));
+    // The 20th entry is shown, the 21st not.
+    assert!(html.contains("data-index=\"19\""));
+    assert!(!html.contains("data-index=\"20\""));
+    assert!(html.contains("<pre class=\"original\">{&quot;n&quot;:25}</pre>"));
+    // The fix of each code, with its code spans.
+    assert!(html.contains(
+        "<p class=\"fix\">Correct the IP address, hash, domain, URL or e-mail address the message names.</p>"
+    ));
+}
+
+#[test]
+fn input_values_are_escaped() {
+    let hostile = "</textarea></pre><script>document.body.innerHTML='x'</script><img src=x onerror=alert(1)>&amp;\"'";
+    let mut e = error(0, Code::JsonInvalid, hostile);
+    e.id = Some(hostile.into());
+    let mut r = report(vec![e], vec![], 1);
+    r.source.name = hostile.into();
+    r.target = hostile.into();
+    r.input_error = Some(InputError {
+        code: hostile.into(),
+        message: hostile.into(),
+    });
+    let html = render(&r, &[(0, hostile.to_string())]);
+    // Nothing of the value is markup: no tag it holds appears, in any position.
+    for tag in ["<script", "</textarea", "<img", "</pre></pre>"] {
+        assert!(!html.contains(tag), "{tag} in {html}");
+    }
+    assert_eq!(html.matches("</pre>").count(), 1);
+    // Shown as text, every character escaped (id, source twice + title, target, input error
+    // code and message, original, message).
+    let escaped =
+        "&lt;/textarea&gt;&lt;/pre&gt;&lt;script&gt;document.body.innerHTML=&#x27;x&#x27;\
+                   &lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&amp;amp;&quot;&#x27;";
+    assert_eq!(html.matches(escaped).count(), 9, "{html}");
+}
+
+#[test]
+fn long_values_are_cut_and_say_how_much() {
+    let long = "a".repeat(ORIGINAL_CHARS + 123);
+    let e = error(0, Code::RecordTooLarge, &"m".repeat(MESSAGE_CHARS + 7));
+    let html = render(&report(vec![e], vec![], 1), &[(0, long)]);
+    assert!(html.contains(&format!(
+        "{}<span class=\"cut\">&hellip; 123 more characters</span></pre>",
+        "a".repeat(ORIGINAL_CHARS)
+    )));
+    assert!(html.contains("<span class=\"cut\">&hellip; 7 more characters</span></li>"));
+}
+
+#[test]
+fn warnings_are_apart_from_errors() {
+    let w = RecordWarning {
+        record_index: 3,
+        line: Some(5),
+        id: None,
+        code: Code::Expired,
+        messages: vec!["valid_until is in the past".into()],
+    };
+    let html = render(&report(vec![], vec![w], 10), &[]);
+    assert!(!html.contains("id=\"errors\""));
+    assert!(!html.contains("id=\"codes\""));
+    assert!(html.contains("<section id=\"warning-codes\">"));
+    assert!(html.contains(
+        "<section class=\"group\" id=\"w-expired\" data-code=\"expired\" data-count=\"1\">"
+    ));
+    assert!(html.contains("10 of 10 uploaded; 0 rejected; nothing to retry; 1 warning."));
+    // A warning's record was uploaded: no original text is offered for it.
+    assert!(!html.contains("<pre class=\"original\""));
+}
+
+/// A 1,000,000-record report of hostile, long entries in every code: the page stays under 1 MB,
+/// and its counts are the report's. Entries are fed one at a time, as a streamed report is.
+#[test]
+fn a_million_record_report_gives_a_page_under_one_megabyte() {
+    let r = report(vec![], vec![], 2_000_000);
+    let mut page = Page::new(
+        &Report {
+            summary: Summary {
+                records: 2_000_000,
+                uploaded: 1_000_000,
+                rejected: 1_000_000,
+            },
+            ..r
+        },
+        files(),
+    );
+    let worst = "\"".repeat(5 * ORIGINAL_CHARS);
+    let mut e = RecordError {
+        record_index: 0,
+        line: Some(1),
+        id: Some("\"".repeat(5_000)),
+        stage: Stage::Parse,
+        code: Code::JsonInvalid,
+        messages: vec!["\"".repeat(5_000); 9],
+    };
+    for i in 0..1_000_000u64 {
+        e.record_index = i;
+        e.line = Some(i + 1);
+        e.code = Code::ALL[(i % Code::ALL.len() as u64) as usize];
+        page.add_error(&e, Some(&worst));
+    }
+    let mut w = RecordWarning {
+        record_index: 0,
+        line: None,
+        id: None,
+        code: Code::Normalised,
+        messages: vec!["\"".repeat(5_000); 9],
+    };
+    for i in 0..1_000_000u64 {
+        w.record_index = i;
+        w.code = [Code::Expired, Code::Normalised][i as usize % 2];
+        page.add_warning(&w);
+    }
+    let mut out = Vec::new();
+    page.write_to(&mut out).unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(html.len() < 1_000_000, "{} bytes", html.len());
+    assert!(
+        html.len() > 700_000,
+        "the budget is used: {} bytes",
+        html.len()
+    );
+    // Every code's count, and every record either shown or counted as not shown.
+    let per_code = 1_000_000 / Code::ALL.len() as u64;
+    for (i, code) in Code::ALL.into_iter().enumerate() {
+        let count = per_code + u64::from((i as u64) < 1_000_000 % Code::ALL.len() as u64);
+        assert!(html.contains(&format!(
+            "<section class=\"group\" id=\"e-{}\" data-code=\"{}\" data-count=\"{count}\">",
+            code.name(),
+            code.name()
+        )));
+    }
+    let shown = html.matches("<li class=\"entry\"").count() as u64;
+    let not_shown: u64 = html
+        .split("data-not-shown=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(shown + not_shown, 2_000_000);
+    assert!(html.ends_with("</html>\n"));
+}
