@@ -163,6 +163,8 @@ pub fn read_value(cell: &str) -> ReadValue {
         _ => s,
     };
     let s = strip_label(s);
+    let joined = join_spaced_marks(s);
+    let s: &str = &joined;
     let (token, rest) = match s.find(char::is_whitespace) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
@@ -186,6 +188,54 @@ pub fn read_value(cell: &str) -> ReadValue {
         }
         Err(e) => ReadValue::Refused(e),
     }
+}
+
+/// The length of the defang mark `s` starts with, if any.
+fn mark_at(s: &str) -> Option<usize> {
+    if !s.starts_with(['[', '(', '{']) {
+        return None;
+    }
+    MARKS
+        .iter()
+        .find(|(m, _)| s.get(..m.len()).is_some_and(|p| p.eq_ignore_ascii_case(m)))
+        .map(|(m, _)| m.len())
+}
+
+/// `evil [.] example` → `evil[.]example`: blanks around a defang mark between two parts of a
+/// value are dropped, so the value is one word again. Borrowed when there are none.
+fn join_spaced_marks(s: &str) -> Cow<'_, str> {
+    let word = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | ']' | ')' | '}');
+    let spaced = s.match_indices(['[', '(', '{']).any(|(i, _)| {
+        mark_at(&s[i..]).is_some_and(|n| {
+            s[..i].ends_with(char::is_whitespace) || s[i + n..].starts_with(char::is_whitespace)
+        })
+    });
+    if !spaced {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        if let Some(n) = mark_at(rest) {
+            let kept = out.trim_end().len();
+            if out[..kept].ends_with(word) {
+                out.truncate(kept);
+            }
+            out.push_str(&rest[..n]);
+            i += n;
+            let after = &s[i..];
+            let t = after.trim_start();
+            if t.starts_with(|c: char| c.is_alphanumeric() || c == '[' || c == '(' || c == '{') {
+                i += after.len() - t.len();
+            }
+            continue;
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    Cow::Owned(out)
 }
 
 /// Labels some lists put before the value (`SHA256: <hash>`, `md5=<hash>`, `domain: evil.com`).

@@ -104,6 +104,9 @@ fn each_published_shape_gives_its_observable_comment_and_port() {
         ("198.51.100.7,malware", Ipv4, "198.51.100.7", Some("malware")),
         ("evil.example;c2", Domain, "evil.example", Some("c2")),
         ("- evil.example", Domain, "evil.example", None),
+        ("evil [.] example [dot] com (c2)", Domain, "evil.example.com", Some("c2")),
+        ("alice [at] evil [.] example", Email, "alice@evil.example", None),
+        ("hxxp://evil [.] example/a (dropped at start)", Url, "http://evil.example/a", Some("dropped at start")),
         (
             "SHA256: 17A2DD45F9F57161B4CC40924296C4DEAB65BEEA447EFB46D3178A9E76815D06 (loader)",
             Sha256,
@@ -393,5 +396,30 @@ proptest! {
             id(&format!("http://{d}/Path"))
         );
         prop_assert_eq!(id(&format!("Alice@{variant}")), id(&format!("Alice@{d}")));
+    }
+}
+
+proptest! {
+    /// Whatever a line holds, reading it does not panic; what it accepts passes the observable
+    /// check STIX validation applies, and what it refuses has one of the two refusal codes.
+    #[test]
+    fn any_line_reads_to_a_checked_observable_or_a_refusal(
+        line in prop_oneof![
+            "\\PC{0,60}",
+            "[a-fA-F0-9.:/@\\[\\](){}#,; \\t_xXhtpsdoamz-]{0,70}",
+        ]
+    ) {
+        match read_value(&line) {
+            ReadValue::Empty => prop_assert!(line.trim().is_empty() || line.trim().starts_with('#')),
+            ReadValue::Observable(r) => {
+                let checked = r.observable.check(&r.value);
+                prop_assert!(checked.is_ok(), "{:?} -> {:?}: {:?}", line, r, checked);
+            }
+            ReadValue::Refused(r) => prop_assert!(
+                matches!(r.code, Code::NotAnIndicator | Code::InvalidObservable),
+                "{:?}",
+                r
+            ),
+        }
     }
 }
