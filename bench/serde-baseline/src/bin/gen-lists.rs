@@ -49,7 +49,7 @@ fn record(i: u64, rng: &mut Rng) -> (&'static str, String) {
         0 | 1 => ("ipv4-addr", format!("{}.{a}.{b}.{c}", 11 + (i >> 24) % 200)),
         2 => (
             "ipv4-addr",
-            format!("{}.{a}.{b}.0/24", 11 + (i >> 24) % 200),
+            format!("{}.{a}.{b}.{c}/32", 111 + (i >> 24) % 100),
         ),
         3 => (
             "ipv6-addr",

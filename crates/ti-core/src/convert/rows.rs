@@ -379,23 +379,18 @@ impl CsvHeader {
                     )
                 })?,
             };
-            d.comparisons
-                .push(comparison(&format!("column `{col}`"), o, h)?);
+            d.comparisons.push(checked(col, o, h)?);
         }
         for (i, c) in self.columns.iter().enumerate() {
             if let Column::Hash(o) = c {
                 if let Some(h) = cell(i) {
-                    d.comparisons
-                        .push(comparison(&format!("column `{}`", self.names[i]), *o, h)?);
+                    d.comparisons.push(checked(&self.names[i], *o, h)?);
                 }
             }
         }
         if let Some(n) = get(Column::FileName) {
-            d.comparisons.push(comparison(
-                &format!("column `{}`", name(Column::FileName)),
-                Observable::FileName,
-                n,
-            )?);
+            d.comparisons
+                .push(checked(name(Column::FileName), Observable::FileName, n)?);
         }
         if d.comparisons.is_empty() {
             let cols: Vec<String> = self
@@ -593,9 +588,22 @@ fn typed_comparison(
     checked(column, o, &v)
 }
 
-/// [`comparison`] with the message naming the column.
-fn checked(column: &str, o: Observable, v: &str) -> Result<Comparison, Problem> {
-    comparison(&format!("column `{column}`"), o, v)
+/// [`comparison`] with the message naming the column (formatted only when the value fails).
+fn checked(column: &str, observable: Observable, v: &str) -> Result<Comparison, Problem> {
+    let value = match observable {
+        // Hashes are compared case-insensitively everywhere; lower case keeps ids stable.
+        Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512 => {
+            v.to_ascii_lowercase()
+        }
+        _ => v.to_string(),
+    };
+    match observable.check(&value) {
+        Ok(()) => Ok(Comparison { observable, value }),
+        Err(e) => Err(Problem::new(
+            Code::InvalidObservable,
+            format!("column `{column}`: {e}"),
+        )),
+    }
 }
 
 /// `a, b; c` → `a`, `b`, `c` (the portal template quotes multi-valued cells: `"demo, csv"`).

@@ -566,7 +566,8 @@ impl Ctx {
             index,
             line,
             original: Some(text),
-            object: Err(Problem::new(Code::CsvInvalid, "not decoded yet")),
+            // (An empty message does not allocate: this is per row, on the framing thread.)
+            object: Err(Problem::new(Code::CsvInvalid, "")),
             warnings: Vec::new(),
         });
     }
