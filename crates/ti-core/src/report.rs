@@ -61,9 +61,11 @@ pub enum Code {
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible,
     // upload
-    /// The service answered 200 but listed this record in `errors[]`.
+    /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
+    /// (Sentinel) answered 400 because it published none of the request's objects.
     RejectedByService,
-    /// The service answered 400 for the whole request.
+    /// The service answered 400 for the request itself (Graph; Sentinel for an api-version it
+    /// does not serve).
     BadRequest,
     /// The service answered 401: the identity's token was refused.
     Unauthorized,
@@ -73,6 +75,9 @@ pub enum Code {
     WorkspaceNotFound,
     /// The service answered another permanent 4xx.
     HttpError,
+    /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
+    /// 2026): nothing sent to it is kept; another target must be used.
+    ApiRetired,
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
     RetriesExhausted,
     /// The token for the service could not be obtained.
@@ -107,7 +112,7 @@ impl Code {
             }
             UnknownObservableType | NotConvertible | ValueShortened => Stage::Convert,
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
-            | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
+            | HttpError | ApiRetired | RetriesExhausted | AuthFailed => Stage::Upload,
         }
     }
 }
