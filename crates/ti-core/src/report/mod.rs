@@ -69,9 +69,11 @@ pub enum Code {
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible,
     // upload
-    /// The service answered 200 but listed this record in `errors[]`.
+    /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
+    /// (Sentinel) answered 400 because it published none of the request's objects.
     RejectedByService,
-    /// The service answered 400 for the whole request.
+    /// The service answered 400 for the request itself (Graph; Sentinel for an api-version it
+    /// does not serve).
     BadRequest,
     /// The service answered 401: the identity's token was refused.
     Unauthorized,
@@ -81,6 +83,9 @@ pub enum Code {
     WorkspaceNotFound,
     /// The service answered another permanent 4xx.
     HttpError,
+    /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
+    /// 2026): nothing sent to it is kept; another target must be used.
+    ApiRetired,
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
     RetriesExhausted,
     /// The token for the service could not be obtained.
@@ -101,7 +106,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in declaration order (`Code::ALL[c as usize] == c`).
-    pub const ALL: [Code; 32] = {
+    pub const ALL: [Code; 33] = {
         use Code::*;
         [
             JsonInvalid,
@@ -130,6 +135,7 @@ impl Code {
             Forbidden,
             WorkspaceNotFound,
             HttpError,
+            ApiRetired,
             RetriesExhausted,
             AuthFailed,
             Expired,
@@ -175,6 +181,7 @@ impl Code {
             Forbidden => "Grant the identity Microsoft Sentinel Contributor on the workspace.",
             WorkspaceNotFound => "Set `TI_WORKSPACE_ID` to the workspace id (a GUID), not its name.",
             HttpError => "Read the status and message the service gave, fix the cause and drop the file again.",
+            ApiRetired => "Use `TI_TARGET=sentinel-stix`: Microsoft removed the Graph tiIndicators API in April 2026, and nothing sent to it is kept.",
             RetriesExhausted => "Drop the file again later (uploads are idempotent); if it recurs, lower `TI_MAX_REQUESTS_PER_MINUTE`.",
             AuthFailed => "Check that the managed identity is assigned to the app (and `AZURE_CLIENT_ID` names it), then drop the file again.",
             Expired => "Nothing (uploaded); remove or renew indicators that are no longer valid.",
@@ -199,7 +206,7 @@ impl Code {
                 Stage::Convert
             }
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
-            | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
+            | HttpError | ApiRetired | RetriesExhausted | AuthFailed => Stage::Upload,
         }
     }
 }
@@ -232,6 +239,7 @@ const CODE_NAMES: [&str; Code::ALL.len()] = [
     "forbidden",
     "workspace_not_found",
     "http_error",
+    "api_retired",
     "retries_exhausted",
     "auth_failed",
     "expired",
