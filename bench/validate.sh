@@ -6,10 +6,15 @@
 #   (c) plain serde_json into serde_json::Value over the same 1,000,000-object bytes, both as one
 #       `from_slice::<Value>` of the whole document and streamed one object at a time,
 # all in one run, then a table with the goals: ≥ 100× Python stix2, within 2× of serde_json,
-# peak RSS ≤ 64 MiB whatever the file size.
+# peak RSS ≤ 64 MiB whatever the file size. Then the list inputs (issue 11):
+#   (d) ti-ingest validate LIST.txt and LIST.csv: the same BENCH_RECORDS observables as an IOC
+#       text list (one per line) and as a `type,value` CSV (`gen-lists`), each run BENCH_REPEAT
+#       times; the median run (by wall time) is kept and peak RSS is the largest of the runs.
+#       Goals: the CSV validates at ≥ 80 % of the text list's records/s; peak RSS ≤ 64 MiB.
 #
 # Usage: bench/validate.sh
 # Environment:
+#   BENCH_ONLY      stix (a–c only), lists (d only, no Python needed) or all (default)
 #   BENCH_RECORDS   bundle size (default 1000000)
 #   BENCH_PY_SLICE  objects parsed by Python stix2; its time is scaled to BENCH_RECORDS (default 100000)
 #   BENCH_REPEAT    runs of each Rust measurement; the one with the least wall time is kept (default 1)
@@ -30,6 +35,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 records="${BENCH_RECORDS:-1000000}"
+only="${BENCH_ONLY:-all}"
+case "$only" in
+    all | stix | lists) ;;
+    *)
+        echo "bench: BENCH_ONLY must be stix, lists or all (got '$only')" >&2
+        exit 2
+        ;;
+esac
 py_slice="${BENCH_PY_SLICE:-100000}"
 repeat="${BENCH_REPEAT:-1}"
 mid=$((records / 4))
@@ -56,7 +69,10 @@ fi
 
 # --- Python with the pinned stix2 --------------------------------------------------------------
 req="$root/scripts/oracle/requirements.txt"
-if [ -x "$root/.venv-oracle/bin/python" ] && cmp -s "$req" "$root/.venv-oracle/.requirements"; then
+if [ "$only" = lists ]; then
+    # Only JSON handling (reports, cargo metadata): the system Python does.
+    py="$python"
+elif [ -x "$root/.venv-oracle/bin/python" ] && cmp -s "$req" "$root/.venv-oracle/.requirements"; then
     py="$root/.venv-oracle/bin/python"
 else
     venv="$root/.venv-bench"
@@ -70,7 +86,9 @@ else
     fi
     py="$venv/bin/python"
 fi
-stix2_version="$("$py" -c 'import stix2; print(stix2.__version__)')"
+if [ "$only" != lists ]; then
+    stix2_version="$("$py" -c 'import stix2; print(stix2.__version__)')"
+fi
 
 # --- build -------------------------------------------------------------------------------------
 log "building (release)"
@@ -80,6 +98,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | "$py" -c 'import jso
 ti="$target_dir/release/ti-ingest"
 baseline="$target_dir/release/serde-baseline"
 gen="$target_dir/release/gen-bundle"
+gen_lists="$target_dir/release/gen-lists"
 
 # --- data --------------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/ti-bench.XXXXXX")"
@@ -89,15 +108,21 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 big="$work/bundle-$records.json"
-sizes="$(printf '%s\n' "$records" "$mid" "$small" "$py_slice" | sort -nu | tr '\n' ' ')"
-log "generating bundles of $sizes indicators (each a slice of the largest) in $work"
-gen_args=()
-for n in $sizes; do gen_args+=("$work/bundle-$n.json:$n"); done
-gen_start=$(date +%s.%N)
-"$gen" "${gen_args[@]}"
-gen_end=$(date +%s.%N)
-bytes=$(stat -c %s "$big")
-log "$(printf '%s bytes in %.1f s' "$bytes" "$(echo "$gen_end - $gen_start" | bc)")"
+if [ "$only" != lists ]; then
+    sizes="$(printf '%s\n' "$records" "$mid" "$small" "$py_slice" | sort -nu | tr '\n' ' ')"
+    log "generating bundles of $sizes indicators (each a slice of the largest) in $work"
+    gen_args=()
+    for n in $sizes; do gen_args+=("$work/bundle-$n.json:$n"); done
+    gen_start=$(date +%s.%N)
+    "$gen" "${gen_args[@]}"
+    gen_end=$(date +%s.%N)
+    bytes=$(stat -c %s "$big")
+    log "$(printf '%s bytes in %.1f s' "$bytes" "$(echo "$gen_end - $gen_start" | bc)")"
+fi
+if [ "$only" != stix ]; then
+    log "generating a $records-line text list and the same as a type,value CSV in $work"
+    "$gen_lists" "$records" "$work/list-$records.txt" "$work/list-$records.csv"
+fi
 
 # --- measuring ---------------------------------------------------------------------------------
 results="$work/results.tsv"
@@ -113,12 +138,13 @@ run_once() {
 }
 
 # measure NAME RECORDS SCALE CHECK CMD...: runs CMD BENCH_REPEAT times, keeps the run with the
-# least wall time, checks it with the function CHECK (given the output prefix), and appends
+# least wall time (with pick=median: the median run by wall time, and the largest peak RSS of
+# all runs), checks it with the function CHECK (given the output prefix), and appends
 # "NAME RECORDS×SCALE wall×SCALE cpu×SCALE rss_kb scale" to the results.
 measure() {
     local name="$1" n="$2" scale="$3" check="$4"
     shift 4
-    local best="" best_wall="" i line wall user sys rss rc cpu
+    local best="" best_wall="" i line wall user sys rss rc cpu runs=() max_rss=0
     for ((i = 1; i <= repeat; i++)); do
         log "$name (run $i/$repeat)"
         line="$(run_once "$work/out" "$@")"
@@ -130,12 +156,20 @@ measure() {
         fi
         "$check" "$work/out" "$n"
         cpu=$(echo "$user + $sys" | bc)
+        runs+=("$wall $cpu $rss")
+        [ "$rss" -gt "$max_rss" ] && max_rss=$rss
         if [ -z "$best" ] || [ "$(echo "$wall < $best_wall" | bc)" = 1 ]; then
             best="$wall $cpu $rss"
             best_wall=$wall
         fi
     done
-    read -r wall cpu rss <<<"$best"
+    if [ "${pick:-best}" = median ]; then
+        best="$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | sed -n "$(((${#runs[@]} + 1) / 2))p")"
+        read -r wall cpu rss <<<"$best"
+        rss=$max_rss
+    else
+        read -r wall cpu rss <<<"$best"
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$((n * scale))" \
         "$(echo "$wall * $scale" | bc)" "$(echo "$cpu * $scale" | bc)" "$rss" "$scale" >>"$results"
 }
@@ -156,6 +190,62 @@ if (s["records"], s["uploaded"], s["rejected"]) != (n, n, 0) or r.get("inputErro
     sys.exit(f"bench: unexpected ti-ingest report summary {s} (expected {n} records, all valid)")
 PY
 }
+
+check_list_report() {
+    "$py" - "$work/report.json" "$2" <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, n = r["summary"], int(sys.argv[2])
+if (s["records"], s["uploaded"], s["rejected"]) != (n, n, 0) or r.get("inputError") or r["errors"]:
+    sys.exit(f"bench: unexpected ti-ingest report summary {s} (expected {n} records, all valid)")
+PY
+}
+
+if [ "$only" != stix ]; then
+    lists="$work/lists.tsv"
+    : >"$lists"
+    list_load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+    results_saved="$results"
+    results="$lists"
+    pick=median measure "ti-ingest validate, text list ($records lines)" "$records" 1 \
+        check_list_report "$ti" validate "$work/list-$records.txt" --report "$work/report.json"
+    pick=median measure "ti-ingest validate, type,value CSV ($records rows)" "$records" 1 \
+        check_list_report "$ti" validate "$work/list-$records.csv" --report "$work/report.json"
+    results="$results_saved"
+    list_load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+    "$py" - "$lists" "$records" "$repeat" "$list_load_before" "$list_load_after" \
+        "$(stat -c %s "$work/list-$records.txt")" "$(stat -c %s "$work/list-$records.csv")" <<'PY'
+import sys
+
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+records, repeat, before, after = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+text_bytes, csv_bytes = int(sys.argv[6]), int(sys.argv[7])
+R = []
+for name, n, wall, cpu, rss, scale in rows:
+    n, wall, cpu, rss = int(n), float(wall), float(cpu), int(rss) / 1024
+    R.append(dict(name=name, n=n, wall=wall, cpu=cpu, rate=n / wall, cpu_rate=n / cpu, rss=rss))
+print(f"\nLists: the same {records:,} observables as a text list ({text_bytes / 2**20:,.1f} MiB) and "
+      f"a type,value CSV ({csv_bytes / 2**20:,.1f} MiB); median of {repeat} run(s) by wall time, "
+      f"peak RSS the largest of them; load average before/after: {before} / {after}\n")
+print("| input | records | wall s | CPU s | records/s (wall) | records/s per CPU second | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for r in R:
+    print(f"| {r['name']} | {r['n']:,} | {r['wall']:,.2f} | {r['cpu']:,.2f} | {r['rate']:,.0f} "
+          f"| {r['cpu_rate']:,.0f} | {r['rss']:,.1f} |")
+text, csv = R
+share = csv["rate"] / text["rate"]
+cpu_share = csv["cpu_rate"] / text["cpu_rate"]
+def verdict(ok):
+    return "met" if ok else "MISSED"
+print("\n| goal | figure | verdict |")
+print("|---|---|---|")
+print(f"| CSV ≥ 80 % of the text list's records/s | {share:.0%} ({cpu_share:.0%} per CPU second) "
+      f"| {verdict(share >= 0.8)} |")
+for r in R:
+    print(f"| peak RSS ≤ 64 MiB: {r['name']} | {r['rss']:,.1f} MiB | {verdict(r['rss'] <= 64)} |")
+PY
+fi
+[ "$only" = lists ] && exit 0
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for n in "$records" "$mid" "$small"; do

@@ -84,7 +84,7 @@ param graphAction string = 'alert'
 param graphTargetProduct string = 'Azure Sentinel'
 
 // ---------------------------------------------------------------------------------------------
-// Pipeline behaviour (DESIGN.md section 6)
+// Pipeline behaviour (docs/SETTINGS.md)
 // ---------------------------------------------------------------------------------------------
 
 @description('skip uploads the valid records and reports the rest; reject-file uploads nothing when any record is invalid (TI_ON_INVALID).')
@@ -417,7 +417,7 @@ module sentinelRole 'modules/sentinel-role.bicep' = if (!empty(workspaceName)) {
 var sentinelTarget = contains(target, 'sentinel-')
 var effectiveWorkspaceId = !empty(workspaceId) ? workspaceId : (!empty(workspaceName) ? sentinelRole.outputs.customerId : '')
 
-// Every setting of DESIGN.md section 6, in its order. Empty values are left out so the handler
+// Every setting of docs/SETTINGS.md, in its order. Empty values are left out so the handler
 // falls back to its own default (TI_WORKSPACE_ID for graph/dry-run, TI_API_BASE_URL,
 // TI_SENTINEL_API_VERSION, TI_GRAPH_BASE_URL, TI_DRY_RUN_AS, TI_FORMAT, TI_SWEEP_STALE_SECS unless
 // given).

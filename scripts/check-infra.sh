@@ -6,7 +6,7 @@
 # it at run time), so the checks are:
 #   1. scripts/infra_lint.py: both pycep (checkov's parser) and tree-sitter-bicep parse every
 #      file; undeclared or unused symbols; module params and outputs line up; no preview API
-#      versions; every setting the functions, README and DESIGN.md name is set; no keys or SAS.
+#      versions; every setting the functions and docs/SETTINGS.md name is set; no keys or SAS.
 #   2. scripts/infra_schema.py: every resource type, api-version and property (nested ones, their
 #      kinds and allowed values) exists in the published resource schemas, the type data the
 #      Bicep compiler uses (../shared/azure-types/, read in place); no property is set to null.
@@ -14,37 +14,15 @@
 #      reason (`// checkov:skip=CKV_...:why`, next to the resource), and on any file it could not
 #      parse (checkov itself only counts those).
 #
-# Tools are pinned and installed once into .venv-infra/ (git-ignored); later runs reuse it.
+# Tools are pinned in scripts/infra-tools/requirements.txt and installed once into .venv-infra/
+# (git-ignored); later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=.venv-infra
-REQUIREMENTS=(
-  "checkov==3.3.30"
-  "tree-sitter==0.25.2"
-  "tree-sitter-bicep==1.1.0"
-)
-
-PYTHON=${PYTHON:-python3}
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-  echo "check-infra: $PYTHON not found (Python 3.9 or later is needed for checkov)" >&2
-  exit 2
-fi
-
-stamp="$VENV/.requirements"
-wanted=$(printf '%s\n' "${REQUIREMENTS[@]}")
-# Tests may run this script in parallel: one installs, the others wait.
-mkdir -p target
-exec 9>"target/.venv-infra.lock"
-flock 9
-if [[ ! -x "$VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-  echo "check-infra: installing ${REQUIREMENTS[*]} into $VENV/"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}"
-  printf '%s\n' "$wanted" >"$stamp"
-fi
-flock -u 9
+# shellcheck source=lib/venv.sh
+source scripts/lib/venv.sh
+ensure_venv "$VENV" scripts/infra-tools/requirements.txt
 
 # `check-infra.sh --schema ROOT`: only the schema check, of the infra/ under ROOT (tests/infra.rs
 # runs it on mutated copies of the template).

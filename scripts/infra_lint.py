@@ -11,7 +11,7 @@ registries this project uses). Run by scripts/check-infra.sh inside its virtuale
    without a default is passed; every `<module>.outputs.<name>` exists.
 4. Resources: no preview API versions.
 5. App settings: every %SETTING% that functions/*/function.json expands, and every setting in the
-   README's Settings table (and DESIGN.md section 6 when ../shared/DESIGN.md is there), is set by
+   docs/SETTINGS.md table, is set by
    the template; host storage is identity-based; nothing key- or SAS-based appears.
 6. Every `checkov:skip=` carries a reason.
 
@@ -67,10 +67,11 @@ FORBIDDEN = [
     (re.compile(r"name:\s*'AzureWebJobsStorage__accountName'"), "AzureWebJobsStorage__accountName is not valid in sovereign clouds or with custom DNS (use __blobServiceUri, __queueServiceUri, __tableServiceUri)"),
 ]
 
-# Settings the README documents that a Function App must not get from the template.
+# Settings docs/SETTINGS.md documents that a Function App must not get from the template.
 NOT_FOR_AZURE = {
     "TI_RATE_WINDOW_SECS": "only a simulator with a scaled-down minute needs a window other than 60 s",
     "TI_DRY_RUN_DIR": "a local folder for the CLI's dry run; an app instance's disk is not kept",
+    "TI_TEST_ABORT_AT": "a test hook for the kill tests; it must never be set in Azure",
     "TI_CHECKPOINT_DIR": "CLI only: `ti-ingest upload` keeps its checkpoints there; the app keeps its runs in storage",
 }
 
@@ -302,14 +303,9 @@ class Lint:
         for fj in sorted((self.root / "functions").glob("*/function.json")):
             for var in re.findall(r"%([A-Za-z0-9_]+)%", fj.read_text()):
                 wanted.setdefault(var, str(fj.relative_to(self.root)))
-        readme = self.root / "README.md"
-        if readme.exists():
-            for var in settings_in_section(readme.read_text(), r"^## Settings\b"):
-                wanted.setdefault(var, "README.md Settings table")
-        design = self.root.parent / "shared" / "DESIGN.md"
-        if design.exists():
-            for var in settings_in_section(design.read_text(), r"^## 6\. Settings"):
-                wanted.setdefault(var, "DESIGN.md section 6")
+        settings_doc = self.root / "docs" / "SETTINGS.md"
+        for var in settings_in_section(settings_doc.read_text(), r"^# Settings\b"):
+            wanted.setdefault(var, "docs/SETTINGS.md")
         for var, source in sorted(wanted.items()):
             if var not in settings and var not in NOT_FOR_AZURE:
                 self.error(main, 1, f"app setting {var} (named in {source}) is not set by the template")

@@ -12,20 +12,14 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv-prose"
-req="$root/scripts/prose-oracle/requirements.txt"
-python="${PYTHON:-python3}"
 
 if [ "$#" -eq 0 ]; then
     echo "usage: $0 REPORT..." >&2
     exit 2
 fi
 
-if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
-    echo "prose-oracle: creating $venv" >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-    cp "$req" "$venv/.requirements"
-fi
+# shellcheck source=lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+ensure_venv .venv-prose scripts/prose-oracle/requirements.txt
 
 "$venv/bin/python" "$root/scripts/prose-oracle/extract.py" "$@"

@@ -11,15 +11,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv-oracle"
-req="$root/scripts/oracle/requirements.txt"
-python="${PYTHON:-python3}"
 
-if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
-    echo "stix2-parse: creating $venv" >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-    cp "$req" "$venv/.requirements"
-fi
+# shellcheck source=lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+ensure_venv .venv-oracle scripts/oracle/requirements.txt
 
 "$venv/bin/python" "$root/scripts/oracle/parse.py" "$@"

@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §7): the same binary serves the Functions host and runs the same
+//! The command line (README.md, Command line): the same binary serves the Functions host and runs the same
 //! pipeline by hand. Exit codes: 0 all records fine, 1 some records rejected, 2 unusable input or
 //! arguments.
 
@@ -50,7 +50,7 @@ pub enum Command {
         /// to a valid tiIndicator. Several may be listed, comma-separated. Nothing is sent.
         #[arg(long)]
         target: Option<String>,
-        /// Write the report (DESIGN.md §5) here; with several files, a directory for one report each.
+        /// Write the report (docs/REPORTS.md) here; with several files, a directory for one report each.
         #[arg(long)]
         report: Option<PathBuf>,
         /// Force the input format instead of detecting it (see TI_FORMAT).

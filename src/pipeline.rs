@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::settings::{DanglingRelationships, OnInvalid};
 use crate::upload::{BatchOutcome, Failure, RequestBuilder, Uploader};
 
-/// The STIX object types the `sentinel-stix` target accepts (DESIGN.md §1).
+/// The STIX object types the `sentinel-stix` target accepts (README.md, Upload targets).
 pub const SENTINEL_STIX_TYPES: &[&str] = &[
     "indicator",
     "attack-pattern",

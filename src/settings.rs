@@ -1,4 +1,4 @@
-//! Settings: every app setting / environment variable of DESIGN.md §6, parsed once into typed
+//! Settings: every app setting / environment variable of docs/SETTINGS.md, parsed once into typed
 //! values. A bad value stops start-up with a message naming the setting and what it accepts.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use ti_core::convert::{Defaults, Tlp};
 use ti_core::input::InputFormat;
 use url::Url;
 
-/// Where uploads go (DESIGN.md §1).
+/// Where uploads go (README.md, Upload targets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
     /// The Sentinel STIX objects upload API (`threat-intelligence-stix-objects:upload`).
@@ -79,7 +79,7 @@ impl TargetKind {
     }
 
     /// The api-version each Sentinel API is called with unless `TI_SENTINEL_API_VERSION` says
-    /// otherwise (DESIGN.md §1).
+    /// otherwise (README.md, Upload targets).
     pub fn default_api_version(self) -> Option<&'static str> {
         match self {
             TargetKind::SentinelStix => Some("2024-02-01-preview"),
@@ -125,7 +125,7 @@ impl Cloud {
     ///   template_ThreatIntelligenceUploadIndicators_ForGov.json`, the sovereign-cloud connector).
     /// - `sentinel-indicators` (legacy Upload Indicators API): public `sentinelus.azure-api.net`
     ///   (Microsoft Learn, https://learn.microsoft.com/azure/sentinel/upload-indicators-api,
-    ///   "Request URI"; the API's OpenAPI `host:` line, ../shared/seeds/004_*). No US Gov or
+    ///   "Request URI"; the `host:` line of the API's published OpenAPI specification, "Microsoft Sentinel Upload Indicators API"). No US Gov or
     ///   China host for it is published anywhere we found (the sovereign connector above names
     ///   only the STIX objects API), so none is guessed here.
     pub fn sentinel_base_url(self, kind: TargetKind) -> Option<&'static str> {
@@ -230,7 +230,7 @@ pub struct UploadSettings {
     pub validate_as: Vec<TargetKind>,
 }
 
-/// How inputs are read and what fills fields they lack (DESIGN.md §2, §3).
+/// How inputs are read and what fills fields they lack (README.md, How it works; docs/ARCHITECTURE.md, The model).
 #[derive(Debug, Clone)]
 pub struct InputSettings {
     /// A forced input format (`TI_FORMAT`); auto-detected when `None`.

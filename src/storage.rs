@@ -1,6 +1,6 @@
 //! Storage through the official SDK (`azure_storage_blob` 1.x) with the token credential only:
 //! inbox blobs are read as a stream of chunks (never held whole in memory), reports and rejected
-//! records are written to the reports container (DESIGN.md §5).
+//! records are written to the reports container (docs/REPORTS.md).
 
 use std::num::NonZero;
 use std::pin::Pin;

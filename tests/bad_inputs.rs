@@ -1021,7 +1021,7 @@ fn run_cli(dir: &Path, i: usize, case: &Case) -> Result<CliRun, String> {
     })
 }
 
-/// The report's own invariants (DESIGN.md §5) and that it explains the failure.
+/// The report's own invariants (docs/REPORTS.md) and that it explains the failure.
 fn check_report(report: &Value, expect_input_error: Option<&str>) -> Result<(), String> {
     let s = &report["summary"];
     let (records, uploaded, rejected) = (
@@ -1111,7 +1111,7 @@ fn judge_cli(case: &Case, run: &CliRun) -> Result<(), String> {
             if code == 2 && !has_input_error && !run.stderr.contains("ti-ingest:") {
                 return Err("exit 2 without an inputError or a ti-ingest: message".into());
             }
-            // The per-record bound holds for what is kept, too (DESIGN.md §2, issue 5 item 5).
+            // The per-record bound holds for what is kept, too (README.md, How it works: limits).
             if run.longest_rejected > MAX_RECORD {
                 return Err(format!(
                     "rejected.ndjson keeps a record of {} bytes, over the {MAX_RECORD}-byte bound",

@@ -1,4 +1,4 @@
-//! The command line, run as a real process: `validate` offline, exit codes per DESIGN.md §7.
+//! The command line, run as a real process: `validate` offline, exit codes as README.md's Command line says.
 
 mod common;
 
@@ -194,7 +194,7 @@ fn every_input_format_is_read_and_converted() {
     assert_eq!(values[3]["fileHashType"], "md5");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("line 7") && stderr.contains("unknown_observable_type"),
+        stderr.contains("line 7") && stderr.contains("not_an_indicator"),
         "{stderr}"
     );
 
@@ -271,7 +271,7 @@ fn reject_file_uploads_nothing_when_any_record_is_invalid() {
     assert_eq!(r["errors"][0]["code"], "file_rejected");
 }
 
-/// `validate` applies what the chosen target would refuse before sending (DESIGN.md §3: the
+/// `validate` applies what the chosen target would refuse before sending (docs/ARCHITECTURE.md, The model: the
 /// service's rules for the chosen target), exactly as `upload` reports it, and sends nothing.
 #[test]
 fn validate_applies_the_rules_of_the_chosen_target() {

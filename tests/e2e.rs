@@ -359,7 +359,7 @@ async fn transient_failures_make_the_host_retry_and_the_last_attempt_reports() {
 async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
     let stack = Stack::start(StackConfig {
         sim: SimConfig {
-            workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+            workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
             ..Default::default()
         },
         ..Default::default()

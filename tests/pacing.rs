@@ -17,7 +17,8 @@ use ti_ingest::settings::{Env, UploadSettings};
 use ti_ingest::upload::Uploader;
 use tokio::time::Instant;
 
-const WORKSPACE: &str = "6a0b3e5c-1111-4222-8333-444455556666";
+/// The workspace the simulator knows by default.
+const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn uploader(sim: &Simulator, extra: &[(&str, &str)]) -> Uploader {

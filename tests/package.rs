@@ -4,8 +4,12 @@
 //! its glibc), and the unpacked binary starting the way the host starts it and answering the
 //! host's readiness probe (`GET /`).
 //!
-//! The script builds a release binary once (cargo skips the build when it is up to date); set
-//! TI_PACKAGE_ZIP to test an already built zip instead.
+//! The suite must not spend a second, release build (a fresh clone's `.ci/run` has to stay within
+//! six minutes on two cores), so it packs the debug handler cargo built for the tests, through the
+//! script's test-only switches (`TI_PACKAGE_BIN`, `TI_PACKAGE_DYNAMIC_OK=1`). That a deployable zip
+//! is static is the script's own guard, which refuses a dynamically linked handler: tested below on
+//! the same debug binary. Set TI_PACKAGE_ZIP to a zip `scripts/package.sh` built for real to test
+//! it instead, static link included.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -36,14 +40,12 @@ fn root() -> &'static Path {
 fn package() -> &'static Package {
     static PACKAGE: OnceLock<Package> = OnceLock::new();
     PACKAGE.get_or_init(|| {
-        let zip_path = match std::env::var_os("TI_PACKAGE_ZIP") {
-            Some(path) => PathBuf::from(path),
+        let zip_path = match real_package() {
+            Some(path) => path,
             None => {
-                let started = Instant::now();
-                let output = Command::new("bash")
-                    .arg(root().join("scripts/package.sh"))
-                    .current_dir(root())
-                    .env_remove("OUT")
+                let out = out_dir().join("ti-ingest.zip");
+                let output = package_script(&out)
+                    .env("TI_PACKAGE_DYNAMIC_OK", "1")
                     .output()
                     .expect("running scripts/package.sh");
                 assert!(
@@ -53,12 +55,46 @@ fn package() -> &'static Package {
                     String::from_utf8_lossy(&output.stdout),
                     String::from_utf8_lossy(&output.stderr)
                 );
-                eprintln!("scripts/package.sh took {:?}", started.elapsed());
-                root().join("dist/ti-ingest.zip")
+                out
             }
         };
         read_zip(&zip_path)
     })
+}
+
+/// A zip built for real by `scripts/package.sh` (TI_PACKAGE_ZIP), if one was given.
+fn real_package() -> Option<PathBuf> {
+    std::env::var_os("TI_PACKAGE_ZIP").map(PathBuf::from)
+}
+
+/// A folder of this test binary's own under target/, for the zips it writes.
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("package-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `scripts/package.sh` packing the debug handler cargo built for this test into `out`.
+fn package_script(out: &Path) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(root().join("scripts/package.sh"))
+        .current_dir(root())
+        .env("OUT", out)
+        .env("TI_PACKAGE_BIN", env!("CARGO_BIN_EXE_ti-ingest"))
+        .env_remove("TI_PACKAGE_DYNAMIC_OK");
+    command
+}
+
+/// Whether an x86-64 ELF names a loader in a PT_INTERP program header, as every dynamically
+/// linked executable does (and with it a glibc version); a static one has none.
+fn is_dynamically_linked(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36) as usize, u16_at(0x38));
+    (0..phnum as usize).any(|i| u32_at(phoff + i * phentsize) == PT_INTERP)
 }
 
 fn read_zip(path: &Path) -> Package {
@@ -164,30 +200,49 @@ fn the_zip_has_the_layout_a_function_app_deploys() {
 }
 
 #[test]
-fn the_handler_is_a_static_x86_64_linux_executable() {
+fn the_handler_is_an_x86_64_linux_executable() {
     let package = package();
     let exe = executable_name(&host_json(package));
     let elf = &package.entries[&exe].data;
     assert_eq!(&elf[..4], b"\x7fELF", "{exe} is not an ELF file");
     assert_eq!(elf[4], 2, "{exe} is not a 64-bit ELF");
     assert_eq!(elf[5], 1, "{exe} is not little-endian");
-    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
-    assert_eq!(u16_at(0x12), 0x3e, "{exe} is not an x86-64 executable");
-
-    // A dynamically linked executable names its loader in a PT_INTERP program header (and with
-    // it a glibc version); a static one has none.
-    const PT_INTERP: u32 = 3;
-    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36) as usize, u16_at(0x38));
-    for i in 0..phnum as usize {
-        let header = phoff + i * phentsize;
-        assert_ne!(
-            u32_at(header),
-            PT_INTERP,
+    assert_eq!(
+        u16::from_le_bytes([elf[0x12], elf[0x13]]),
+        0x3e,
+        "{exe} is not an x86-64 executable"
+    );
+    if real_package().is_some() {
+        assert!(
+            !is_dynamically_linked(elf),
             "{exe} is dynamically linked: it would need the image's glibc"
         );
+    } else {
+        // The test package holds the debug build, which is dynamic: the reader sees it so.
+        assert!(
+            is_dynamically_linked(elf),
+            "the debug handler has no PT_INTERP"
+        );
     }
+}
+
+#[test]
+fn the_package_script_refuses_a_dynamically_linked_handler() {
+    let out = out_dir().join("refused.zip");
+    let _ = std::fs::remove_file(&out);
+    let output = package_script(&out)
+        .output()
+        .expect("running scripts/package.sh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "package.sh: {stderr}");
+    assert!(
+        stderr.contains("is dynamically linked; it would depend on the image's glibc"),
+        "package.sh said: {stderr}"
+    );
+    assert!(
+        !out.exists(),
+        "package.sh wrote a zip with a dynamic handler"
+    );
 }
 
 /// Kills the handler when the test ends, passing or not.

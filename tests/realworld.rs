@@ -153,6 +153,144 @@ const FILES: &[Expect] = &[
         warnings: &[("normalised", 3)],
         kinds: &[("identity", 1), ("relationship", 1), ("threat-actor", 1)],
     },
+    Expect {
+        // MISP's STIX 2.0 export: 90 indicators (one hash listed twice under two ids, so 77
+        // hash indicators), `network-traffic:src_ref` patterns; the one upgrade warning.
+        file: "talos-uat-7810.misp-stix20.json",
+        format: "stix-bundle",
+        records: 103,
+        uploaded: 91,
+        errors: &[("unsupported_type", 12, UNSUPPORTED)],
+        warnings: &[("normalised", 1)],
+        kinds: &[
+            ("file:hashes.SHA256", 77),
+            ("identity", 1),
+            ("network-traffic:src_ref.type", 4),
+            ("url:value", 9),
+        ],
+    },
+    Expect {
+        file: "talos-uat-7810.txt",
+        format: "text",
+        records: 96,
+        uploaded: 89,
+        errors: &[
+            (
+                "not_an_indicator",
+                6,
+                "section titles (`LEASHTEST`, `Startup script for JARLEASH`)",
+            ),
+            (
+                "duplicate",
+                1,
+                "one SHA-256 is listed twice: the first is reported, the last kept",
+            ),
+        ],
+        warnings: &[],
+        kinds: &[
+            ("file:hashes.'SHA-256'", 76),
+            ("ipv4-addr:value", 4),
+            ("url:value", 9),
+        ],
+    },
+    Expect {
+        // `hash (comment)`, capitalised hashes, `ip (comment)`, `ip[.]:port`, defanged URLs
+        // with `  (dknife c2)`: every line is one observable (12 IPv4 = 10 + 2 `ip:port`).
+        file: "talos-knife-cutting-the-edge.txt",
+        format: "text",
+        records: 76,
+        uploaded: 76,
+        errors: &[],
+        warnings: &[("normalised", 37)],
+        kinds: &[
+            ("domain-name:value", 1),
+            ("file:hashes.'SHA-256'", 39),
+            ("ipv4-addr:value", 12),
+            ("url:value", 24),
+        ],
+    },
+    Expect {
+        file: "unit42-shade-urls.txt",
+        format: "text",
+        records: 205,
+        uploaded: 203,
+        errors: &[("not_an_indicator", 2, "the two heading lines")],
+        warnings: &[("normalised", 203)],
+        kinds: &[("url:value", 203)],
+    },
+    Expect {
+        // Scheme-less URLs (some with `@` in the path) are URLs, never e-mail addresses or
+        // domains.
+        file: "unit42-advanced-url-filtering.txt",
+        format: "text",
+        records: 51,
+        uploaded: 45,
+        errors: &[("not_an_indicator", 6, "headings")],
+        warnings: &[("normalised", 41)],
+        kinds: &[
+            ("domain-name:value", 3),
+            ("file:hashes.'SHA-256'", 4),
+            ("url:value", 38),
+        ],
+    },
+    Expect {
+        // `value,type,notes` with Volexity's type name `ipaddress`.
+        file: "volexity-exchange-marauder.csv",
+        format: "csv",
+        records: 13,
+        uploaded: 13,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 13)],
+    },
+    Expect {
+        // BOM, `value,entity_type,description`; `url` rows that are `ip:port` or bare host names
+        // are taken for what they are (`normalised`).
+        file: "volexity-uta0388.csv",
+        format: "csv",
+        records: 58,
+        uploaded: 55,
+        errors: &[(
+            "duplicate",
+            3,
+            "three values are listed twice (the same observable gives the same id)",
+        )],
+        warnings: &[("normalised", 4)],
+        kinds: &[
+            ("domain-name:value", 7),
+            ("file:hashes.'SHA-256'", 11),
+            ("ipv4-addr:value", 10),
+            ("url:value", 27),
+        ],
+    },
+    Expect {
+        file: "spamhaus-drop.txt",
+        format: "text",
+        records: 989,
+        uploaded: 989,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 989)],
+    },
+    Expect {
+        file: "spamhaus-drop-ipv6.txt",
+        format: "text",
+        records: 51,
+        uploaded: 51,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv6-addr:value", 51)],
+    },
+    Expect {
+        // `#` banner, quoted header `first_seen_utc,dst_ip,dst_port,...`: the C2 is `dst_ip`.
+        file: "abusech-feodo-ipblocklist.csv",
+        format: "csv",
+        records: 28,
+        uploaded: 28,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 28)],
+    },
 ];
 
 fn realworld() -> PathBuf {
@@ -285,6 +423,17 @@ fn every_fixture_converts_to_stix_that_stix2_accepts() {
 
 #[test]
 fn genuine_files_give_the_expected_records_and_stix_tools_accept_every_output() {
+    // Every genuine file is in the table: a file added to ../shared/realworld must be given its
+    // expected outcome here.
+    let mut on_disk: Vec<String> = std::fs::read_dir(realworld())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "README.md")
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = FILES.iter().map(|e| e.file.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, on_disk, "FILES must list every genuine file once");
     let dir = tempfile::tempdir().unwrap();
     let mut converted = Vec::new();
     let mut failures = Vec::new();

@@ -11,14 +11,15 @@ use std::time::Duration;
 use devkit::host::HttpTriggerRequest;
 use devkit::stack::REPORTS_CONTAINER;
 use devkit::{Stack, StackConfig};
-use sentinel_sim::{SimConfig, Simulator};
+use sentinel_sim::{GraphApi, RecordErrorsKey, Retired, SimConfig, Simulator};
 use serde_json::{json, Map, Value};
 use ti_core::report::{Code, Source};
 use ti_ingest::pipeline::{self, RunContext, RunOutcome};
 use ti_ingest::settings::{Env, UploadSettings};
 use ti_ingest::upload::Uploader;
 
-const WORKSPACE: &str = "6a0b3e5c-1111-4222-8333-444455556666";
+/// The workspace the simulator knows by default.
+const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
 const STIX: &str = "sentinel-stix";
 const INDICATORS: &str = "sentinel-indicators";
@@ -395,7 +396,7 @@ async fn every_target_reports_401_403_404() {
         permanent(target, wrong_audience(), Code::Unauthorized, "HTTP 401").await;
         permanent(target, forbidden(), Code::Forbidden, "Sentinel Contributor").await;
         let no_workspace = SimConfig {
-            workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+            workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
             ..Default::default()
         };
         permanent(
@@ -421,10 +422,173 @@ async fn every_target_reports_401_403_404() {
     )
     .await;
     let removed = SimConfig {
-        graph_available: false,
+        graph_api: GraphApi::Retired(Retired::NotFound),
         ..Default::default()
     };
-    permanent(GRAPH, removed, Code::HttpError, "retired").await;
+    permanent(GRAPH, removed, Code::ApiRetired, "removed it in April 2026").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request each target sends, and the service's answers as the specs define them
+
+#[tokio::test]
+async fn each_target_sends_its_exact_request_line() {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    for (target, line) in [
+        (
+            STIX,
+            format!("POST /workspaces/{WORKSPACE}/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview"),
+        ),
+        (
+            INDICATORS,
+            format!("POST /workspaces/{WORKSPACE}/threatintelligenceindicators:upload?api-version=2022-07-01"),
+        ),
+        (
+            GRAPH,
+            "POST /beta/security/tiIndicators/submitTiIndicators".to_owned(),
+        ),
+    ] {
+        let before = sim.requests().len();
+        let out = uploader(&sim, target, &[])
+            .upload(&objects(common::corpus(2, &[])), None)
+            .await;
+        assert_eq!(out, vec![None, None], "{target}");
+        let sent = &sim.requests()[before..];
+        assert_eq!(sent.len(), 1, "{target}");
+        assert_eq!((sent[0].request_line(), sent[0].status), (line, 200));
+    }
+    // The workspace in the path is TI_WORKSPACE_ID: the devkit's, the one the simulator knows.
+    assert_eq!(WORKSPACE, devkit::stack::DEFAULT_WORKSPACE_ID);
+}
+
+#[tokio::test]
+async fn an_all_invalid_batch_is_refused_record_by_record_with_the_services_answer() {
+    for (target, key) in [(STIX, "stixobjects"), (INDICATORS, "indicators")] {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        // Objects the local validation would stop, sent straight to the service: none valid.
+        let mut batch = common::corpus(3, &[]);
+        for o in &mut batch {
+            o.as_object_mut().unwrap().remove("pattern");
+        }
+        let out = uploader(&sim, target, &[])
+            .upload(&objects(batch), None)
+            .await;
+        let expected = format!(
+            "the service refused the whole request and published none of its objects: HTTP 400 BadRequest: None of the 3 object(s) in '{key}' passed validation; nothing was published."
+        );
+        assert_eq!(out.len(), 3);
+        for o in &out {
+            let f = o.as_ref().expect("refused");
+            assert_eq!(
+                (f.code, f.messages.clone()),
+                (Code::RejectedByService, vec![expected.clone()]),
+                "{target}"
+            );
+        }
+        let log = sim.requests();
+        assert_eq!(log.len(), 1, "{target}: the refusal is not retried");
+        assert_eq!(
+            (log[0].status, log[0].objects, log[0].accepted),
+            (400, 3, 0)
+        );
+        assert!(sim.accepted_ids().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn per_record_errors_are_read_under_either_published_key() {
+    for key in [RecordErrorsKey::Docs, RecordErrorsKey::Spec] {
+        for target in [STIX, INDICATORS] {
+            let sim = Simulator::start(SimConfig {
+                record_errors_key: key,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let mut batch = common::corpus(3, &[]);
+            batch[2]["confidence"] = json!(1000);
+            let out = uploader(&sim, target, &[])
+                .upload(&objects(batch), None)
+                .await;
+            assert_eq!(&out[..2], &[None, None], "{target} {key:?}");
+            let f = out[2].as_ref().unwrap();
+            assert_eq!(f.code, Code::RejectedByService);
+            assert_eq!(f.messages.len(), 1, "{f:?}");
+            assert!(
+                f.messages[0].contains("Property=confidence"),
+                "{target} {key:?}: {f:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_api_version_the_service_does_not_serve_is_a_bad_request_not_retried() {
+    for target in [STIX, INDICATORS] {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let up = uploader(&sim, target, &[("TI_SENTINEL_API_VERSION", "2099-01-01")]);
+        let out = up.upload(&objects(common::corpus(2, &[])), None).await;
+        for o in &out {
+            let f = o.as_ref().unwrap();
+            assert_eq!(f.code, Code::BadRequest, "{target}");
+            assert!(
+                f.messages[0].starts_with("HTTP 400 (the service does not serve the api-version asked for: check TI_SENTINEL_API_VERSION): UnsupportedApiVersionValue: Unsupported api-version '2099-01-01'."),
+                "{target}: {f:?}"
+            );
+        }
+        let log = sim.requests();
+        assert_eq!(log.len(), 1, "{target}");
+        assert!(log[0].request_line().ends_with("?api-version=2099-01-01"));
+    }
+}
+
+#[tokio::test]
+async fn a_retired_graph_costs_one_request_and_gives_one_message() {
+    for retired in [Retired::SegmentNotFound, Retired::NotFound, Retired::Gone] {
+        let sim = Simulator::start(SimConfig {
+            graph_api: GraphApi::Retired(retired),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut input = common::corpus(250, &[]);
+        // Not one observable: refused before sending, whatever Graph's state.
+        input[7]["pattern"] =
+            json!("[ipv4-addr:value = '10.0.0.7'] OR [domain-name:value = 'x.example']");
+        let out = run(uploader(&sim, GRAPH, &[]), &input).await;
+        let r = &out.report;
+        assert_eq!(
+            (r.summary.records, r.summary.uploaded, r.summary.rejected),
+            (250, 0, 250)
+        );
+        assert_eq!(r.errors.len(), 250);
+        let status = retired.status();
+        let mut messages = HashSet::new();
+        for e in &r.errors {
+            if e.record_index == 7 {
+                assert_eq!(e.code, Code::NotConvertible);
+                continue;
+            }
+            assert_eq!(e.code, Code::ApiRetired, "{e:?}");
+            assert_eq!(e.messages.len(), 1);
+            messages.insert(e.messages[0].clone());
+        }
+        assert_eq!(messages.len(), 1, "one message: {messages:?}");
+        let message = messages.into_iter().next().unwrap();
+        assert!(
+            message.starts_with("Microsoft Graph tiIndicators is retired: Microsoft deprecated the tiIndicator API and removed it in April 2026"),
+            "{message}"
+        );
+        assert!(message.contains("Use TI_TARGET=sentinel-stix"), "{message}");
+        assert!(
+            message.contains(&format!("Graph answered HTTP {status}: ")),
+            "{message}"
+        );
+        // Three batches, one request: no retry and no later batch is spent on a removed API.
+        let log = sim.requests();
+        assert_eq!(log.len(), 1, "{retired:?}: {log:?}");
+        assert_eq!(log[0].status, status);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,7 +670,7 @@ async fn two_targets_report_each_record_once_with_the_failing_targets_named() {
 async fn the_first_failing_targets_code_wins_and_every_failure_is_kept() {
     // Sentinel refuses the workspace; Graph refuses one value.
     let sim = Simulator::start(SimConfig {
-        workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+        workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
         refused_values: vec!["10.0.0.1".into()],
         ..Default::default()
     })

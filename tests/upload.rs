@@ -14,7 +14,8 @@ use ti_ingest::pipeline::{self, RunContext};
 use ti_ingest::settings::{Env, UploadSettings};
 use ti_ingest::upload::Uploader;
 
-const WORKSPACE: &str = "6a0b3e5c-1111-4222-8333-444455556666";
+/// The workspace the simulator knows by default.
+const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 
 fn uploader(sim: &Simulator, extra: &[(&str, &str)]) -> Uploader {
     common::shared_identity();
@@ -147,7 +148,7 @@ async fn wrong_audience_fails_the_batch_as_unauthorized_without_retrying() {
 #[tokio::test]
 async fn unknown_workspace_fails_the_batch_as_not_found() {
     let sim = Simulator::start(SimConfig {
-        workspaces: Some(vec!["00000000-0000-4000-8000-000000000001".into()]),
+        workspaces: vec!["00000000-0000-4000-8000-000000000001".into()],
         ..Default::default()
     })
     .await

@@ -1,7 +1,7 @@
 //! `ti_core::input::Decoder` on arbitrary bytes: auto-detection or a forced format, any record
 //! bounds, any chunking; every decoded object then goes through `ti_core::stix::validate`.
 //!
-//! Beyond "no panic" it asserts the Decoder's contract (input/mod.rs, DESIGN.md §2):
+//! Beyond "no panic" it asserts the Decoder's contract (input/mod.rs, README.md, How it works):
 //! - record indexes are 0, 1, 2, … in output order, lines are ≥ 1 and never go backwards;
 //! - no record's original text is longer than `max_record_bytes`;
 //! - feeding the input in chunks gives exactly what feeding it whole gives (records and error);

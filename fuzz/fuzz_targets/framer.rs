@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     let mut at = 0;
     for (i, item) in items.iter().enumerate() {
         match item {
-            FrameItem::Record(r) => {
+            FrameItem::Record(r) | FrameItem::TooDeep(r) => {
                 assert_eq!(r.index, i as u64, "record indexes are consecutive from 0");
                 assert!(r.line >= 1);
                 assert!(

@@ -1,5 +1,5 @@
 // Event Grid: BlobCreated events of the inbox container become messages on the blob-events queue,
-// which triggers IngestBlobEvent (DESIGN.md section 4: the handler then streams the blob itself).
+// which triggers IngestBlobEvent (docs/ARCHITECTURE.md: the handler then streams the blob itself).
 // Delivery uses the app's user-assigned identity (Storage Queue Data Message Sender on the account),
 // so no key or SAS is involved and it keeps working behind the storage firewall's
 // trusted-services exception.

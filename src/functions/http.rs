@@ -1,9 +1,9 @@
 //! The HTTP-triggered `Ingest` function (`POST /api/indicators`, function key): a small body in
-//! any supported input format in, the report (DESIGN.md §5) out as JSON, for automation (Logic
+//! any supported input format in, the report (docs/REPORTS.md) out as JSON, for automation (Logic
 //! Apps, playbooks) that wants the outcome synchronously.
 //!
 //! With `enableForwardingHttpRequest: false` the host posts the HTTP trigger envelope to
-//! `/Ingest` (HOST-PROTOCOL.md): `Data.req` = `{Url, Method, Query, Headers, Body, ...}`, `Body` a
+//! `/Ingest` (docs/HOST-PROTOCOL.md): `Data.req` = `{Url, Method, Query, Headers, Body, ...}`, `Body` a
 //! string (base64 for `application/octet-stream` and multipart). The answer to the caller goes in
 //! `Outputs.res` = `{"statusCode": "200", "body": <report>, "headers": {...}}`, and the host
 //! answer itself is always a 2xx: a non-2xx would make the host discard that response and tell
@@ -109,7 +109,7 @@ fn text_of(v: &Value) -> String {
 }
 
 /// Content types whose body the host sends base64-encoded: `application/octet-stream` and
-/// multipart (HOST-PROTOCOL.md, from the host's `HttpScriptInvocationContext`). Every other body,
+/// multipart (docs/HOST-PROTOCOL.md, from the host's `HttpScriptInvocationContext`). Every other body,
 /// `application/gzip` included, arrives as text and is read as such: binary content must be sent
 /// as `application/octet-stream` to survive the host.
 fn is_binary(content_type: &str) -> bool {

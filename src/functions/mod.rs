@@ -1,7 +1,7 @@
 //! The Functions layer: decodes the host's envelopes, calls the pipeline, writes reports, and
 //! answers the host. It only orchestrates; what to do with a record is the pipeline's business.
 //!
-//! Outcome rule (DESIGN.md §4): 2xx when every record was uploaded or reported; non-2xx (so the
+//! Outcome rule (docs/ARCHITECTURE.md): 2xx when every record was uploaded or reported; non-2xx (so the
 //! host retries) only when work is left because of transient failures and retries remain; a
 //! message that can never be processed is reported and acknowledged.
 

@@ -1,4 +1,4 @@
-//! The Functions custom-handler protocol as the host really speaks it (HOST-PROTOCOL.md):
+//! The Functions custom-handler protocol as the host really speaks it (docs/HOST-PROTOCOL.md):
 //! `{"Data":{..},"Metadata":{..}}` in, `{"Outputs":{},"Logs":[..],"ReturnValue":..}` out.
 //!
 //! Strings arrive JSON-encoded twice, numbers as strings, objects as real JSON; queue messages may

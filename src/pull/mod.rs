@@ -1,4 +1,4 @@
-//! Scheduled pulls (DESIGN.md §4 `PullFeeds`, docs/PULL.md): TAXII 2.1 collections and HTTPS
+//! Scheduled pulls (docs/ARCHITECTURE.md, `PullFeeds`, docs/PULL.md): TAXII 2.1 collections and HTTPS
 //! feeds listed in the feeds configuration are fetched and run through the same pipeline as
 //! dropped files, one report per feed per run.
 //!

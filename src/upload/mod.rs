@@ -143,25 +143,34 @@ impl RequestBuilder {
 }
 
 /// Sends a prepared request and maps the answer: the part every target's service shares.
+/// `permanent` gets the status, the body and the `x-ms-error-code` header of a non-2xx answer.
 pub(crate) async fn send_prepared(
     outbound: &Outbound,
     url: &str,
     mut prepared: Prepared,
     deadline: Option<Instant>,
     map_success: impl FnOnce(u16, usize, &[u8]) -> BatchOutcome,
-    permanent: impl FnOnce(u16, &str) -> (Code, String),
+    permanent: impl FnOnce(u16, &str, Option<&str>) -> (Code, String),
 ) -> BatchOutcome {
     if prepared.sent.is_empty() {
         return prepared.outcome;
     }
     let body = bytes::Bytes::from(std::mem::take(&mut prepared.body));
     match outbound.post(url, body, deadline).await {
-        Sent::Answer { status, body } if (200..300).contains(&status) => {
+        Sent::Answer { status, body, .. } if (200..300).contains(&status) => {
             let n = prepared.sent.len();
             prepared.settle(map_success(status, n, &body))
         }
-        Sent::Answer { status, body } => {
-            let (code, message) = permanent(status, &String::from_utf8_lossy(&body));
+        Sent::Answer {
+            status,
+            body,
+            error_code,
+        } => {
+            let (code, message) = permanent(
+                status,
+                &String::from_utf8_lossy(&body),
+                error_code.as_deref(),
+            );
             prepared.fail_sent(code, message)
         }
         Sent::GaveUp { code, message } => prepared.fail_sent(code, message),

@@ -65,8 +65,13 @@ impl RetryPolicy {
 /// The final result of [`Outbound::post`].
 #[derive(Debug)]
 pub enum Sent {
-    /// The service answered with a 2xx or a permanent (not retryable) status.
-    Answer { status: u16, body: Bytes },
+    /// The service answered with a 2xx or a permanent (not retryable) status; `error_code` is
+    /// its `x-ms-error-code` header, when it sent one.
+    Answer {
+        status: u16,
+        body: Bytes,
+        error_code: Option<String>,
+    },
     /// Transient failures outlasted the budget: `AuthFailed` or `RetriesExhausted`.
     GaveUp { code: Code, message: String },
 }
@@ -207,6 +212,11 @@ impl Outbound {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let error_code = response
+            .headers()
+            .get("x-ms-error-code")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -220,6 +230,7 @@ impl Outbound {
             return Attempt::Final(Sent::Answer {
                 status,
                 body: bytes,
+                error_code,
             });
         }
         let text = String::from_utf8_lossy(&bytes);
@@ -236,6 +247,7 @@ impl Outbound {
                 Attempt::Final(Sent::Answer {
                     status,
                     body: bytes,
+                    error_code,
                 })
             }
         }

@@ -1,5 +1,5 @@
 //! A stand-in for the Azure Functions host: posts invocations to a custom handler in exactly the
-//! shape the real host uses (see `HOST-PROTOCOL.md`), and replays the queue trigger's retry and
+//! shape the real host uses (see docs/HOST-PROTOCOL.md), and replays the queue trigger's retry and
 //! poison semantics.
 //!
 //! Encoding rules reproduced here, because the handler must survive them: a string binding value

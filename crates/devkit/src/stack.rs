@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 /// The user-assigned identity's client id the handler is given (`AZURE_CLIENT_ID`).
 pub const DEFAULT_CLIENT_ID: &str = "c11e0000-0000-4000-8000-00000000c11e";
 /// The Log Analytics workspace id the handler is given (`TI_WORKSPACE_ID`).
-pub const DEFAULT_WORKSPACE_ID: &str = "a0b1c2d3-0000-4000-8000-00000000f00d";
+/// The simulator knows this workspace by default (and only this one), so the stack's handler
+/// reaches it and any other id gets the 404 Azure gives.
+pub const DEFAULT_WORKSPACE_ID: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 /// Default inbox container.
 pub const INBOX_CONTAINER: &str = "indicator-inbox";
 /// Default reports container.

@@ -1,9 +1,74 @@
 //! The simulator's settings: the service limits (defaults are the real ones), the accepted
-//! token audiences, and the fault-injection knobs tests turn.
+//! token audiences, the workspaces that exist, which of the documented answer shapes to play,
+//! and the fault-injection knobs tests turn.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+
+/// The one workspace that exists unless [`SimConfig::workspaces`] says otherwise: the id the
+/// devkit stack gives the handler as `TI_WORKSPACE_ID` (devkit re-exports this constant), so a
+/// client configured with any other id gets the service's 404, as in Azure.
+pub const DEFAULT_WORKSPACE_ID: &str = "a0b1c2d3-0000-4000-8000-00000000f00d";
+
+/// The key of a rejected record's message list in a Sentinel `200` answer. Microsoft publishes
+/// two spellings for both APIs, so a client must read both and the simulator can play either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordErrorsKey {
+    /// `errorMessages`: what Microsoft Learn shows the service answering ("Sample response body
+    /// with validation error", learn.microsoft.com/azure/sentinel/stix-objects-api and
+    /// .../upload-indicators-api), and the 2022-12-01-preview spec's own example
+    /// (azure-rest-api-specs, `.../2022-12-01-preview/examples/threatintelligence/UploadThreatIntelligenceSuccess.json`).
+    #[default]
+    Docs,
+    /// `validationErrorMessages`: the name both OpenAPI specs give it (seed `004`,
+    /// `IndicatorValidationError`; the 2024-02-01-preview spec, `StixObjectsValidationError`).
+    Spec,
+}
+
+impl RecordErrorsKey {
+    pub fn key(self) -> &'static str {
+        match self {
+            RecordErrorsKey::Docs => "errorMessages",
+            RecordErrorsKey::Spec => "validationErrorMessages",
+        }
+    }
+}
+
+/// Whether the Graph `submitTiIndicators` route still exists. Microsoft deprecated the
+/// tiIndicator resource and announced its removal for April 2026 (Microsoft Learn, Graph beta
+/// `resources/tiindicator`); what a removed route answers is not published for this API, so
+/// the simulator can play each answer Graph gives for a route it no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphApi {
+    #[default]
+    Available,
+    /// The route is gone: every request gets this answer, before the token is looked at.
+    Retired(Retired),
+}
+
+/// The answers of a retired Graph route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// `400 BadRequest` "Resource not found for the segment 'tiIndicators'.": what Graph's OData
+    /// router answers for a path segment it does not know (seen in the wild, e.g.
+    /// microsoftgraph/msgraph-beta-sdk-python#764, microsoftgraph/microsoft-graph-docs#21648).
+    SegmentNotFound,
+    /// `404`, "The requested resource doesn't exist" (Microsoft Learn, Graph "error responses").
+    NotFound,
+    /// `410 Gone`, "The requested resource is no longer available at the server" (same page).
+    Gone,
+}
+
+impl Retired {
+    pub fn status(self) -> u16 {
+        match self {
+            Retired::SegmentNotFound => 400,
+            Retired::NotFound => 404,
+            Retired::Gone => 410,
+        }
+    }
+}
 
 /// How the simulated service behaves. `Default` is the real service's behaviour with no faults;
 /// tests and benchmarks usually shrink `window` so rate limiting shows up in milliseconds.
@@ -33,8 +98,11 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Seed of the fault-injection RNG: the same seed and request sequence give the same faults.
     pub seed: u64,
-    /// Workspace ids that exist. `None`: every UUID is a known workspace.
-    pub workspaces: Option<Vec<String>>,
+    /// Workspace ids that exist (compared without case); any other id gets the 404 Microsoft
+    /// documents for a workspace that isn't found. Default: [`DEFAULT_WORKSPACE_ID`] only.
+    pub workspaces: Vec<String>,
+    /// Which spelling of the per-record message list the Sentinel routes answer with.
+    pub record_errors_key: RecordErrorsKey,
     /// Add a `Retry-After` header to the Sentinel 429s. The real service omits it (clients must
     /// parse the message), so this is off by default.
     pub retry_after_header: bool,
@@ -43,9 +111,8 @@ pub struct SimConfig {
     /// Identities (token `oid`, else `appid`, else `sub`) that hold a valid token but lack the
     /// role or permission: both APIs answer them 403, as the real services do.
     pub forbidden_identities: Vec<String>,
-    /// Whether the Graph `submitTiIndicators` route exists. `false` answers 404, as a tenant
-    /// will see once Microsoft removes the API.
-    pub graph_available: bool,
+    /// Whether the Graph `submitTiIndicators` route exists, or which answer its retirement gives.
+    pub graph_api: GraphApi,
     /// Whether Graph 429s carry `Retry-After` (the real Graph always sends it); without it a
     /// client must read the wait from the message.
     pub graph_retry_after_header: bool,
@@ -69,11 +136,12 @@ impl Default for SimConfig {
             fault_429_retry_secs: 1,
             latency: Duration::ZERO,
             seed: 0,
-            workspaces: None,
+            workspaces: vec![DEFAULT_WORKSPACE_ID.to_owned()],
+            record_errors_key: RecordErrorsKey::default(),
             retry_after_header: false,
             port: 0,
             forbidden_identities: Vec::new(),
-            graph_available: true,
+            graph_api: GraphApi::Available,
             graph_retry_after_header: true,
             refused_values: Vec::new(),
         }

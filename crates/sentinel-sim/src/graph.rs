@@ -6,6 +6,9 @@
 //!
 //! Graph errors use the `{"error":{"code","message"}}` shape, and Graph always sends
 //! `Retry-After` with its 429s.
+//!
+//! Microsoft removed the route (tiIndicator deprecated, removal announced for April 2026):
+//! [`GraphApi::Retired`] plays what a removed route answers.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::auth::authenticate;
+use crate::config::{GraphApi, Retired};
 use crate::limiter::retry_secs;
 use crate::server::{arm_error, json, retry_after, unauthorized, Fault, Outcome, Shared};
 
@@ -117,13 +121,8 @@ pub(crate) async fn submit(
         ..Outcome::default()
     };
 
-    if !shared.config.graph_available {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            "Resource not found for the segment 'tiIndicators'.",
-            outcome,
-        );
+    if let GraphApi::Retired(answer) = shared.config.graph_api {
+        return retired(answer, &shared.activity_id(), outcome);
     }
 
     let audiences = [shared.config.graph_audience.clone()];
@@ -387,6 +386,39 @@ fn echo_with_error(item: Value, error: String) -> Value {
         }
         other => serde_json::json!({ "value": other, "Error": error }),
     }
+}
+
+/// What a request to the removed route gets. The body is Graph's error shape with the
+/// `innerError` Graph adds (Microsoft Learn, Graph "error responses": `request-id`, `date`).
+fn retired(answer: Retired, request_id: &str, outcome: Outcome) -> Response {
+    let (code, message) = match answer {
+        Retired::SegmentNotFound => (
+            "BadRequest",
+            "Resource not found for the segment 'tiIndicators'.",
+        ),
+        // The 404 body seen from Graph for a resource it cannot find
+        // (microsoftgraph/microsoft-graph-docs#2914).
+        Retired::NotFound => ("ResourceNotFound", "Resource could not be discovered."),
+        // No 410 body is published; the message is the status's description on that page.
+        Retired::Gone => (
+            "Gone",
+            "The requested resource is no longer available at the server.",
+        ),
+    };
+    let date = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": { "date": date, "request-id": request_id, "client-request-id": request_id }
+        }
+    });
+    let status = StatusCode::from_u16(answer.status()).expect("a valid status");
+    json(status, body, outcome)
 }
 
 fn bad_request(message: &str, outcome: Outcome) -> Response {

@@ -21,7 +21,8 @@
 //! - `stix`: per-record validation of STIX objects, in the service's wording.
 //! - `store`: the accepted objects, keyed by id (re-uploads update).
 //! - `sentinel`: the two Sentinel upload routes.
-//! - `graph`: the Graph `submitTiIndicators` route (200 / 206 with per-item errors).
+//! - `graph`: the Graph `submitTiIndicators` route (200 / 206 with per-item errors), or the
+//!   answer of its retirement ([`GraphApi::Retired`]).
 //! - `server`: shared state, fault injection, error shapes, request log and latency.
 //!
 //! What the simulator deliberately does not do: verify token signatures (test tokens are
@@ -50,7 +51,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use auth::unsigned_jwt;
-pub use config::SimConfig;
+pub use config::{GraphApi, RecordErrorsKey, Retired, SimConfig, DEFAULT_WORKSPACE_ID};
 
 use server::Shared;
 
@@ -60,8 +61,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// One request the simulator answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
+    /// The HTTP method (`POST`).
+    pub method: String,
     /// The request path, without the query.
     pub path: String,
+    /// The query string as sent, without the `?` (`api-version=2024-02-01-preview`).
+    pub query: Option<String>,
     pub status: u16,
     /// Objects in the request body (0 when the body had no readable object array).
     pub objects: usize,
@@ -77,6 +82,17 @@ pub struct RequestRecord {
     pub api_version: Option<String>,
     /// The body's `sourcesystem` (Sentinel routes).
     pub source_system: Option<String>,
+}
+
+impl RequestRecord {
+    /// The request line as the client sent it, without the HTTP version:
+    /// `POST /workspaces/{id}/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview`.
+    pub fn request_line(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{} {}?{q}", self.method, self.path),
+            None => format!("{} {}", self.method, self.path),
+        }
+    }
 }
 
 /// A running simulator on `127.0.0.1`. It stops when dropped, or through [`Simulator::shutdown`].

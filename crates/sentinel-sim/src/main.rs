@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use sentinel_sim::{SimConfig, Simulator};
+use sentinel_sim::{GraphApi, Retired, SimConfig, Simulator, DEFAULT_WORKSPACE_ID};
 
 /// A local simulator of the Microsoft Sentinel threat-intelligence upload API.
 #[derive(Parser)]
@@ -33,6 +33,13 @@ struct Args {
     /// Seed of the fault-injection RNG.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A workspace id that exists (repeat for several); any other gets 404.
+    #[arg(long = "workspace", default_value = DEFAULT_WORKSPACE_ID)]
+    workspaces: Vec<String>,
+    /// Play the retired Graph tiIndicators API: its route answers this status (400: "Resource
+    /// not found for the segment", 404 or 410).
+    #[arg(long, value_parser = ["400", "404", "410"])]
+    graph_retired: Option<String>,
 }
 
 #[tokio::main]
@@ -52,6 +59,13 @@ async fn main() -> Result<()> {
         fault_5xx_share: args.fault_5xx,
         latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
+        workspaces: args.workspaces,
+        graph_api: match args.graph_retired.as_deref() {
+            None => GraphApi::Available,
+            Some("400") => GraphApi::Retired(Retired::SegmentNotFound),
+            Some("404") => GraphApi::Retired(Retired::NotFound),
+            Some(_) => GraphApi::Retired(Retired::Gone),
+        },
         ..SimConfig::default()
     })
     .await?;

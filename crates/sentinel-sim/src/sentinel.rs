@@ -1,16 +1,21 @@
 //! The two Sentinel upload routes: `threat-intelligence-stix-objects:upload` (body key
-//! `stixobjects`) and the legacy `threatintelligenceindicators:upload` (body key `indicators`).
+//! `stixobjects`, the 2024-02-01-preview spec) and the legacy `threatintelligenceindicators:upload`
+//! (body key `indicators`, seed `004`).
 //!
 //! A request goes through the checks in the order a request meets them in the real service:
-//! token (401), per-identity quota (429), api-version (400), workspace (404), injected fault,
-//! then the body (400) and finally each record (200 with per-record errors).
+//! token (401), role (403), per-identity quota (429), api-version (400), workspace (404),
+//! injected fault, then the body (400) and finally each record. The answer follows both specs:
+//! `200` "when at least one [object] is successfully validated and published", with an
+//! `errors[]` entry per refused record; otherwise the `default` answer,
+//! `{"error":{"code","message"}}` with no per-record list (and, on the STIX objects API, the
+//! `x-ms-error-code` header that spec declares).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -18,7 +23,8 @@ use serde_json::{Map, Value};
 use crate::auth::authenticate;
 use crate::limiter::retry_secs;
 use crate::server::{
-    arm_error, json, retry_after, unauthorized, with_outcome, Fault, Outcome, Shared,
+    arm_error, gateway_error, json, retry_after, unauthorized, with_error_code, with_outcome,
+    Fault, Outcome, Shared,
 };
 use crate::stix::{self, is_hyphenated_uuid, Api};
 
@@ -46,12 +52,24 @@ impl Api {
         }
     }
 
-    /// Both spellings of the per-record message list exist in the wild: the STIX objects API
-    /// documents `errorMessages`, the legacy API's OpenAPI `validationErrorMessages`.
-    fn messages_key(self) -> &'static str {
+    /// The api-versions the API serves. STIX objects: the 2024-02-01-preview spec's `version`
+    /// (and Microsoft Learn `stix-objects-api`, "Request URI"). Legacy: `2022-07-01` (Microsoft
+    /// Learn `upload-indicators-api`, "Request URI") and seed `004`'s `2022-12-01-preview`.
+    fn api_versions(self) -> &'static [&'static str] {
         match self {
-            Api::StixObjects => "errorMessages",
-            Api::Indicators => "validationErrorMessages",
+            Api::StixObjects => &["2024-02-01-preview"],
+            Api::Indicators => &["2022-07-01", "2022-12-01-preview"],
+        }
+    }
+
+    /// The `default` (error) answer of this API: `{"error":{"code","message"}}` (both specs'
+    /// `ErrorResponseBody`), plus `x-ms-error-code` where the spec declares it (only the
+    /// 2024-02-01-preview spec does; seed `004` declares no header).
+    fn error(self, status: StatusCode, code: &str, message: &str, outcome: Outcome) -> Response {
+        let response = arm_error(status, code, message, outcome);
+        match self {
+            Api::StixObjects => with_error_code(response, code),
+            Api::Indicators => response,
         }
     }
 }
@@ -100,7 +118,7 @@ pub(crate) async fn upload(
     outcome.identity = Some(caller.identity.clone());
 
     if shared.is_forbidden(&caller.identity) {
-        return arm_error(
+        return api.error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailed",
             &format!(
@@ -117,17 +135,34 @@ pub(crate) async fn upload(
         return throttled(&shared, retry_secs(wait), outcome);
     }
 
-    if outcome.api_version.as_deref().is_none_or(str::is_empty) {
-        return arm_error(
+    // Codes and messages of the Azure REST API Guidelines (microsoft/api-guidelines,
+    // azure/Guidelines.md, "versioning-api-version-missing" / "-unsupported"), which every Azure
+    // service follows; the Sentinel pages publish no other wording.
+    let version = outcome.api_version.clone().unwrap_or_default();
+    if version.is_empty() {
+        return api.error(
             StatusCode::BAD_REQUEST,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
             outcome,
         );
     }
+    if !api.api_versions().contains(&version.as_str()) {
+        return api.error(
+            StatusCode::BAD_REQUEST,
+            "UnsupportedApiVersionValue",
+            &format!(
+                "Unsupported api-version '{version}'. The supported api-versions are '{}'.",
+                api.api_versions().join(", ")
+            ),
+            outcome,
+        );
+    }
 
+    // Microsoft Learn (both API pages, "Process the response message"): "404 File not found.
+    // Usually this error occurs when the workspace ID isn't found."
     if !workspace_known(&shared, &workspace_id) {
-        return arm_error(
+        return api.error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             &format!("The workspace '{workspace_id}' could not be found."),
@@ -143,24 +178,20 @@ pub(crate) async fn upload(
         }
         Fault::Status(status) => {
             outcome.injected = true;
-            let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
-                (
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable. Please try again later.",
-                )
+            // The 500 is the one seen in the wild (server::gateway_error); no 503 sample is
+            // published, so it is given the same gateway shape.
+            let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+                "Service Unavailable"
             } else {
-                (
-                    "InternalServerError",
-                    "An internal server error occurred. Please try again later.",
-                )
+                "Internal server error"
             };
-            return arm_error(status, code, message, outcome);
+            return gateway_error(status, message, Some(&shared.activity_id()), outcome);
         }
     }
 
     let request = match parse_request(parsed, api, shared.config.max_objects_per_request) {
         Ok(request) => request,
-        Err(message) => return arm_error(StatusCode::BAD_REQUEST, "BadRequest", &message, outcome),
+        Err(message) => return api.error(StatusCode::BAD_REQUEST, "BadRequest", &message, outcome),
     };
 
     let mut errors = Vec::new();
@@ -189,12 +220,28 @@ pub(crate) async fn upload(
         // All accepted: 200 with an empty body, as the service answers.
         return with_outcome(StatusCode::OK.into_response(), outcome);
     }
+    if outcome.accepted == 0 {
+        // Nothing validated and published: not a 200 (both specs' `200` description), so the
+        // `default` answer, which has no per-record list. Its code and wording are not
+        // published; these name what happened.
+        let n = errors.len();
+        let key = api.array_key();
+        return api.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!(
+                "None of the {n} object(s) in '{key}' passed validation; nothing was published."
+            ),
+            outcome,
+        );
+    }
+    let key = shared.config.record_errors_key.key();
     let errors: Vec<Value> = errors
         .into_iter()
         .map(|(index, messages)| {
             let mut entry = Map::new();
             entry.insert("recordIndex".into(), Value::from(index));
-            entry.insert(api.messages_key().into(), Value::from(messages));
+            entry.insert(key.into(), Value::from(messages));
             Value::Object(entry)
         })
         .collect();
@@ -258,21 +305,20 @@ fn parse_request(
     Ok(records)
 }
 
-/// The exact 429 of the service's gateway. Its body is written by hand so the keys keep the
-/// real order (`statusCode` first) whatever serde_json's map features are.
+/// The exact 429 of the service's gateway (Microsoft Learn, both API pages, "Throttling limits
+/// for the API"), without `Retry-After` unless configured.
 fn throttled(shared: &Shared, secs: u64, outcome: Outcome) -> Response {
-    let body = format!(
-        r#"{{"statusCode":429,"message":"Rate limit is exceeded. Try again in {secs} seconds."}}"#
-    );
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    let response = gateway_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("Rate limit is exceeded. Try again in {secs} seconds."),
+        None,
+        outcome,
     );
     if shared.config.retry_after_header {
-        response = retry_after(response, secs);
+        retry_after(response, secs)
+    } else {
+        response
     }
-    with_outcome(response, outcome)
 }
 
 fn sentinel_audiences(shared: &Shared) -> Vec<String> {
@@ -285,8 +331,9 @@ fn workspace_known(shared: &Shared, workspace_id: &str) -> bool {
     if !is_hyphenated_uuid(workspace_id) {
         return false;
     }
-    match &shared.config.workspaces {
-        None => true,
-        Some(known) => known.iter().any(|w| w.eq_ignore_ascii_case(workspace_id)),
-    }
+    shared
+        .config
+        .workspaces
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(workspace_id))
 }

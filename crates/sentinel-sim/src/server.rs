@@ -83,6 +83,18 @@ impl Shared {
         self.lock().limiter.try_acquire(identity, Instant::now())
     }
 
+    /// An `activityId` for an error body: derived from the seed and the number of requests
+    /// answered so far (not from the fault RNG, so the faults a seed draws stay the same).
+    pub(crate) fn activity_id(&self) -> String {
+        let n = self.lock().requests.len();
+        let seed = self.config.seed;
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("activity/{seed}/{n}").as_bytes(),
+        )
+        .to_string()
+    }
+
     /// Decides whether this (admitted) request fails on purpose. One draw per request from the
     /// seeded RNG, so a given seed and request sequence always fail the same requests.
     pub(crate) fn draw_fault(&self) -> Fault {
@@ -148,7 +160,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// request's arrival time, and the log entry exists before the client gets its answer.
 async fn bookkeeping(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let at = shared.started.elapsed();
+    let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let mut response = next.run(request).await;
     let outcome = response
         .extensions_mut()
@@ -166,7 +180,9 @@ async fn bookkeeping(State(shared): State<Arc<Shared>>, request: Request, next: 
     let latency = {
         let mut state = shared.lock();
         state.requests.push(RequestRecord {
+            method,
             path,
+            query,
             status,
             objects: outcome.objects,
             at,
@@ -227,6 +243,46 @@ pub(crate) fn arm_error(
         },
         outcome,
     )
+}
+
+/// Adds the `x-ms-error-code` header the 2024-02-01-preview spec declares on the STIX objects
+/// API's `default` (error) answer (azure-rest-api-specs,
+/// `specification/securityinsights/data-plane/ThreatIntelligence/preview/2024-02-01-preview/ThreatIntelligence.json`).
+pub(crate) fn with_error_code(mut response: Response, code: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-ms-error-code", value);
+    }
+    response
+}
+
+/// An error raised by the API gateway in front of the Sentinel APIs, in its own shape:
+/// `{"statusCode":N,"message":"..."}` (the documented 429, Microsoft Learn "Throttling limits
+/// for the API"), with an `activityId` on server errors (a 500 as seen in the wild:
+/// `{"statusCode":500,"message":"Internal server error","activityId":"3423a016-..."}`,
+/// cudeso/misp2sentinel#57). The body is written by hand so the keys keep that order.
+pub(crate) fn gateway_error(
+    status: StatusCode,
+    message: &str,
+    activity_id: Option<&str>,
+    outcome: Outcome,
+) -> Response {
+    let message = serde_json::to_string(message).expect("a string serialises");
+    let body = match activity_id {
+        Some(id) => format!(
+            r#"{{"statusCode":{},"message":{message},"activityId":"{id}"}}"#,
+            status.as_u16()
+        ),
+        None => format!(
+            r#"{{"statusCode":{},"message":{message}}}"#,
+            status.as_u16()
+        ),
+    };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_outcome(response, outcome)
 }
 
 /// 401 with the ARM body and the `WWW-Authenticate` challenge real Azure front ends send.

@@ -4,10 +4,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
-use sentinel_sim::{unsigned_jwt, SimConfig, Simulator};
+use sentinel_sim::{
+    unsigned_jwt, GraphApi, RecordErrorsKey, Retired, SimConfig, Simulator, DEFAULT_WORKSPACE_ID,
+};
 use serde_json::{json, Value};
 
-const WORKSPACE: &str = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+/// The workspace a default simulator knows (the devkit stack's `TI_WORKSPACE_ID`).
+const WORKSPACE: &str = DEFAULT_WORKSPACE_ID;
 const STIX_OP: &str = "threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview";
 const LEGACY_OP: &str = "threatintelligenceindicators:upload?api-version=2022-07-01";
 
@@ -45,6 +48,8 @@ fn upload_body(objects: Vec<Value>) -> Value {
 struct Answer {
     status: StatusCode,
     retry_after: Option<String>,
+    /// The `x-ms-error-code` header.
+    error_code: Option<String>,
     text: String,
 }
 
@@ -73,6 +78,10 @@ async fn post_raw(url: &str, token: Option<&str>, body: String) -> Answer {
         retry_after: response
             .headers()
             .get(RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned()),
+        error_code: response
+            .headers()
+            .get("x-ms-error-code")
             .map(|v| v.to_str().unwrap().to_owned()),
         text: response.text().await.unwrap(),
     }
@@ -190,7 +199,11 @@ async fn per_record_errors_name_their_index_and_valid_records_still_count() {
 
 #[tokio::test]
 async fn legacy_route_takes_indicators_and_reports_validation_error_messages() {
-    let sim = start(SimConfig::default()).await;
+    let sim = start(SimConfig {
+        record_errors_key: RecordErrorsKey::Spec,
+        ..SimConfig::default()
+    })
+    .await;
     let identity = json!({
         "type": "identity", "spec_version": "2.1",
         "id": "identity--733c5838-34d9-4fbf-949c-62aba761184c",
@@ -351,7 +364,7 @@ async fn tokens_are_checked_for_audience_and_expiry() {
 async fn unknown_workspaces_are_404s() {
     let known = "11111111-2222-4333-8444-555555555555";
     let sim = start(SimConfig {
-        workspaces: Some(vec![known.to_owned()]),
+        workspaces: vec![known.to_owned()],
         ..SimConfig::default()
     })
     .await;
@@ -362,6 +375,7 @@ async fn unknown_workspaces_are_404s() {
         let answer = post(&url, &token, &body).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{workspace}");
         assert_eq!(answer.json()["error"]["code"], "ResourceNotFound");
+        assert_eq!(answer.error_code.as_deref(), Some("ResourceNotFound"));
     }
     let url = format!(
         "{}/workspaces/{}/{STIX_OP}",
@@ -558,8 +572,11 @@ async fn faults_are_deterministic_for_a_seed() {
 
 #[tokio::test]
 async fn latency_delays_answers_and_can_change_at_runtime() {
+    // A latency far above what a loaded machine adds to a loopback request, so the second check
+    // (the latency removed at run time) cannot fail for a slow test host.
+    const LATENCY: Duration = Duration::from_millis(1500);
     let sim = start(SimConfig {
-        latency: Duration::from_millis(150),
+        latency: LATENCY,
         ..SimConfig::default()
     })
     .await;
@@ -569,7 +586,7 @@ async fn latency_delays_answers_and_can_change_at_runtime() {
         post(&stix_url(&sim), &sim.token("a"), &body).await.status,
         200
     );
-    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(started.elapsed() >= LATENCY);
 
     sim.set_latency(Duration::ZERO);
     let started = Instant::now();
@@ -577,7 +594,7 @@ async fn latency_delays_answers_and_can_change_at_runtime() {
         post(&stix_url(&sim), &sim.token("a"), &body).await.status,
         200
     );
-    assert!(started.elapsed() < Duration::from_millis(150));
+    assert!(started.elapsed() < LATENCY, "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -650,4 +667,277 @@ async fn shutdown_closes_the_port() {
         .send()
         .await;
     assert!(result.is_err(), "still answering after shutdown");
+}
+
+#[tokio::test]
+async fn by_default_only_the_devkit_workspace_exists() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+    let body = upload_body(vec![indicator(1)]);
+    let other = "6a0b3e5c-1111-4222-8333-444455556666";
+    for (op, key) in [(STIX_OP, "stixobjects"), (LEGACY_OP, "indicators")] {
+        let body = json!({"sourcesystem": "s", key: [indicator(1)]});
+        let url = format!("{}/workspaces/{other}/{op}", sim.url());
+        let answer = post(&url, &token, &body).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{op}");
+        assert_eq!(
+            answer.json(),
+            json!({"error": {"code": "ResourceNotFound",
+                "message": format!("The workspace '{other}' could not be found.")}})
+        );
+    }
+    assert_eq!(
+        post(&stix_url(&sim), &token, &body).await.status,
+        StatusCode::OK
+    );
+    let lines: Vec<String> = sim.requests().iter().map(|r| r.request_line()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("POST /workspaces/{other}/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview"),
+            format!("POST /workspaces/{other}/threatintelligenceindicators:upload?api-version=2022-07-01"),
+            "POST /workspaces/a0b1c2d3-0000-4000-8000-00000000f00d/threat-intelligence-stix-objects:upload?api-version=2024-02-01-preview".to_owned(),
+        ]
+    );
+    assert_eq!(
+        sim.requests().iter().map(|r| r.status).collect::<Vec<_>>(),
+        [404, 404, 200]
+    );
+}
+
+#[tokio::test]
+async fn unknown_api_versions_are_refused_per_api() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+    let stix_body = upload_body(vec![indicator(1)]);
+    let legacy_body = json!({"sourcesystem": "s", "indicators": [indicator(2)]});
+    let stix = |v: &str| {
+        format!(
+            "{}/workspaces/{WORKSPACE}/threat-intelligence-stix-objects:upload?api-version={v}",
+            sim.url()
+        )
+    };
+    let legacy = |v: &str| {
+        format!(
+            "{}/workspaces/{WORKSPACE}/threatintelligenceindicators:upload?api-version={v}",
+            sim.url()
+        )
+    };
+    // Each API knows only its own versions.
+    for (url, body, version, supported, header) in [
+        (
+            stix("2022-07-01"),
+            &stix_body,
+            "2022-07-01",
+            "2024-02-01-preview",
+            true,
+        ),
+        (
+            stix("2099-01-01"),
+            &stix_body,
+            "2099-01-01",
+            "2024-02-01-preview",
+            true,
+        ),
+        (
+            legacy("2024-02-01-preview"),
+            &legacy_body,
+            "2024-02-01-preview",
+            "2022-07-01, 2022-12-01-preview",
+            false,
+        ),
+    ] {
+        let answer = post(&url, &token, body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{url}");
+        assert_eq!(
+            answer.json(),
+            json!({"error": {"code": "UnsupportedApiVersionValue", "message": format!(
+                "Unsupported api-version '{version}'. The supported api-versions are '{supported}'."
+            )}})
+        );
+        // The header is declared by the STIX objects API's spec only.
+        let expected = header.then_some("UnsupportedApiVersionValue");
+        assert_eq!(answer.error_code.as_deref(), expected, "{url}");
+    }
+    assert!(sim.accepted().is_empty());
+    for (url, body) in [
+        (stix("2024-02-01-preview"), &stix_body),
+        (legacy("2022-07-01"), &legacy_body),
+        (legacy("2022-12-01-preview"), &legacy_body),
+    ] {
+        assert_eq!(
+            post(&url, &token, body).await.status,
+            StatusCode::OK,
+            "{url}"
+        );
+    }
+    assert_eq!(sim.accepted().len(), 2);
+}
+
+/// An object the service refuses: no `id`.
+fn invalid(n: u32) -> Value {
+    let mut o = indicator(n);
+    o.as_object_mut().unwrap().remove("id");
+    o
+}
+
+#[tokio::test]
+async fn an_all_invalid_batch_gets_the_default_answer_without_a_record_list() {
+    let sim = start(SimConfig::default()).await;
+    let token = sim.token("app");
+    for (url, key, header) in [
+        (stix_url(&sim), "stixobjects", Some("BadRequest")),
+        (legacy_url(&sim), "indicators", None),
+    ] {
+        let body = json!({"sourcesystem": "s", key: [invalid(1), invalid(2), invalid(3)]});
+        let answer = post(&url, &token, &body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{key}");
+        assert_eq!(
+            answer.json(),
+            json!({"error": {"code": "BadRequest", "message": format!(
+                "None of the 3 object(s) in '{key}' passed validation; nothing was published."
+            )}}),
+            "{key}: the default answer, no errors[]"
+        );
+        assert_eq!(answer.error_code.as_deref(), header, "{key}");
+    }
+    assert!(sim.accepted().is_empty());
+    let log = sim.requests();
+    assert_eq!(log.len(), 2);
+    assert!(log
+        .iter()
+        .all(|r| (r.status, r.objects, r.accepted) == (400, 3, 0)));
+
+    // One valid object is enough for a 200 with the refused ones listed.
+    let body = upload_body(vec![invalid(1), indicator(2)]);
+    let answer = post(&stix_url(&sim), &token, &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.json(),
+        json!({"errors": [{"recordIndex": 0, "errorMessages":
+            ["Error for Property=id: Required property is missing. Actual value: NULL."]}]})
+    );
+}
+
+#[tokio::test]
+async fn the_record_error_key_is_the_docs_or_the_specs_for_both_apis() {
+    for (key_kind, key) in [
+        (RecordErrorsKey::Docs, "errorMessages"),
+        (RecordErrorsKey::Spec, "validationErrorMessages"),
+    ] {
+        let sim = start(SimConfig {
+            record_errors_key: key_kind,
+            ..SimConfig::default()
+        })
+        .await;
+        let token = sim.token("app");
+        for (url, array) in [
+            (stix_url(&sim), "stixobjects"),
+            (legacy_url(&sim), "indicators"),
+        ] {
+            let body = json!({"sourcesystem": "s", array: [indicator(1), invalid(2)]});
+            let answer = post(&url, &token, &body).await;
+            assert_eq!(answer.status, StatusCode::OK);
+            let entry = answer.json()["errors"][0].clone();
+            assert_eq!(entry.as_object().unwrap().len(), 2, "{entry}");
+            assert_eq!(entry["recordIndex"], 1);
+            assert_eq!(
+                entry[key],
+                json!(["Error for Property=id: Required property is missing. Actual value: NULL."]),
+                "{array}: {entry}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_errors_have_the_shape_seen_in_the_wild() {
+    let sim = start(SimConfig {
+        fault_5xx_share: 1.0,
+        seed: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let token = sim.token("app");
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..12 {
+        let answer = post(&stix_url(&sim), &token, &upload_body(vec![indicator(n)])).await;
+        let status = answer.status.as_u16();
+        let message = match status {
+            500 => "Internal server error",
+            503 => "Service Unavailable",
+            other => panic!("unexpected {other}"),
+        };
+        seen.insert(status);
+        let prefix = format!(r#"{{"statusCode":{status},"message":"{message}","activityId":""#);
+        assert!(answer.text.starts_with(&prefix), "{}", answer.text);
+        let body = answer.json();
+        assert_eq!(body.as_object().unwrap().len(), 3);
+        let id = body["activityId"].as_str().unwrap();
+        assert_eq!(id.len(), 36, "a GUID: {id}");
+    }
+    assert_eq!(seen.len(), 2, "both 500 and 503 drawn: {seen:?}");
+    assert!(sim.accepted().is_empty());
+}
+
+#[tokio::test]
+async fn a_retired_graph_answers_as_a_removed_route() {
+    let url = |sim: &Simulator| {
+        format!(
+            "{}/beta/security/tiIndicators/submitTiIndicators",
+            sim.url()
+        )
+    };
+    let body = json!({"value": [{"action": "alert", "description": "d",
+        "expirationDateTime": "2030-01-01T00:00:00Z", "networkIPv4": "10.0.0.1",
+        "targetProduct": "Azure Sentinel", "threatType": "WatchList", "tlpLevel": "green"}]});
+    for (retired, status, code, message) in [
+        (
+            Retired::SegmentNotFound,
+            400,
+            "BadRequest",
+            "Resource not found for the segment 'tiIndicators'.",
+        ),
+        (
+            Retired::NotFound,
+            404,
+            "ResourceNotFound",
+            "Resource could not be discovered.",
+        ),
+        (
+            Retired::Gone,
+            410,
+            "Gone",
+            "The requested resource is no longer available at the server.",
+        ),
+    ] {
+        let sim = start(SimConfig {
+            graph_api: GraphApi::Retired(retired),
+            ..SimConfig::default()
+        })
+        .await;
+        let answer = post(&url(&sim), &sim.graph_token("app"), &body).await;
+        assert_eq!(answer.status.as_u16(), status);
+        let error = answer.json()["error"].clone();
+        assert_eq!(
+            (error["code"].as_str(), error["message"].as_str()),
+            (Some(code), Some(message))
+        );
+        assert!(error["innerError"]["request-id"].is_string(), "{error}");
+        assert!(sim.graph_accepted().is_empty());
+        let log = sim.requests();
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            log[0].request_line(),
+            "POST /beta/security/tiIndicators/submitTiIndicators"
+        );
+        // The Sentinel routes are unaffected.
+        let stix = post(
+            &stix_url(&sim),
+            &sim.token("app"),
+            &upload_body(vec![indicator(1)]),
+        )
+        .await;
+        assert_eq!(stix.status, StatusCode::OK);
+    }
 }

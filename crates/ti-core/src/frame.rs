@@ -6,7 +6,7 @@
 //! ([`crate::stix::parse_record`]), so a record that is balanced but malformed (`{"a": tru}`)
 //! is still emitted here and rejected there, on its own, while the rest of the file continues.
 //!
-//! Shapes (DESIGN.md §2):
+//! Shapes (README.md, How it works):
 //! - `[ ... ]`: each element is a record ([`Format::StixJson`]).
 //! - `{ ... }` with a key `objects`, `stixobjects`, `indicators` or `value` holding an array:
 //!   each element of that array is a record, emitted as soon as it is complete
@@ -34,6 +34,10 @@ pub struct RawRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameItem {
     Record(RawRecord),
+    /// A record nested deeper than `FrameLimits::max_depth`: its end was found (brackets are
+    /// counted past the limit without being kept), so the records after it are read; it is that
+    /// record's error, not the input's.
+    TooDeep(RawRecord),
     /// A record larger than `FrameLimits::max_record_bytes`; its bytes were skipped, not kept.
     Oversize {
         index: u64,
@@ -415,7 +419,7 @@ impl Framer {
                             self.record_line = self.line_at(chunk, i);
                             self.record.begin(i);
                             let base = if self.top_object { 2 } else { 1 };
-                            self.begin_value(chunk, i, b, base)?;
+                            self.begin_value(chunk, i, b, base, true)?;
                             self.state = State::Record;
                             i += 1;
                         }
@@ -512,7 +516,7 @@ impl Framer {
                         if self.member_is_type {
                             self.type_value.begin(i);
                         }
-                        self.begin_value(chunk, i, b, 1)?;
+                        self.begin_value(chunk, i, b, 1, false)?;
                         self.state = State::Member;
                     }
                     i += 1;
@@ -580,10 +584,11 @@ impl Framer {
         pos: usize,
         first: u8,
         base: usize,
+        record: bool,
     ) -> Result<(), FrameError> {
         let max_depth = self.limits.max_depth;
         self.scan
-            .begin(first, base, max_depth)
+            .begin(first, base, max_depth, record)
             .map_err(|m| self.error_at(chunk, pos, m))
     }
 
@@ -618,6 +623,7 @@ impl Framer {
         let index = self.next_index;
         self.next_index += 1;
         let line = self.record_line;
+        let too_deep = std::mem::take(&mut self.scan.too_deep);
         match self.record.end(chunk, end) {
             Ended::Kept(bytes) => {
                 // The stream was validated as UTF-8 before scanning, and a record starts and
@@ -625,7 +631,12 @@ impl Framer {
                 let text = String::from_utf8(bytes).map_err(|_| {
                     self.error_at(chunk, end, format!("record {index} is not valid UTF-8"))
                 })?;
-                out.push(FrameItem::Record(RawRecord { index, line, text }));
+                let record = RawRecord { index, line, text };
+                out.push(if too_deep {
+                    FrameItem::TooDeep(record)
+                } else {
+                    FrameItem::Record(record)
+                });
             }
             Ended::Oversize(bytes) => out.push(FrameItem::Oversize { index, line, bytes }),
         }
@@ -644,12 +655,28 @@ struct ValueScan {
     scalar: bool,
     /// Nesting depth of the value's container.
     base: usize,
+    /// The value is a record: nesting past the limit makes it [`FrameItem::TooDeep`] instead
+    /// of stopping the input.
+    record: bool,
+    /// Open brackets past the limit (counted, not kept: memory stays bounded by `max_depth`).
+    deep: u64,
+    /// The record went past the limit somewhere.
+    too_deep: bool,
 }
 
 impl ValueScan {
     /// Starts a value at its first byte (which is consumed).
-    fn begin(&mut self, first: u8, base: usize, max_depth: usize) -> Result<(), String> {
+    fn begin(
+        &mut self,
+        first: u8,
+        base: usize,
+        max_depth: usize,
+        record: bool,
+    ) -> Result<(), String> {
         self.stack.clear();
+        self.record = record;
+        self.deep = 0;
+        self.too_deep = false;
         self.in_string = false;
         self.escaped = false;
         self.scalar = false;
@@ -668,10 +695,17 @@ impl ValueScan {
     }
 
     fn open(&mut self, bracket: u8, max_depth: usize) -> Result<(), String> {
-        self.stack.push(bracket);
-        if self.base + self.stack.len() > max_depth {
-            return Err(format!("nesting deeper than {max_depth} levels"));
+        if self.base + self.stack.len() >= max_depth {
+            if !self.record {
+                return Err(format!("nesting deeper than {max_depth} levels"));
+            }
+            // Only the depth matters from here on: the brackets past the limit are counted,
+            // and the record is reported on its own once it ends.
+            self.deep += 1;
+            self.too_deep = true;
+            return Ok(());
         }
+        self.stack.push(bracket);
         Ok(())
     }
 
@@ -726,6 +760,7 @@ impl ValueScan {
                 match b {
                     b'"' => self.in_string = true,
                     b'{' | b'[' => self.open(b, max_depth).map_err(|m| (j, m))?,
+                    _ if self.deep > 0 => self.deep -= 1,
                     _ => {
                         let open = self.stack.pop();
                         let expected = match open {

@@ -10,10 +10,10 @@
 //!   checks ([`stix::observable`]: IPs, CIDRs, domains, URLs, e-mail addresses, hashes).
 //! - [`input`]: the input decoder the pipeline feeds: gzip, UTF-8/UTF-16, format detection and
 //!   per-format record decoding (JSON via [`frame`], NDJSON, CSV, text), each record handed on as
-//!   a STIX object with its index, line and original text (DESIGN.md §2).
+//!   a STIX object with its index, line and original text (README.md, How it works).
 //! - [`convert`]: conversions into and out of the STIX model: Graph tiIndicators both ways, CSV
-//!   rows and text lines into indicators, with the settings defaults (DESIGN.md §3).
-//! - [`report`]: the per-record error vocabulary and the report document (DESIGN.md §5).
+//!   rows and text lines into indicators, with the settings defaults (docs/ARCHITECTURE.md, The model).
+//! - [`report`]: the per-record error vocabulary and the report document (docs/REPORTS.md).
 
 pub mod convert;
 pub mod frame;

@@ -31,7 +31,7 @@ const DELIBERATE: &[(&str, bool, &str)] = &[
         "confidence_string",
         true,
         "Microsoft's own JSON import template writes \"confidence\": \"95\"; ti-core normalises \
-         it to the integer with a warning so portal imports work unchanged (DESIGN.md §2)",
+         it to the integer with a warning so portal imports work unchanged (README.md, How it works)",
     ),
     (
         "labels_empty",
@@ -47,13 +47,13 @@ const DELIBERATE: &[(&str, bool, &str)] = &[
     (
         "pattern_ipv4_out_of_range",
         false,
-        "Sentinel checks observable values (DESIGN.md §3): 999.1.1.1 is no IPv4 address; \
+        "Sentinel checks observable values (docs/ARCHITECTURE.md, The model): 999.1.1.1 is no IPv4 address; \
          stix2-validator checks only the pattern's syntax",
     ),
     (
         "created_offset",
         true,
-        "STIX wants UTC timestamps written with Z; DESIGN.md §3 asks for RFC 3339, and an offset \
+        "STIX wants UTC timestamps written with Z; docs/ARCHITECTURE.md, The model asks for RFC 3339, and an offset \
          (+01:00) names the instant unambiguously, so ti-core accepts it unchanged (whether \
          Sentinel does is unverified; if not, the upload stage reports the record)",
     ),
@@ -61,7 +61,7 @@ const DELIBERATE: &[(&str, bool, &str)] = &[
         "lang_empty",
         true,
         "Microsoft's own JSON import template writes \"lang\": \"\"; ti-core removes it with a \
-         warning so portal imports work unchanged (DESIGN.md §2)",
+         warning so portal imports work unchanged (README.md, How it works)",
     ),
 ];
 

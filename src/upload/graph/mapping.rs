@@ -75,8 +75,37 @@ fn item_error(item: &Value) -> Option<String> {
     }
 }
 
+/// The one message every record of a batch gets once Graph says tiIndicators is gone.
+pub const RETIRED: &str = "Microsoft Graph tiIndicators is retired: Microsoft deprecated the tiIndicator API and removed it in April 2026 (announced for 2026-04-10), so nothing sent to target graph is kept. Use TI_TARGET=sentinel-stix (the Microsoft Sentinel STIX objects upload API) instead";
+
+/// Whether a permanent answer says the tiIndicators route no longer exists. What the removed
+/// route answers is not published for this API, so every answer Graph gives for a route it does
+/// not have counts: `404` ("The requested resource doesn't exist") and `410 Gone` ("no longer
+/// available at the server", Microsoft Learn, Graph "error responses"), and the `400` of its
+/// OData router for an unknown segment, "Resource not found for the segment 'tiIndicators'."
+/// (seen in the wild, e.g. microsoftgraph/msgraph-beta-sdk-python#764). Any other `400`
+/// (a refused body) is not a retirement.
+fn is_retired(status: u16, body: &str) -> bool {
+    match status {
+        404 | 410 => true,
+        400 => body
+            .to_ascii_lowercase()
+            .contains("resource not found for the segment 'tiindicators'"),
+        _ => false,
+    }
+}
+
 /// The code and human explanation for a permanent status, with Graph's own text.
-pub fn permanent(status: u16, body: &str) -> (Code, String) {
+pub fn permanent(status: u16, body: &str, _error_code: Option<&str>) -> (Code, String) {
+    let text: String = body.chars().take(2000).collect();
+    if is_retired(status, body) {
+        return (
+            Code::ApiRetired,
+            format!(
+                "{RETIRED} (or TI_GRAPH_BASE_URL does not point at Microsoft Graph). Graph answered HTTP {status}: {text}"
+            ),
+        );
+    }
     let (code, hint) = match status {
         400 => (Code::BadRequest, ""),
         401 => (
@@ -87,14 +116,9 @@ pub fn permanent(status: u16, body: &str) -> (Code, String) {
             Code::Forbidden,
             " (the identity lacks the application permission ThreatIndicators.ReadWrite.OwnedBy)",
         ),
-        404 => (
-            Code::HttpError,
-            " (Graph tiIndicators was not found: Microsoft retired the API on 2026-04-10, or TI_GRAPH_BASE_URL is wrong; use sentinel-stix)",
-        ),
         _ => (Code::HttpError, ""),
     };
-    let body: String = body.chars().take(2000).collect();
-    (code, format!("HTTP {status}{hint}: {body}"))
+    (code, format!("HTTP {status}{hint}: {text}"))
 }
 
 #[cfg(test)]
@@ -133,10 +157,35 @@ mod tests {
 
     #[test]
     fn permanent_statuses_explain_themselves() {
-        assert_eq!(permanent(401, "").0, Code::Unauthorized);
-        assert!(permanent(403, "")
+        assert_eq!(permanent(401, "", None).0, Code::Unauthorized);
+        assert!(permanent(403, "", None)
             .1
             .contains("ThreatIndicators.ReadWrite.OwnedBy"));
-        assert_eq!(permanent(404, "").0, Code::HttpError);
+        let refused = r#"{"error":{"code":"BadRequest","message":"Invalid value"}}"#;
+        assert_eq!(
+            permanent(400, refused, None),
+            (Code::BadRequest, format!("HTTP 400: {refused}"))
+        );
+    }
+
+    #[test]
+    fn every_answer_of_a_removed_route_is_the_retirement() {
+        let segment = r#"{"error":{"code":"BadRequest","message":"Resource not found for the segment 'tiIndicators'."}}"#;
+        for (status, body) in [
+            (400, segment),
+            (
+                404,
+                r#"{"error":{"code":"ResourceNotFound","message":"Resource could not be discovered."}}"#,
+            ),
+            (410, ""),
+        ] {
+            let (code, message) = permanent(status, body, None);
+            assert_eq!(code, Code::ApiRetired, "{status}");
+            assert_eq!(
+                message,
+                format!("{RETIRED} (or TI_GRAPH_BASE_URL does not point at Microsoft Graph). Graph answered HTTP {status}: {body}")
+            );
+            assert!(message.contains("April 2026") && message.contains("TI_TARGET=sentinel-stix"));
+        }
     }
 }

@@ -1,8 +1,17 @@
 //! The service call for `graph`: the shared outbound stack (token for Graph's audience, its own
 //! lane, retries; Graph sends `Retry-After` with its 429s) and this API's URL and mapping.
+//!
+//! Once Graph has said tiIndicators is gone ([`Code::ApiRetired`]), no further request is spent
+//! on it for the life of the process: every later batch gets the same report message at once.
+//! Until Graph has answered once, batches go one at a time, so batches sent together cost one
+//! request too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
+use ti_core::report::Code;
 use tokio::time::Instant;
 
 use super::{mapping, request};
@@ -16,6 +25,12 @@ pub struct Graph {
     url: String,
     action: String,
     target_product: String,
+    /// The retirement message, once Graph has answered that the API is gone.
+    retired: OnceLock<String>,
+    /// Graph has answered once with something other than its retirement.
+    alive: AtomicBool,
+    /// Held by the request in flight until Graph's state is known.
+    first: tokio::sync::Mutex<()>,
 }
 
 impl Graph {
@@ -31,6 +46,9 @@ impl Graph {
             url: request::url(base),
             action: settings.graph_action.clone(),
             target_product: settings.graph_target_product.clone(),
+            retired: OnceLock::new(),
+            alive: AtomicBool::new(false),
+            first: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -40,7 +58,16 @@ impl Graph {
         deadline: Option<Instant>,
     ) -> BatchOutcome {
         let prepared = request::prepare(&self.action, &self.target_product, objects);
-        send_prepared(
+        let _first = if self.alive.load(Ordering::Acquire) || prepared.sent.is_empty() {
+            None
+        } else {
+            Some(self.first.lock().await)
+        };
+        if let Some(message) = self.retired.get() {
+            // Records refused before sending keep their own outcome.
+            return prepared.fail_sent(Code::ApiRetired, message.clone());
+        }
+        let outcome = send_prepared(
             &self.outbound,
             &self.url,
             prepared,
@@ -48,6 +75,21 @@ impl Graph {
             mapping::map_success,
             mapping::permanent,
         )
-        .await
+        .await;
+        let retired = outcome
+            .iter()
+            .flatten()
+            .find(|f| f.code == Code::ApiRetired);
+        match retired {
+            Some(f) => {
+                if self.retired.set(f.messages.join("; ")).is_ok() {
+                    tracing::error!(
+                        "Microsoft Graph tiIndicators is retired: target graph uploads nothing; use sentinel-stix"
+                    );
+                }
+            }
+            None => self.alive.store(true, Ordering::Release),
+        }
+        outcome
     }
 }

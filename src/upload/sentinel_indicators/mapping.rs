@@ -1,9 +1,11 @@
 //! Result mapping for the Upload Indicators API. Its answers have the same shape as the STIX
-//! objects API's (`200` + `errors[]` with `recordIndex` and `validationErrorMessages`, or
-//! `errorMessages` as the live service spells it; ARM errors otherwise), so the mapping is
-//! shared; this module names it for the target so each target keeps the same three parts.
+//! objects API's (`200` + `errors[]` with `recordIndex` and `validationErrorMessages` as seed
+//! `004` names it, or `errorMessages` as Microsoft Learn shows it; otherwise the `default`
+//! answer `{"error":{"code","message"}}`, a `400` when no indicator was published), so the
+//! mapping is shared; this module names it for the target so each target keeps the same three
+//! parts.
 
-pub use crate::upload::sentinel_stix::mapping::{map_success, permanent_code, permanent_message};
+pub use crate::upload::sentinel_stix::mapping::{map_success, permanent};
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@ struct ErrorsBody {
 #[serde(rename_all = "camelCase")]
 struct RecordErrors {
     record_index: i64,
-    // The live service sends `errorMessages`; the OpenAPI calls it `validationErrorMessages`.
+    // Microsoft Learn shows `errorMessages` (stix-objects-api, upload-indicators-api: "Sample
+    // response body with validation error"); both OpenAPI specs name it
+    // `validationErrorMessages` (seed `004`, the 2024-02-01-preview spec). Either may come.
     #[serde(default)]
     error_messages: Vec<String>,
     #[serde(default)]
@@ -72,27 +74,79 @@ pub fn map_success(batch_len: usize, body: &[u8]) -> BatchOutcome {
     out
 }
 
-/// The code for a permanent (non-retryable) HTTP status.
-pub fn permanent_code(status: u16) -> Code {
-    match status {
-        400 => Code::BadRequest,
-        401 => Code::Unauthorized,
-        403 => Code::Forbidden,
-        404 => Code::WorkspaceNotFound,
-        _ => Code::HttpError,
-    }
+/// A non-2xx answer: the `default` answer of both specs, `{"error":{"code","message"}}`
+/// (`ErrorResponseBody`; the 2024-02-01-preview spec adds the `x-ms-error-code` header).
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorData,
 }
 
-/// The human explanation for a permanent status, with the service's own text.
-pub fn permanent_message(status: u16, body: &str) -> String {
-    let hint = match status {
-        401 => " (the token was refused: check the managed identity and the API's token scope)",
-        403 => " (the identity lacks the Microsoft Sentinel Contributor role on the workspace)",
-        404 => " (the workspace was not found: check TI_WORKSPACE_ID)",
-        _ => "",
+#[derive(Deserialize)]
+struct ErrorData {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Service codes of a 400 about the request line rather than its objects: the api-version
+/// codes of the Azure REST API Guidelines (microsoft/api-guidelines, azure/Guidelines.md).
+const REQUEST_LINE_CODES: [&str; 2] = ["MissingApiVersionParameter", "UnsupportedApiVersionValue"];
+
+/// The code and the human explanation for a permanent (non-retryable) status, with the
+/// service's own code and message.
+///
+/// Both APIs answer `200` only "when at least one [object] is successfully validated and
+/// published" (seed `004`; the 2024-02-01-preview spec), so a `400` means the service published
+/// none of the request's objects: each is reported `rejected_by_service` with the service's code
+/// and message (the `default` answer has no per-record list), unless the service's code says the
+/// request line itself is wrong (an api-version it does not serve: `bad_request`).
+pub fn permanent(status: u16, body: &str, header_code: Option<&str>) -> (Code, String) {
+    let error = serde_json::from_str::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let code = error
+        .as_ref()
+        .map(|e| e.code.as_str())
+        .filter(|c| !c.is_empty())
+        .or(header_code.filter(|c| !c.is_empty()));
+    let text = match &error {
+        Some(e) if !e.message.is_empty() => e.message.clone(),
+        _ => body.chars().take(2000).collect(),
     };
-    let body: String = body.chars().take(2000).collect();
-    format!("HTTP {status}{hint}: {body}")
+    let service = match code {
+        Some(code) => format!("{code}: {text}"),
+        None => text,
+    };
+    if status == 400 {
+        return if code.is_some_and(|c| REQUEST_LINE_CODES.contains(&c)) {
+            (
+                Code::BadRequest,
+                format!("HTTP 400 (the service does not serve the api-version asked for: check TI_SENTINEL_API_VERSION): {service}"),
+            )
+        } else {
+            (
+                Code::RejectedByService,
+                format!("the service refused the whole request and published none of its objects: HTTP 400 {service}"),
+            )
+        };
+    }
+    let (code, hint) = match status {
+        401 => (
+            Code::Unauthorized,
+            " (the token was refused: check the managed identity and the API's token scope)",
+        ),
+        403 => (
+            Code::Forbidden,
+            " (the identity lacks the Microsoft Sentinel Contributor role on the workspace)",
+        ),
+        404 => (
+            Code::WorkspaceNotFound,
+            " (the workspace was not found: check TI_WORKSPACE_ID)",
+        ),
+        _ => (Code::HttpError, ""),
+    };
+    (code, format!("HTTP {status}{hint}: {service}"))
 }
 
 pub fn whole_batch(code: Code, message: String, batch_len: usize) -> BatchOutcome {
@@ -139,8 +193,48 @@ mod tests {
 
     #[test]
     fn permanent_statuses_have_their_own_codes() {
-        assert_eq!(permanent_code(401), Code::Unauthorized);
-        assert_eq!(permanent_code(404), Code::WorkspaceNotFound);
-        assert!(permanent_message(403, "{}").contains("Sentinel Contributor"));
+        let body = r#"{"error":{"code":"ResourceNotFound","message":"The workspace 'w' could not be found."}}"#;
+        assert_eq!(
+            permanent(404, body, Some("ResourceNotFound")),
+            (
+                Code::WorkspaceNotFound,
+                "HTTP 404 (the workspace was not found: check TI_WORKSPACE_ID): ResourceNotFound: The workspace 'w' could not be found.".to_owned()
+            )
+        );
+        assert_eq!(permanent(401, "", None).0, Code::Unauthorized);
+        let (code, message) = permanent(403, "{}", None);
+        assert_eq!(code, Code::Forbidden);
+        assert!(message.contains("Sentinel Contributor"), "{message}");
+        assert_eq!(
+            permanent(409, "x", None),
+            (Code::HttpError, "HTTP 409: x".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_400_refuses_every_object_with_the_services_code_and_message() {
+        let body = r#"{"error":{"code":"BadRequest","message":"None of the 2 object(s) in 'stixobjects' passed validation; nothing was published."}}"#;
+        assert_eq!(
+            permanent(400, body, Some("BadRequest")),
+            (
+                Code::RejectedByService,
+                "the service refused the whole request and published none of its objects: HTTP 400 BadRequest: None of the 2 object(s) in 'stixobjects' passed validation; nothing was published.".to_owned()
+            )
+        );
+        // The legacy API sends no header; a body without the documented shape is kept as text,
+        // with the header's code when there is one.
+        assert_eq!(
+            permanent(400, "oops", Some("InvalidBody")).1,
+            "the service refused the whole request and published none of its objects: HTTP 400 InvalidBody: oops"
+        );
+    }
+
+    #[test]
+    fn an_api_version_the_service_does_not_serve_is_a_bad_request() {
+        let body = r#"{"error":{"code":"UnsupportedApiVersionValue","message":"Unsupported api-version '2099-01-01'. The supported api-versions are '2024-02-01-preview'."}}"#;
+        let (code, message) = permanent(400, body, None);
+        assert_eq!(code, Code::BadRequest);
+        assert!(message.contains("TI_SENTINEL_API_VERSION"), "{message}");
+        assert!(message.ends_with("The supported api-versions are '2024-02-01-preview'."));
     }
 }

@@ -60,12 +60,7 @@ impl Sentinel {
             self.builder.prepare(objects),
             deadline,
             |_, n, body| mapping::map_success(n, body),
-            |status, body| {
-                (
-                    mapping::permanent_code(status),
-                    mapping::permanent_message(status, body),
-                )
-            },
+            mapping::permanent,
         )
         .await
     }

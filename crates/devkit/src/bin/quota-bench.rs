@@ -24,7 +24,8 @@ use devkit::{IdentityConfig, IdentityEndpoint};
 use sentinel_sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 
-const WORKSPACE: &str = "6a0b3e5c-1111-4222-8333-444455556666";
+/// The workspace the simulator knows by default.
+const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const QUOTA_REQUESTS: u32 = 100;
 const OBJECTS_PER_REQUEST: usize = 100;
 

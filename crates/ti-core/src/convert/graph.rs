@@ -1,6 +1,6 @@
 //! Microsoft Graph `tiIndicator` ↔ STIX indicator, and the tiIndicator validator.
 //!
-//! Field mapping (DESIGN.md §3), the same both ways so a round trip keeps every mapped field:
+//! Field mapping (docs/ARCHITECTURE.md, The model), the same both ways so a round trip keeps every mapped field:
 //!
 //! | tiIndicator | STIX indicator |
 //! |---|---|

@@ -1,9 +1,11 @@
-//! Conversions into and out of the internal model, a STIX 2.1 object (DESIGN.md §3).
+//! Conversions into and out of the internal model, a STIX 2.1 object (docs/ARCHITECTURE.md, The model).
 //!
 //! - [`graph`]: Microsoft Graph tiIndicator → STIX indicator (inputs), STIX indicator →
 //!   tiIndicator (the `graph` target), and the tiIndicator validator.
 //! - [`rows`]: CSV rows and plain-text lines → STIX indicator: observable type names and aliases,
 //!   type inference, refanging.
+//! - [`text`]: plain-text IOC lists read as vendors publish them (comments, ports, defanged
+//!   forms, the Public Suffix List), and the value reader CSV cells without a type share.
 //!
 //! Everything here builds one kind of object, a STIX indicator with a single-observable pattern,
 //! through [`Draft`], so the defaults (ids, timestamps, validity, confidence, TLP) are applied the
@@ -13,6 +15,7 @@
 
 pub mod graph;
 pub mod rows;
+pub mod text;
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,7 +36,7 @@ pub use graph::{is_ti_indicator, stix_to_ti, stix_to_ti_with_warnings, ti_to_sti
 /// re-dropped file updates its indicators instead of duplicating them.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x5f0c_7a4e_2d1b_4c39_8e6f_a1b2_c3d4_e5f6);
 
-/// Settings defaults for what non-STIX inputs leave out (`TI_DEFAULT_*`, DESIGN.md §6).
+/// Settings defaults for what non-STIX inputs leave out (`TI_DEFAULT_*`, docs/SETTINGS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Defaults {
     /// Days from ingestion (or from a later `valid_from`) to `valid_until`; `0` leaves
@@ -240,7 +243,7 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    /// The STIX indicator, with the defaults applied (DESIGN.md §3): id = uuidv5 of the pattern
+    /// The STIX indicator, with the defaults applied (docs/ARCHITECTURE.md, The model): id = uuidv5 of the pattern
     /// (or of `id_name`); `created`/`modified` = now; `valid_from` = now when absent; missing
     /// `valid_until` = the later of `valid_from` and now, plus `valid_days` (none when 0);
     /// missing confidence and TLP from the settings.

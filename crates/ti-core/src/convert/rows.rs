@@ -25,27 +25,67 @@ use crate::report::Code;
 use crate::stix::observable::{self, Observable};
 use crate::stix::Problem;
 
-/// The type names accepted in a CSV `type` column, for messages.
-pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr, file, or ip, ipv4, ipv6, cidr, domain, hostname, email, md5, sha1, sha256, sha512, filename";
+/// The type names accepted in a CSV type column, for messages.
+pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr, file, or ip, ipv4, ipv6, cidr, ipaddress, ip-dst, ip-src, ip:port, domain, hostname, fqdn, uri, email, md5, sha1, sha256, sha512, filehash-sha256 (and -md5, -sha1), hash, filename";
 
 /// The observable a CSV type name and value stand for (the value decides between IPv4 and IPv6
-/// for `ip`/`cidr`, and between a hash and a name for `file`).
+/// for `ip`/`cidr`, and between a hash and a name for `file`; a bare `hash` is typed by its
+/// length).
+///
+/// Type names are matched case-insensitively, with `_` and spaces read as `-`. Besides the STIX
+/// names, the names producers write:
+/// - MISP attribute types (`describeTypes.json` in MISP/PyMISP): `ip-src`, `ip-dst`,
+///   `ip-src|port`, `ip-dst|port` (value `1.2.3.4|443`), `hostname`, `domain`, `url`, `uri`,
+///   `email`, `email-src`, `email-dst`, `md5`, `sha1`, `sha256`, `sha512`, `filename`;
+/// - AlienVault OTX indicator types (OTX-Python-SDK `IndicatorTypes.py`): `IPv4`, `IPv6`,
+///   `CIDR`, `domain`, `hostname`, `email`, `URL`, `URI`, `FileHash-MD5`, `FileHash-SHA1`,
+///   `FileHash-SHA256`;
+/// - Volexity's CSVs (volexity/threat-intel, e.g. `2025/2025-10-08 UTA0388/iocs.csv`):
+///   `ipaddress`, `hostname`, `url`, `file` (a SHA-256);
+/// - abuse.ch ThreatFox `ioc_type`: `ip:port`, `domain`, `url`, `md5_hash`, `sha1_hash`,
+///   `sha256_hash`.
 pub fn observable_for_type(type_name: &str, value: &str) -> Result<Observable, Problem> {
-    let t = type_name.trim().to_ascii_lowercase();
-    let o = match t.as_str() {
-        "ipv4-addr" | "ipv4" | "ipv4-address" => Observable::Ipv4,
-        "ipv6-addr" | "ipv6" | "ipv6-address" => Observable::Ipv6,
-        "ip" | "ip-addr" | "ip-address" | "cidr" if value.contains(':') => Observable::Ipv6,
-        "ip" | "ip-addr" | "ip-address" | "cidr" => Observable::Ipv4,
-        "domain-name" | "domain" | "hostname" | "host-name" | "fqdn" => Observable::Domain,
+    let t: String = type_name
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '_' | ' ' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let t = t.strip_prefix("filehash-").unwrap_or(&t);
+    // `[2001:db8::1]:443` is IPv6 with a port.
+    let ip = || {
+        if value.starts_with('[') || observable::is_ipv6_or_cidr(value) {
+            Observable::Ipv6
+        } else {
+            Observable::Ipv4
+        }
+    };
+    let o = match t {
+        "ipv4-addr" | "ipv4" | "ipv4-address" | "ipv4addr" => Observable::Ipv4,
+        "ipv6-addr" | "ipv6" | "ipv6-address" | "ipv6addr" => Observable::Ipv6,
+        "ip" | "ip-addr" | "ip-address" | "ipaddress" | "ipaddr" | "cidr" | "ip-dst" | "ip-src"
+        | "ip-dst|port" | "ip-src|port" | "ip:port" | "ip-port" => ip(),
+        "domain-name" | "domain" | "hostname" | "host-name" | "host" | "fqdn" => Observable::Domain,
         "url" | "uri" => Observable::Url,
-        "email-addr" | "email" | "e-mail" | "email-address" => Observable::Email,
-        "md5" => Observable::Md5,
-        "sha1" | "sha-1" => Observable::Sha1,
-        "sha256" | "sha-256" => Observable::Sha256,
-        "sha512" | "sha-512" => Observable::Sha512,
+        "email-addr" | "email" | "e-mail" | "email-address" | "emailaddress" | "email-src"
+        | "email-dst" => Observable::Email,
+        "md5" | "md5-hash" | "hash-md5" => Observable::Md5,
+        "sha1" | "sha-1" | "sha1-hash" | "hash-sha1" => Observable::Sha1,
+        "sha256" | "sha-256" | "sha256-hash" | "hash-sha256" => Observable::Sha256,
+        "sha512" | "sha-512" | "sha512-hash" | "hash-sha512" => Observable::Sha512,
         "filename" | "file-name" | "file:name" => Observable::FileName,
         "file" => hash_by_length(value).unwrap_or(Observable::FileName),
+        "hash" | "filehash" | "file-hash" => hash_by_length(value).ok_or_else(|| {
+            Problem::new(
+                Code::InvalidObservable,
+                format!(
+                    "'{}' (type '{type_name}') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)",
+                    show(value)
+                ),
+            )
+        })?,
         _ => {
             return Err(Problem::new(
                 Code::UnknownObservableType,
@@ -69,57 +109,8 @@ fn hash_by_length(value: &str) -> Option<Observable> {
     }
 }
 
-/// The observable type of a bare value: a URL (has `://`), an IPv4/IPv6 address or CIDR, an
-/// MD5/SHA-1/SHA-256/SHA-512 hash (hex of that length), an e-mail address (has `@`), or a
-/// domain (a valid host name with at least one dot, so a stray word is not taken for a host).
-pub fn infer_observable(value: &str) -> Option<Observable> {
-    if value.contains("://") {
-        Some(Observable::Url)
-    } else if observable::is_ipv4_or_cidr(value) {
-        Some(Observable::Ipv4)
-    } else if observable::is_ipv6_or_cidr(value) {
-        Some(Observable::Ipv6)
-    } else if let Some(h) = hash_by_length(value) {
-        Some(h)
-    } else if value.contains('@') {
-        Some(Observable::Email)
-    } else if value.contains('.') && observable::check_domain(value).is_ok() {
-        Some(Observable::Domain)
-    } else {
-        None
-    }
-}
-
-/// Undoes the usual defanging: `hxxp://`/`hxxps://` (any case), `[.]`, `(.)`, `{.}`, `[:]`,
-/// `[://]` and `[@]`. Borrowed when nothing changed.
-pub fn refang(value: &str) -> Cow<'_, str> {
-    const MARKS: [(&str, &str); 6] = [
-        ("[.]", "."),
-        ("(.)", "."),
-        ("{.}", "."),
-        ("[://]", "://"),
-        ("[:]", ":"),
-        ("[@]", "@"),
-    ];
-    let scheme = value
-        .get(..4)
-        .filter(|p| p.eq_ignore_ascii_case("hxxp"))
-        .is_some();
-    if !scheme && !MARKS.iter().any(|(m, _)| value.contains(m)) {
-        return Cow::Borrowed(value);
-    }
-    let mut s = if scheme {
-        format!("http{}", &value[4..])
-    } else {
-        value.to_string()
-    };
-    for (m, r) in MARKS {
-        if s.contains(m) {
-            s = s.replace(m, r);
-        }
-    }
-    Cow::Owned(s)
-}
+// Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
+pub use super::text::{infer_observable, refang};
 
 /// A checked comparison (hashes lower-cased); `what` names the value in the message.
 fn comparison(what: &str, observable: Observable, value: &str) -> Result<Comparison, Problem> {
@@ -134,59 +125,6 @@ fn comparison(what: &str, observable: Observable, value: &str) -> Result<Compari
         .check(&value)
         .map_err(|e| Problem::new(Code::InvalidObservable, format!("{what}: {e}")))?;
     Ok(Comparison { observable, value })
-}
-
-fn refanged<'a>(value: &'a str, warnings: &mut Vec<Problem>) -> Cow<'a, str> {
-    let r = refang(value);
-    if let Cow::Owned(new) = &r {
-        warnings.push(Problem::new(
-            Code::Normalised,
-            format!("refanged '{value}' to '{new}'"),
-        ));
-    }
-    r
-}
-
-/// A text line's observable, without the comment: `None` for blank lines and comments (`#` at
-/// the start of the line, or after whitespace, so a URL's `#fragment` stays).
-pub fn text_value(line: &str) -> Option<&str> {
-    let mut v = line.trim();
-    if v.starts_with('#') {
-        return None;
-    }
-    if let Some(cut) = v
-        .find([' ', '\t'])
-        .and_then(|i| v[i..].find('#').map(|j| i + j))
-    {
-        if v[..cut].ends_with([' ', '\t']) {
-            v = v[..cut].trim_end();
-        }
-    }
-    (!v.is_empty()).then_some(v)
-}
-
-/// Converts one plain-text observable (as [`text_value`] returns it) into a STIX indicator.
-pub fn text_to_stix(
-    value: &str,
-    defaults: &Defaults,
-    now: OffsetDateTime,
-) -> Result<(Map<String, Value>, Vec<Problem>), Problem> {
-    let mut warnings = Vec::new();
-    let v = refanged(value, &mut warnings);
-    let o = infer_observable(&v).ok_or_else(|| {
-        Problem::new(
-            Code::UnknownObservableType,
-            format!(
-                "'{}' is not an IPv4/IPv6 address or CIDR, a domain, a URL, an e-mail address or an MD5/SHA-1/SHA-256 hash",
-                show(value)
-            ),
-        )
-    })?;
-    let d = Draft {
-        comparisons: vec![comparison("the line", o, &v)?],
-        ..Draft::default()
-    };
-    Ok((d.into_stix(defaults, now), warnings))
 }
 
 fn show(s: &str) -> String {
@@ -206,6 +144,9 @@ enum Column {
     HashType,
     HashValue,
     Hash(Observable),
+    /// A column named for an observable type (`dst_ip`, `domain`, `url`): each cell is one
+    /// observable of that type, named as [`observable_for_type`] takes it.
+    Typed(&'static str),
     FileName,
     ThreatTypes,
     Tags,
@@ -221,28 +162,50 @@ enum Column {
     Ignored,
 }
 
+/// What a header name means. Names are matched case-insensitively, ignoring spaces, `_`, `-`
+/// and `.`. Where the names come from:
+/// - Microsoft Sentinel's "Import using a file" templates (`observableType`, `observableValue`,
+///   `fileHashType`, `fileHashValue`, `threatTypes`, `tlpLevel`, …);
+/// - value/type pairs: Volexity `value,type,notes` and `value,entity_type,description`
+///   (volexity/threat-intel), MISP's CSV export `type,value,comment`, OTX's `indicator,type,
+///   description` (OTX API pulse indicators), abuse.ch ThreatFox `ioc_value,ioc_type`;
+/// - columns named for their observable: abuse.ch Feodo Tracker `dst_ip` (ipblocklist.csv),
+///   URLhaus `url`, and the usual `ip`, `src_ip`, `domain`, `hostname`, `md5`, `sha256`, ….
 fn column(name: &str) -> Column {
     let n: String = name
         .trim()
         .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.'))
         .flat_map(char::to_lowercase)
         .collect();
     match n.as_str() {
-        "type" | "observabletype" | "indicatortype" | "ioctype" => Column::Type,
-        "value" | "observablevalue" | "indicatorvalue" | "iocvalue" => Column::Value,
+        "type" | "observabletype" | "indicatortype" | "ioctype" | "entitytype"
+        | "attributetype" | "valuetype" => Column::Type,
+        "value" | "observablevalue" | "indicatorvalue" | "iocvalue" | "indicator" | "ioc"
+        | "observable" | "entity" | "entityvalue" | "attributevalue" => Column::Value,
         "filehashtype" | "hashtype" => Column::HashType,
-        "filehashvalue" | "hashvalue" | "hash" => Column::HashValue,
-        "md5" | "filehashmd5" | "hashmd5" => Column::Hash(Observable::Md5),
-        "sha1" | "filehashsha1" | "hashsha1" => Column::Hash(Observable::Sha1),
-        "sha256" | "filehashsha256" | "hashsha256" => Column::Hash(Observable::Sha256),
-        "sha512" | "filehashsha512" | "hashsha512" => Column::Hash(Observable::Sha512),
+        "filehashvalue" | "hashvalue" | "hash" | "filehash" => Column::HashValue,
+        "md5" | "filehashmd5" | "hashmd5" | "md5hash" => Column::Hash(Observable::Md5),
+        "sha1" | "filehashsha1" | "hashsha1" | "sha1hash" => Column::Hash(Observable::Sha1),
+        "sha256" | "filehashsha256" | "hashsha256" | "sha256hash" => {
+            Column::Hash(Observable::Sha256)
+        }
+        "sha512" | "filehashsha512" | "hashsha512" | "sha512hash" => {
+            Column::Hash(Observable::Sha512)
+        }
+        "ip" | "ipaddress" | "ipaddr" | "ipv4" | "ipv6" | "ipv4address" | "ipv6address"
+        | "dstip" | "srcip" | "ipdst" | "ipsrc" | "destinationip" | "sourceip" | "cidr" => {
+            Column::Typed("ip")
+        }
+        "domain" | "domainname" | "hostname" | "fqdn" => Column::Typed("domain"),
+        "url" | "uri" => Column::Typed("url"),
+        "email" | "emailaddress" | "emailaddr" => Column::Typed("email"),
         "filename" => Column::FileName,
         "threattypes" | "threattype" | "indicatortypes" => Column::ThreatTypes,
-        "tags" | "labels" => Column::Tags,
-        "name" => Column::Name,
-        "description" => Column::Description,
-        "confidence" => Column::Confidence,
+        "tags" | "labels" | "tag" => Column::Tags,
+        "name" | "title" => Column::Name,
+        "description" | "comment" | "comments" | "notes" | "note" => Column::Description,
+        "confidence" | "confidencelevel" => Column::Confidence,
         "revoked" => Column::Revoked,
         "validfrom" => Column::ValidFrom,
         "validuntil" => Column::ValidUntil,
@@ -252,34 +215,66 @@ fn column(name: &str) -> Column {
     }
 }
 
-/// A recognised CSV header: what each column holds.
+/// `true` when a column of that name would be read (for format detection: a first line with
+/// one is a CSV header).
+pub fn is_known_column(name: &str) -> bool {
+    column(name) != Column::Ignored
+}
+
+/// A recognised CSV header: what each column holds, and its name as the input has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvHeader {
     columns: Vec<Column>,
+    names: Vec<String>,
 }
 
 impl CsvHeader {
-    /// Recognises a header row: it must name an observable — `type` and `value` (or
-    /// `observableType` and `observableValue`), or file hash / file name columns.
-    pub fn recognise<S: AsRef<str>>(fields: &[S]) -> Option<CsvHeader> {
+    /// Recognises a header row by what its columns mean: it must have a column to take an
+    /// observable from — a value column (with or without a type column), a column named for an
+    /// observable type, or file hash / file name columns. The error names the columns it saw.
+    pub fn recognise<S: AsRef<str>>(fields: &[S]) -> Result<CsvHeader, String> {
         let columns: Vec<Column> = fields.iter().map(|f| column(f.as_ref())).collect();
-        let has = |c: Column| columns.contains(&c);
-        let observable = (has(Column::Type) && has(Column::Value))
-            || has(Column::HashValue)
-            || has(Column::FileName)
-            || columns.iter().any(|c| matches!(c, Column::Hash(_)));
-        observable.then_some(CsvHeader { columns })
+        let observable = columns.iter().any(|c| {
+            matches!(
+                c,
+                Column::Value
+                    | Column::HashValue
+                    | Column::FileName
+                    | Column::Hash(_)
+                    | Column::Typed(_)
+            )
+        });
+        if !observable {
+            let seen: Vec<String> = fields
+                .iter()
+                .take(20)
+                .map(|f| format!("`{}`", show(f.as_ref().trim())))
+                .collect();
+            let more = if fields.len() > 20 { ", …" } else { "" };
+            return Err(format!(
+                "the CSV header has no column to take an indicator from (columns: {}{more}): it needs a value column (value, indicator, ioc, observable, observableValue, …; with a type column: type, entity_type, indicator_type, observableType, …), or a column named for an observable type (ip, dst_ip, src_ip, domain, hostname, url, email, md5, sha1, sha256, sha512, hash, fileName)",
+                seen.join(", ")
+            ));
+        }
+        Ok(CsvHeader {
+            columns,
+            names: fields
+                .iter()
+                .map(|f| f.as_ref().trim().to_string())
+                .collect(),
+        })
     }
 
     /// The 0-based positions of the first two header fields that name the same column (`type`
     /// twice, or `type` and `observableType`): each row could only keep one of their values.
-    /// Columns that are ignored anyway may repeat.
+    /// Columns that are ignored anyway, and columns named for an observable type (`src_ip` and
+    /// `dst_ip` each give an indicator's comparison), may repeat.
     pub fn duplicate<S: AsRef<str>>(fields: &[S]) -> Option<(usize, usize)> {
         // At most one entry per kind of column, so this stays linear in the number of fields.
         let mut seen: Vec<(Column, usize)> = Vec::new();
         for (j, f) in fields.iter().enumerate() {
             let c = column(f.as_ref());
-            if c == Column::Ignored {
+            if matches!(c, Column::Ignored | Column::Typed(_)) {
                 continue;
             }
             if let Some(&(_, i)) = seen.iter().find(|(k, _)| *k == c) {
@@ -298,7 +293,12 @@ impl CsvHeader {
         self.columns.is_empty()
     }
 
+    fn position(&self, c: Column) -> Option<usize> {
+        self.columns.iter().position(|&k| k == c)
+    }
+
     /// Converts one data row (fields in header order; missing trailing fields are empty).
+    /// Messages name the input's own column (`column `dst_ip`: …`).
     pub fn row_to_stix<S: AsRef<str>>(
         &self,
         fields: &[S],
@@ -306,77 +306,126 @@ impl CsvHeader {
         now: OffsetDateTime,
     ) -> Result<(Map<String, Value>, Vec<Problem>), Problem> {
         let mut warnings = Vec::new();
-        let get = |c: Column| -> Option<&str> {
-            self.columns
-                .iter()
-                .position(|&k| k == c)
-                .and_then(|i| fields.get(i))
+        let cell = |i: usize| -> Option<&str> {
+            fields
+                .get(i)
                 .map(|s| s.as_ref().trim())
                 .filter(|s| !s.is_empty())
         };
+        let get = |c: Column| self.position(c).and_then(cell);
+        let name = |c: Column| self.position(c).map_or("", |i| self.names[i].as_str());
         let mut d = Draft::default();
 
-        let value = get(Column::Value).map(|v| refanged(v, &mut warnings).into_owned());
+        let value = get(Column::Value).map(|v| refanged_in(name(Column::Value), v, &mut warnings));
         match (get(Column::Type), value) {
             (Some(t), Some(v)) => {
-                let o = observable_for_type(t, &v)?;
-                d.comparisons.push(comparison("observableValue", o, &v)?);
+                let (vc, tc) = (name(Column::Value), name(Column::Type));
+                let c = typed_comparison(vc, tc, t, &v, &mut warnings)?;
+                d.comparisons.push(c);
             }
             (None, Some(v)) => {
-                let o = infer_observable(&v).ok_or_else(|| {
-                    Problem::new(
-                        Code::UnknownObservableType,
-                        format!(
-                            "the type column is empty and '{}' is not a recognisable observable (accepted types: {TYPE_NAMES})",
-                            show(&v)
-                        ),
-                    )
-                })?;
-                d.comparisons.push(comparison("observableValue", o, &v)?);
+                let col = name(Column::Value);
+                let c = match infer_observable(&v) {
+                    Some(o) => checked(col, o, &v)?,
+                    // `1.2.3.4:443` with no type: the address (the port dropped, with a warning).
+                    None if split_port(&v).is_some() => {
+                        typed_comparison(col, col, "ip", &v, &mut warnings)?
+                    }
+                    None => {
+                        let t = self.position(Column::Type).map_or(String::new(), |i| {
+                            format!(", and its type column `{}` is empty", self.names[i])
+                        });
+                        return Err(Problem::new(
+                            Code::UnknownObservableType,
+                            format!(
+                                "column `{col}`: '{}' is not a recognisable observable{t} (accepted types: {TYPE_NAMES})",
+                                show(&v)
+                            ),
+                        ));
+                    }
+                };
+                d.comparisons.push(c);
             }
-            (Some(t), None) if !self.has_file_columns() => {
+            (Some(t), None) if !self.has_file_columns() && !self.has_typed_columns() => {
                 return Err(Problem::new(
                     Code::MissingProperty,
-                    format!("observableValue (the value column) is empty for type '{t}'"),
+                    format!(
+                        "column `{}` is empty for type '{t}': the row has no value",
+                        name(Column::Value)
+                    ),
                 ))
             }
             _ => {}
         }
+        for (i, c) in self.columns.iter().enumerate() {
+            if let Column::Typed(t) = c {
+                if let Some(v) = cell(i) {
+                    let col = self.names[i].as_str();
+                    let v = refanged_in(col, v, &mut warnings);
+                    d.comparisons
+                        .push(typed_comparison(col, col, t, &v, &mut warnings)?);
+                }
+            }
+        }
         if let Some(h) = get(Column::HashValue) {
+            let col = name(Column::HashValue);
             let o = match get(Column::HashType) {
-                Some(t) => observable_for_type(t, h)?,
+                Some(t) => observable_for_type(t, h)
+                    .map_err(|p| in_column(p, name(Column::HashType)))?,
                 None => hash_by_length(h).ok_or_else(|| {
                     Problem::new(
                         Code::InvalidObservable,
-                        format!("fileHashValue '{h}' is not an MD5, SHA-1, SHA-256 or SHA-512 hash and no fileHashType says what it is"),
+                        format!("column `{col}`: '{}' is not an MD5, SHA-1, SHA-256 or SHA-512 hash (32, 40, 64 or 128 hex digits) and no hash type column says what it is", show(h)),
                     )
                 })?,
             };
-            d.comparisons.push(comparison("fileHashValue", o, h)?);
+            d.comparisons.push(checked(col, o, h)?);
         }
         for (i, c) in self.columns.iter().enumerate() {
             if let Column::Hash(o) = c {
-                if let Some(h) = fields
-                    .get(i)
-                    .map(|s| s.as_ref().trim())
-                    .filter(|s| !s.is_empty())
-                {
-                    d.comparisons.push(comparison(o.pattern_path(), *o, h)?);
+                if let Some(h) = cell(i) {
+                    d.comparisons.push(checked(&self.names[i], *o, h)?);
                 }
             }
         }
         if let Some(n) = get(Column::FileName) {
             d.comparisons
-                .push(comparison("fileName", Observable::FileName, n)?);
+                .push(checked(name(Column::FileName), Observable::FileName, n)?);
         }
         if d.comparisons.is_empty() {
+            let cols: Vec<String> = self
+                .columns
+                .iter()
+                .zip(&self.names)
+                .filter(|(c, _)| {
+                    matches!(
+                        c,
+                        Column::Value
+                            | Column::HashValue
+                            | Column::FileName
+                            | Column::Hash(_)
+                            | Column::Typed(_)
+                    )
+                })
+                .map(|(_, n)| format!("`{n}`"))
+                .collect();
             return Err(Problem::new(
                 Code::MissingProperty,
-                "the row has no observable: observableType and observableValue (or type and value, or a file hash or file name) are required",
+                format!(
+                    "the row has no observable: its {} column{} {} empty",
+                    cols.join(", "),
+                    if cols.len() == 1 { "" } else { "s" },
+                    if cols.len() == 1 { "is" } else { "are" },
+                ),
             ));
         }
 
-        d.id = get(Column::Id).map(str::to_owned);
+        // A STIX id (`<type>--…`, checked by validation) is the indicator's id; any other `id` is
+        // the publisher's own record number (URLhaus's `id`, ThreatFox's `ioc_id`), which would
+        // collide across publishers: the id is then derived from the pattern as usual.
+        d.id = get(Column::Id)
+            .filter(|i| i.contains("--"))
+            .map(str::to_owned);
         d.name = get(Column::Name).map(str::to_owned);
         d.description = get(Column::Description).map(str::to_owned);
         d.indicator_types = split_list(get(Column::ThreatTypes))
@@ -396,10 +445,12 @@ impl CsvHeader {
         d.valid_from = get(Column::ValidFrom).map(normalise_timestamp);
         d.valid_until = get(Column::ValidUntil).map(normalise_timestamp);
         if let Some(t) = get(Column::Tlp) {
-            d.tlp = Some(
-                t.parse::<Tlp>()
-                    .map_err(|e| Problem::new(Code::InvalidProperty, format!("tlpLevel: {e}")))?,
-            );
+            d.tlp = Some(t.parse::<Tlp>().map_err(|e| {
+                Problem::new(
+                    Code::InvalidProperty,
+                    format!("column `{}`: {e}", name(Column::Tlp)),
+                )
+            })?);
         }
         Ok((d.into_stix(defaults, now), warnings))
     }
@@ -408,6 +459,150 @@ impl CsvHeader {
         self.columns
             .iter()
             .any(|c| matches!(c, Column::HashValue | Column::Hash(_) | Column::FileName))
+    }
+
+    fn has_typed_columns(&self) -> bool {
+        self.columns.iter().any(|c| matches!(c, Column::Typed(_)))
+    }
+}
+
+/// A type-column problem, prefixed with the column it comes from.
+fn in_column(p: Problem, column: &str) -> Problem {
+    Problem::new(p.code, format!("column `{column}`: {}", p.message))
+}
+
+/// [`refang`] for a CSV cell, with a `normalised` warning naming the column.
+fn refanged_in(column: &str, value: &str, warnings: &mut Vec<Problem>) -> String {
+    let r = refang(value);
+    if let Cow::Owned(new) = &r {
+        warnings.push(Problem::new(
+            Code::Normalised,
+            format!("column `{column}`: refanged '{value}' to '{new}'"),
+        ));
+    }
+    r.into_owned()
+}
+
+/// `1.2.3.4:443`, `[2001:db8::1]:443` or MISP's `1.2.3.4|443` → the address and the port, when
+/// the address part is an IP address and the port a number.
+fn split_port(value: &str) -> Option<(&str, &str)> {
+    let (ip, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        (
+            ip,
+            after
+                .strip_prefix(':')
+                .or_else(|| after.strip_prefix('|'))?,
+        )
+    } else if let Some((ip, port)) = value.split_once('|') {
+        (ip, port)
+    } else {
+        let (ip, port) = value.rsplit_once(':')?;
+        // A bare IPv6 address has colons of its own: only IPv4 takes `:port` unbracketed.
+        if ip.contains(':') {
+            return None;
+        }
+        (ip, port)
+    };
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+    let ip_ok = ip.parse::<std::net::IpAddr>().is_ok();
+    (port_ok && ip_ok).then_some((ip, port))
+}
+
+/// A cell whose type is known (from the type column `type_column`, or the cell's column's own
+/// name) → its comparison.
+/// What a type name says is taken for what the value is when the two obviously disagree the way
+/// vendor files do: an `ip:port` (or a bare address) under `url` or an IP type is the address
+/// (the port dropped: a STIX `ipv4-addr` has none), a bare host name under `url` is a domain
+/// (Volexity's UTA0388 file lists C2s so), and an address under `hostname`/`domain` is the
+/// address; each with a `normalised` warning.
+fn typed_comparison(
+    column: &str,
+    type_column: &str,
+    type_name: &str,
+    value: &str,
+    warnings: &mut Vec<Problem>,
+) -> Result<Comparison, Problem> {
+    let o = observable_for_type(type_name, value).map_err(|p| in_column(p, type_column))?;
+    let ip_of = |v: &str| {
+        if observable::is_ipv4_or_cidr(v) {
+            Some(Observable::Ipv4)
+        } else if observable::is_ipv6_or_cidr(v) {
+            Some(Observable::Ipv6)
+        } else {
+            None
+        }
+    };
+    let mut retyped = |o: Observable, v: &str, why: &str| {
+        warnings.push(Problem::new(
+            Code::Normalised,
+            format!(
+                "column `{column}`: '{}' (type '{}') {why}: taken as {} '{v}'",
+                show(value),
+                type_name.trim(),
+                o.pattern_path()
+            ),
+        ));
+        (o, v.to_string())
+    };
+    let (o, v) = match o {
+        Observable::Ipv4 | Observable::Ipv6 => match (ip_of(value), split_port(value)) {
+            (Some(ip), _) => (ip, value.to_string()),
+            (None, Some((ip, _))) => match ip_of(ip) {
+                Some(o) => retyped(o, ip, "is an address and port; the port is dropped"),
+                None => (o, value.to_string()),
+            },
+            (None, None) => (o, value.to_string()),
+        },
+        Observable::Url if !value.contains("://") => {
+            if let Some(ip) = ip_of(value) {
+                retyped(ip, value, "is an address, not a URL")
+            } else if let Some((ip, _)) = split_port(value) {
+                match ip_of(ip) {
+                    Some(o) => retyped(
+                        o,
+                        ip,
+                        "is an address and port, not a URL; the port is dropped",
+                    ),
+                    None => (o, value.to_string()),
+                }
+            } else if !value.contains(['/', '?', '#', '@', ':'])
+                && observable::check_domain(value).is_ok()
+            {
+                retyped(
+                    Observable::Domain,
+                    &value.to_ascii_lowercase(),
+                    "is a host name, not a URL",
+                )
+            } else {
+                (o, value.to_string())
+            }
+        }
+        Observable::Domain => match ip_of(value) {
+            Some(ip) => retyped(ip, value, "is an address, not a host name"),
+            // Host names are case-insensitive: one id for `EVIL.example` and `evil.example`.
+            None => (o, value.to_ascii_lowercase()),
+        },
+        _ => (o, value.to_string()),
+    };
+    checked(column, o, &v)
+}
+
+/// [`comparison`] with the message naming the column (formatted only when the value fails).
+fn checked(column: &str, observable: Observable, v: &str) -> Result<Comparison, Problem> {
+    let value = match observable {
+        // Hashes are compared case-insensitively everywhere; lower case keeps ids stable.
+        Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512 => {
+            v.to_ascii_lowercase()
+        }
+        _ => v.to_string(),
+    };
+    match observable.check(&value) {
+        Ok(()) => Ok(Comparison { observable, value }),
+        Err(e) => Err(Problem::new(
+            Code::InvalidObservable,
+            format!("column `{column}`: {e}"),
+        )),
     }
 }
 

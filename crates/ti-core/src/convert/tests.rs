@@ -370,19 +370,8 @@ fn refanging_and_comments() {
         std::borrow::Cow::Borrowed(_)
     ));
 
-    assert_eq!(text_value("  example.com  "), Some("example.com"));
-    assert_eq!(text_value("# a comment"), None);
-    assert_eq!(text_value("   "), None);
-    assert_eq!(
-        text_value("example.com # seen 2024-01-01"),
-        Some("example.com")
-    );
-    assert_eq!(
-        text_value("http://x.example/#frag"),
-        Some("http://x.example/#frag")
-    );
-
-    let (o, w) = text_to_stix("hxxp://evil[.]example/", &Defaults::default(), now()).unwrap();
+    let (o, w) =
+        super::text::text_to_stix("hxxp://evil[.]example/", &Defaults::default(), now()).unwrap();
     assert_eq!(o["pattern"], "[url:value = 'http://evil.example/']");
     assert_eq!(w[0].code, Code::Normalised);
     assert!(w[0].message.contains("refanged"), "{}", w[0].message);
@@ -390,12 +379,183 @@ fn refanging_and_comments() {
 
 #[test]
 fn csv_headers() {
-    assert!(CsvHeader::recognise(&["type", "value"]).is_some());
-    assert!(CsvHeader::recognise(&[" Observable Type ", "observable_value"]).is_some());
-    assert!(CsvHeader::recognise(&["fileHashType", "fileHashValue"]).is_some());
-    assert!(CsvHeader::recognise(&["name", "SHA256"]).is_some());
-    assert!(CsvHeader::recognise(&["type", "name"]).is_none());
-    assert!(CsvHeader::recognise(&["198.51.100.7"]).is_none());
+    let ok = |h: &[&str]| CsvHeader::recognise(h).is_ok();
+    assert!(ok(&["type", "value"]));
+    assert!(ok(&[" Observable Type ", "observable_value"]));
+    assert!(ok(&["fileHashType", "fileHashValue"]));
+    assert!(ok(&["name", "SHA256"]));
+    // By column meaning: a value column (with or without a type column), or columns named for
+    // an observable type.
+    assert!(ok(&["value", "entity_type", "description"]));
+    assert!(ok(&["Indicator", "Type", "Description"]));
+    assert!(ok(&["ioc_value", "ioc_type", "threat_type"]));
+    assert!(ok(&["ioc", "comment"]));
+    assert!(ok(&["first_seen_utc", "dst_ip", "dst_port", "malware"]));
+    assert!(ok(&["src_ip", "dst_ip"]));
+    assert!(ok(&["Domain", "first seen"]));
+    assert!(ok(&["url", "tags"]));
+    assert!(ok(&["md5", "sha-256"]));
+    // No column to take an observable from: the error names the columns seen.
+    let e = CsvHeader::recognise(&["type", "name"]).unwrap_err();
+    assert!(e.contains("(columns: `type`, `name`)"), "{e}");
+    assert!(e.contains("dst_ip"), "{e}");
+    let e = CsvHeader::recognise(&["first_seen", "port", "malware"]).unwrap_err();
+    assert!(
+        e.contains("(columns: `first_seen`, `port`, `malware`)"),
+        "{e}"
+    );
+    assert!(CsvHeader::recognise(&["198.51.100.7"]).is_err());
+    // src_ip and dst_ip are two columns, not one named twice; `type` and `entity_type` are.
+    assert_eq!(CsvHeader::duplicate(&["src_ip", "dst_ip"]), None);
+    assert_eq!(
+        CsvHeader::duplicate(&["type", "value", "entity_type"]),
+        Some((0, 2))
+    );
+}
+
+/// Each row of a CSV, as `row_to_stix` converts it: the pattern, or the error code and message.
+fn csv_rows(header: &[&str], rows: &[&[&str]]) -> Vec<Result<(String, Vec<String>), String>> {
+    let h = CsvHeader::recognise(header).unwrap();
+    rows.iter()
+        .map(|r| match h.row_to_stix(r, &Defaults::default(), now()) {
+            Ok((o, w)) => Ok((
+                o["pattern"].as_str().unwrap().to_string(),
+                w.into_iter().map(|p| p.message).collect(),
+            )),
+            Err(p) => Err(format!(
+                "{}: {}",
+                serde_json::to_value(p.code).unwrap().as_str().unwrap(),
+                p.message
+            )),
+        })
+        .collect()
+}
+
+#[test]
+fn csv_vendor_type_names() {
+    let sha256 = "2ffe1e4f4df34e1aca3b8a8e93eee34bfc4b7876cedd1a0b6ca5d63d89a26301";
+    let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+    let cases: &[(&str, &str, &str)] = &[
+        // Volexity
+        ("ipaddress", "104.194.152.137", "[ipv4-addr:value = '104.194.152.137']"),
+        ("hostname", "Twmoc.info", "[domain-name:value = 'twmoc.info']"),
+        ("file", sha256, "[file:hashes.'SHA-256' = '2ffe1e4f4df34e1aca3b8a8e93eee34bfc4b7876cedd1a0b6ca5d63d89a26301']"),
+        // MISP
+        ("ip-dst", "198.51.100.7", "[ipv4-addr:value = '198.51.100.7']"),
+        ("ip-src", "2001:db8::1", "[ipv6-addr:value = '2001:db8::1']"),
+        ("domain", "evil.example", "[domain-name:value = 'evil.example']"),
+        ("sha-256", sha256, "[file:hashes.'SHA-256' = '2ffe1e4f4df34e1aca3b8a8e93eee34bfc4b7876cedd1a0b6ca5d63d89a26301']"),
+        ("email-src", "a@evil.example", "[email-addr:value = 'a@evil.example']"),
+        // OTX
+        ("FileHash-SHA256", sha256, "[file:hashes.'SHA-256' = '2ffe1e4f4df34e1aca3b8a8e93eee34bfc4b7876cedd1a0b6ca5d63d89a26301']"),
+        ("FileHash-MD5", md5, "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']"),
+        ("IPv4", "198.51.100.7", "[ipv4-addr:value = '198.51.100.7']"),
+        ("URL", "http://evil.example/a", "[url:value = 'http://evil.example/a']"),
+        ("fqdn", "a.evil.example", "[domain-name:value = 'a.evil.example']"),
+        // ThreatFox
+        ("sha256_hash", sha256, "[file:hashes.'SHA-256' = '2ffe1e4f4df34e1aca3b8a8e93eee34bfc4b7876cedd1a0b6ca5d63d89a26301']"),
+        // a bare hash, typed by its length
+        ("hash", md5, "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']"),
+    ];
+    for (t, v, want) in cases {
+        let got = csv_rows(&["value", "type"], &[&[v, t]]);
+        assert_eq!(
+            got[0].as_ref().map(|(p, _)| p.as_str()),
+            Ok(*want),
+            "{t} {v}"
+        );
+    }
+}
+
+#[test]
+fn csv_values_taken_for_what_they_are() {
+    // volexity-uta0388.csv lists C2s under `url` as ip:port and as bare host names.
+    let got = csv_rows(
+        &["value", "entity_type", "description"],
+        &[
+            &["80.85.154.48:443", "url", "C2"],
+            &["www.twmoc.info", "url", "C2"],
+            &["wss://api.twmoc.info/ws ", "url", "C2"],
+            &["198.51.100.7:8080", "ipaddress", ""],
+            &["198.51.100.7|443", "ip-dst|port", ""],
+            &["evil.example/a/b", "url", ""],
+        ],
+    );
+    assert_eq!(
+        got[0],
+        Ok((
+            "[ipv4-addr:value = '80.85.154.48']".to_string(),
+            vec!["column `value`: '80.85.154.48:443' (type 'url') is an address and port, not a URL; the port is dropped: taken as ipv4-addr:value '80.85.154.48'".to_string()]
+        ))
+    );
+    assert_eq!(
+        got[1],
+        Ok((
+            "[domain-name:value = 'www.twmoc.info']".to_string(),
+            vec!["column `value`: 'www.twmoc.info' (type 'url') is a host name, not a URL: taken as domain-name:value 'www.twmoc.info'".to_string()]
+        ))
+    );
+    assert_eq!(
+        got[2],
+        Ok((
+            "[url:value = 'wss://api.twmoc.info/ws']".to_string(),
+            vec![]
+        ))
+    );
+    assert_eq!(
+        got[3].as_ref().unwrap().0,
+        "[ipv4-addr:value = '198.51.100.7']"
+    );
+    assert_eq!(
+        got[4].as_ref().unwrap().0,
+        "[ipv4-addr:value = '198.51.100.7']"
+    );
+    assert_eq!(
+        got[5],
+        Err("invalid_observable: column `value`: url:value 'evil.example/a/b' is not a valid URL: it has no scheme (e.g. http://)".to_string())
+    );
+}
+
+#[test]
+fn csv_messages_name_the_input_column() {
+    let got = csv_rows(
+        &["first_seen_utc", "dst_ip", "dst_port"],
+        &[
+            &["2024-01-01", "192.9.135.73", "1194"],
+            &["2024-01-01", "192.9.135", "1"],
+            &["x", "", "1"],
+        ],
+    );
+    assert_eq!(
+        got[0].as_ref().unwrap().0,
+        "[ipv4-addr:value = '192.9.135.73']"
+    );
+    assert_eq!(
+        got[1],
+        Err("invalid_observable: column `dst_ip`: ipv4-addr:value '192.9.135' is not an IPv4 address or CIDR range".to_string())
+    );
+    assert_eq!(
+        got[2],
+        Err(
+            "missing_property: the row has no observable: its `dst_ip` column is empty".to_string()
+        )
+    );
+    let got = csv_rows(
+        &["value", "entity_type"],
+        &[&["x", "mutex"], &["12345", ""], &["abc", "hash"]],
+    );
+    assert!(
+        got[0].as_ref().unwrap_err().starts_with("unknown_observable_type: column `entity_type`: unknown observable type 'mutex' (accepted: "),
+        "{got:?}"
+    );
+    assert!(
+        got[1].as_ref().unwrap_err().starts_with("unknown_observable_type: column `value`: '12345' is not a recognisable observable, and its type column `entity_type` is empty"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[2],
+        Err("invalid_observable: column `entity_type`: 'abc' (type 'hash') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)".to_string())
+    );
 }
 
 #[test]

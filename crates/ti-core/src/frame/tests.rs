@@ -326,6 +326,56 @@ fn memory_stays_bounded_for_huge_records_and_inputs() {
     );
 }
 
+/// A record nested past the bound is that record's problem: its end is still found (the
+/// brackets past the bound are counted, not kept), and the records around it are read.
+#[test]
+fn a_record_nested_too_deep_is_its_own_item_and_the_rest_is_read() {
+    let deep = FrameLimits {
+        max_record_bytes: 1 << 20,
+        max_depth: 3,
+    };
+    for (input, format) in [
+        (
+            &b"[{\"a\":1},[[[1,{}],[2]]],\n{\"b\":2}]"[..],
+            Format::StixJson,
+        ),
+        (
+            &b"{\"objects\":[{\"a\":1},{\"a\":[{\"x\":\"]]\"}]},\n{\"b\":2}]}"[..],
+            Format::StixBundle,
+        ),
+    ] {
+        let (items, result) = frame_cut(input, deep, &[]);
+        assert_eq!(result, Ok(format));
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(matches!(&items[0], FrameItem::Record(r) if r.index == 0));
+        match &items[1] {
+            FrameItem::TooDeep(r) => {
+                assert_eq!(r.index, 1);
+                assert!(input.windows(r.text.len()).any(|w| w == r.text.as_bytes()));
+            }
+            other => panic!("expected TooDeep, got {other:?}"),
+        }
+        assert!(matches!(&items[2], FrameItem::Record(r) if r.index == 2 && r.line == 2));
+        // Chunked byte by byte, the same.
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(frame_cut(input, deep, &cuts), (items, Ok(format)));
+    }
+    // 100 levels between two good records, with the default bound of 64.
+    let nested = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let input = format!("[{{\"a\":1}},{nested},{{\"b\":2}}]");
+    let (items, result) = frame(input.as_bytes());
+    assert_eq!(result, Ok(Format::StixJson));
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        items[1],
+        FrameItem::TooDeep(RawRecord {
+            index: 1,
+            line: 1,
+            text: nested
+        })
+    );
+}
+
 // --- errors -------------------------------------------------------------------------------------
 
 #[test]
@@ -427,13 +477,8 @@ fn frame_errors() {
             1,
             "the top-level object is not closed",
         ),
-        (b"[[[[1]]]]", deep, 1, "nesting deeper than 3 levels"),
-        (
-            b"{\"objects\":[{\"a\":[1]}]}",
-            deep,
-            1,
-            "nesting deeper than 3 levels",
-        ),
+        (b"{\"a\":[[[1]]]}", deep, 1, "nesting deeper than 3 levels"),
+        (b"[[[[1]]]", deep, 1, "the top-level array is not closed"),
         (
             b"[\n\"\xFF\"]",
             FrameLimits::default(),

@@ -1,7 +1,7 @@
 //! Input decoding: format detection, decompression, character decoding and per-format record
 //! decoding, push-based, so the pipeline feeds it from blob streams or files alike.
 //!
-//! Layers, each streaming with bounded memory (DESIGN.md §2):
+//! Layers, each streaming with bounded memory (README.md, How it works):
 //! 1. **transport**: gzip magic bytes → streaming gunzip (`flate2`'s push-based decoder), bounded
 //!    by decompressed size and by compression ratio (a guard against decompression bombs);
 //! 2. **characters**: a UTF-8 byte-order mark is skipped; UTF-16 LE/BE (what Windows PowerShell
@@ -27,6 +27,7 @@ mod prose;
 use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use flate2::write::MultiGzDecoder;
 use serde_json::{Map, Value};
@@ -38,7 +39,7 @@ use crate::report::Code;
 use crate::stix::{self, Problem};
 use lines::{Line, Lines};
 
-/// The input formats of DESIGN.md §2.
+/// The input formats of README.md, How it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InputFormat {
     StixBundle,
@@ -207,6 +208,7 @@ impl Decoder {
                     opts,
                     saw_ti: None,
                     deferred: Vec::new(),
+                    csv: None,
                 },
             },
         }
@@ -467,8 +469,21 @@ struct Ctx {
     opts: InputOptions,
     /// Whether the first JSON record was a tiIndicator (decides `graph` vs the STIX formats).
     saw_ti: Option<bool>,
-    /// Positions in the caller's output of JSON records queued for decoding.
-    deferred: Vec<usize>,
+    /// Positions in the caller's output of records queued for decoding, and their kind.
+    deferred: Vec<(usize, Queued)>,
+    /// A CSV input's header, once read: what the queued CSV rows are decoded with.
+    csv: Option<Arc<CsvHeader>>,
+}
+
+/// What is still to be done to a record framed by the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    /// Nothing: the record is final.
+    No,
+    /// A JSON record: parse it (and convert a tiIndicator).
+    Json,
+    /// A CSV row: split its fields and convert it with the header.
+    Csv,
 }
 
 impl Ctx {
@@ -507,12 +522,27 @@ impl Ctx {
         )
     }
 
+    /// A record nested deeper than the frame limit: its own error, its text kept for the
+    /// rejected file.
+    fn too_deep(&self, index: u64, line: u64, text: String) -> Decoded {
+        let max = self.opts.limits.max_depth;
+        self.decoded(
+            index,
+            line,
+            Some(text),
+            Err(Problem::new(
+                Code::RecordTooDeep,
+                format!("the record nests arrays and objects deeper than {max} levels, the nesting bound"),
+            )),
+        )
+    }
+
     /// A JSON record's text → STIX object (see [`json_to_stix`]), appended to `out`. The first
     /// record that parses decides `saw_ti` and is decoded at once; later ones are only queued,
     /// for [`Chunk::decode`].
     fn json_record(&mut self, out: &mut Vec<Decoded>, index: u64, line: u64, text: String) {
         if self.saw_ti.is_some() {
-            self.deferred.push(out.len());
+            self.deferred.push((out.len(), Queued::Json));
             out.push(Decoded {
                 index,
                 line,
@@ -529,16 +559,31 @@ impl Ctx {
         out.push(self.decoded(index, line, Some(text), result));
     }
 
-    /// The records decoded since the last call, with the JSON ones [`Ctx::json_record`] queued.
+    /// A CSV data row's text, queued for [`Chunk::decode`] (on any thread) to split and convert.
+    fn csv_record(&mut self, out: &mut Vec<Decoded>, index: u64, line: u64, text: String) {
+        self.deferred.push((out.len(), Queued::Csv));
+        out.push(Decoded {
+            index,
+            line,
+            original: Some(text),
+            // (An empty message does not allocate: this is per row, on the framing thread.)
+            object: Err(Problem::new(Code::CsvInvalid, "")),
+            warnings: Vec::new(),
+        });
+    }
+
+    /// The records decoded since the last call, with the ones [`Ctx::json_record`] and
+    /// [`Ctx::csv_record`] queued.
     fn take_chunk(&mut self, items: Vec<Decoded>) -> Chunk {
-        let mut queued = vec![false; items.len()];
-        for &p in &self.deferred {
-            queued[p] = true;
+        let mut queued = vec![Queued::No; items.len()];
+        for &(p, q) in &self.deferred {
+            queued[p] = q;
         }
         self.deferred.clear();
         Chunk {
             items,
             queued,
+            csv: self.csv.clone(),
             defaults: self.opts.defaults,
             now: self.opts.now,
         }
@@ -546,15 +591,18 @@ impl Ctx {
 }
 
 /// The records framed from one chunk of input, in input order. JSON records (after the first)
-/// are framed but not parsed yet: [`Chunk::decode`] parses and converts them, on any thread, so
+/// and CSV rows are framed but not parsed yet: [`Chunk::decode`] parses and converts them, on
+/// any thread, so
 /// a caller can parse and validate several chunks on several cores while it frames the next one,
 /// and can first drop the records it will not use ([`Chunk::keep_range`]) without paying for
 /// their parsing. Framing is the cheap part (about a tenth of the work for STIX JSON).
 #[derive(Debug)]
 pub struct Chunk {
     items: Vec<Decoded>,
-    /// Per item: its JSON text is still to be parsed.
-    queued: Vec<bool>,
+    /// Per item: what is still to be done to it.
+    queued: Vec<Queued>,
+    /// The CSV header the queued CSV rows are read with.
+    csv: Option<Arc<CsvHeader>>,
     defaults: Defaults,
     now: OffsetDateTime,
 }
@@ -595,7 +643,7 @@ impl Chunk {
         past_end
     }
 
-    /// Parses and converts the queued JSON records; every record is then final.
+    /// Parses and converts the queued JSON records and CSV rows; every record is then final.
     pub fn decode(self) -> Vec<Decoded> {
         self.decode_then(|d| d)
     }
@@ -609,20 +657,26 @@ impl Chunk {
         let Chunk {
             items,
             queued,
+            csv,
             defaults,
             now,
         } = self;
         let mut then = then;
-        let one = |(mut d, queued): (Decoded, bool)| {
-            if queued {
-                let text = d.original.as_deref().unwrap_or_default();
-                match json_to_stix(text, &defaults, now).0 {
-                    Ok((object, warnings)) => {
-                        d.object = Ok(object);
-                        d.warnings = warnings;
-                    }
-                    Err(p) => d.object = Err(p),
+        let mut splitter = RowSplitter::default();
+        let one = |(mut d, queued): (Decoded, Queued)| {
+            let text = d.original.as_deref().unwrap_or_default();
+            let result = match (queued, &csv) {
+                (Queued::No, _) => return then(d),
+                (Queued::Json, _) => json_to_stix(text, &defaults, now).0,
+                (Queued::Csv, Some(header)) => csv_row(&mut splitter, header, text, &defaults, now),
+                (Queued::Csv, None) => unreachable!("a CSV row is only queued after its header"),
+            };
+            match result {
+                Ok((object, warnings)) => {
+                    d.object = Ok(object);
+                    d.warnings = warnings;
                 }
+                Err(p) => d.object = Err(p),
             }
             then(d)
         };
@@ -694,6 +748,36 @@ fn json_to_stix(
         }
     });
     (result.map(|o| (o, warnings)), ti)
+}
+
+/// Whether JSON text nests arrays and objects deeper than `max` levels (outside strings), the
+/// bound the framer applies to the records of a JSON array or bundle: an NDJSON line gets the
+/// same rule.
+fn nests_deeper(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &c in text.as_bytes() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// The text with every `,` that precedes (after whitespace) a `}` or `]` removed, outside
@@ -1055,6 +1139,11 @@ struct Detect {
     /// over the bound (the rest is whitespace, replayed as spaces).
     line_len: u64,
     kind: DetectLine,
+    /// The current comment line's text after its `#` (`None` once over the record bound), and
+    /// the last complete one: abuse.ch's URLhaus and ThreatFox CSVs put their header row in a
+    /// comment (`# id,dateadded,url,…`).
+    comment: Option<Vec<u8>>,
+    last_comment: Option<Vec<u8>>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -1075,15 +1164,30 @@ impl Detect {
         let max = ctx.opts.limits.max_record_bytes;
         for (i, &b) in bytes.iter().enumerate() {
             match (self.kind, b) {
-                (DetectLine::Data, b'\n') => return Some((decide_line(&self.line, ctx), i)),
+                (DetectLine::Data, b'\n') => {
+                    let body = decide_line(&self.line, self.last_comment.as_deref(), ctx);
+                    return Some((body, i));
+                }
                 (DetectLine::Blank | DetectLine::Comment, b'\n') => {
+                    if self.kind == DetectLine::Comment {
+                        self.last_comment = self.comment.take();
+                    }
                     self.skipped += 1;
                     self.line.clear();
                     self.line_len = 0;
                     self.kind = DetectLine::Blank;
                     continue;
                 }
-                (DetectLine::Comment, _) => continue,
+                (DetectLine::Comment, _) => {
+                    if let Some(c) = &mut self.comment {
+                        if c.len() < max {
+                            c.push(b);
+                        } else {
+                            self.comment = None;
+                        }
+                    }
+                    continue;
+                }
                 (DetectLine::Blank, b'[' | b'{') if !self.started => {
                     // Whitespace before the JSON value does not matter to the framer.
                     self.line.clear();
@@ -1094,6 +1198,7 @@ impl Detect {
                 (DetectLine::Blank, b'#') => {
                     self.started = true;
                     self.kind = DetectLine::Comment;
+                    self.comment = Some(Vec::new());
                     continue;
                 }
                 (DetectLine::Blank, _) if b.is_ascii_whitespace() => {
@@ -1121,41 +1226,166 @@ impl Detect {
     fn finish(&mut self, ctx: &Ctx) -> Option<Body> {
         let max = ctx.opts.limits.max_record_bytes;
         match self.kind {
-            DetectLine::Data => Some(decide_line(&self.line, ctx)),
+            DetectLine::Data => Some(decide_line(&self.line, self.last_comment.as_deref(), ctx)),
             _ if self.started => Some(Body::Text(LineBody::text(max))),
             _ => None,
         }
     }
 }
 
-/// The first data line (within the record bound, without its `\n`) decides: a known CSV header
-/// is CSV, anything else text.
-fn decide_line(line: &[u8], ctx: &Ctx) -> Body {
+/// The first data line (within the record bound, without its `\n`) decides: a line that looks
+/// like a CSV header is CSV, anything else text. Looking like a header is decided on the form,
+/// not on knowing the columns, so a header ti-ingest cannot place is an input error naming its
+/// columns ([`CsvHeader::recognise`]) instead of a text list whose every line fails:
+/// - two or more comma-separated fields, none of them an observable (`198.51.100.7,c2` is a
+///   text line with a comment), and
+/// - either a column ti-ingest reads (`value`, `type`, `dst_ip`, `description`, …), or every
+///   field a plain column name: a letter, then letters, digits, `_` or `-`, at most 64 bytes
+///   (`first_seen_utc,malware`; a heading such as `Network indicators, C2` has a space, a file
+///   name such as `Setup2.exe` a dot).
+///
+/// Else, when the last `#` comment line before it (`comment`, its text after the `#`) is a CSV
+/// header ti-ingest can place, with as many fields as the line, the input is CSV with that
+/// header: abuse.ch's URLhaus and ThreatFox CSVs comment out their header row
+/// (`# id,dateadded,url,url_status,…`).
+fn decide_line(line: &[u8], comment: Option<&[u8]>, ctx: &Ctx) -> Body {
     let max = ctx.opts.limits.max_record_bytes;
-    let is_csv = std::str::from_utf8(line)
-        .ok()
-        .and_then(|l| csv_fields(l).ok())
-        .is_some_and(|fields| fields.len() >= 2 && CsvHeader::recognise(&fields).is_some());
-    if is_csv {
-        Body::Csv(CsvBody::new(max))
-    } else {
-        Body::Text(LineBody::text(max))
+    let mut splitter = RowSplitter::default();
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Body::Text(LineBody::text(max));
+    };
+    let row = splitter.fields(line);
+    let n = row.len();
+    if looks_like_header(&row) {
+        return Body::Csv(CsvBody::new(max));
+    }
+    if let Some(c) = comment.and_then(|c| std::str::from_utf8(c).ok()) {
+        let c = c.trim();
+        let fields = splitter.fields(c);
+        if fields.len() == n
+            && looks_like_header(&fields)
+            && CsvHeader::duplicate(&fields).is_none()
+        {
+            if let Ok(header) = CsvHeader::recognise(&fields) {
+                return Body::Csv(CsvBody::with_header(max, header, c.to_string()));
+            }
+        }
+    }
+    Body::Text(LineBody::text(max))
+}
+
+fn looks_like_header(fields: &[&str]) -> bool {
+    let plain_name = |f: &str| {
+        let b = f.trim().as_bytes();
+        b.len() <= 64
+            && b.first().is_some_and(u8::is_ascii_alphabetic)
+            && b.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    };
+    let observable = |f: &str| {
+        let v = convert::rows::refang(f.trim());
+        convert::rows::infer_observable(&v).is_some()
+    };
+    fields.len() >= 2
+        && !fields.iter().any(|f| observable(f))
+        && (fields.iter().any(|f| convert::rows::is_known_column(f))
+            || fields.iter().all(|f| plain_name(f)))
+}
+
+/// Splits CSV rows into fields (RFC 4180: quoted fields, `""` for a quote, newlines inside
+/// quotes) with `csv-core`, reusing its buffers from row to row.
+struct RowSplitter {
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Default for RowSplitter {
+    fn default() -> Self {
+        RowSplitter {
+            // `Reader::new`, not `Reader::default`: only the builder builds its state machine.
+            reader: csv_core::Reader::new(),
+            out: Vec::new(),
+            ends: Vec::new(),
+        }
     }
 }
 
-/// Parses one CSV record's text into its fields.
-fn csv_fields(text: &str) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(text.len().clamp(64, 64 * 1024))
-        .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => Ok(record.iter().map(str::to_owned).collect()),
-        Ok(false) => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
+impl RowSplitter {
+    /// The fields of one row's text (without its line end). Always a row: `csv-core` reads any
+    /// text, a stray quote inside a field included, as a best effort.
+    fn fields<'a>(&'a mut self, text: &str) -> Vec<&'a str> {
+        let input = text.as_bytes();
+        // Unquoting only shortens the text, and there is at most one field per comma, plus one.
+        self.out.resize(input.len() + 1, 0);
+        self.ends.resize(bytecount::count(input, b',') + 2, 0);
+        let (mut nin, mut nout, mut nend) = (0, 0, 0);
+        loop {
+            let (r, i, o, e) = self.reader.read_record(
+                &input[nin..],
+                &mut self.out[nout..],
+                &mut self.ends[nend..],
+            );
+            nin += i;
+            nout += o;
+            nend += e;
+            match r {
+                csv_core::ReadRecordResult::InputEmpty if nin == input.len() && i == 0 => {
+                    // The end of the text ends the row.
+                    let (r, _, o, e) =
+                        self.reader
+                            .read_record(&[], &mut self.out[nout..], &mut self.ends[nend..]);
+                    nout += o;
+                    nend += e;
+                    debug_assert!(matches!(
+                        r,
+                        csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End
+                    ));
+                    break;
+                }
+                csv_core::ReadRecordResult::InputEmpty => continue,
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
+                csv_core::ReadRecordResult::OutputFull
+                | csv_core::ReadRecordResult::OutputEndsFull => {
+                    unreachable!("the buffers are sized for the row")
+                }
+            }
+        }
+        self.reader.reset();
+        let out = &self.out[..nout];
+        let mut start = 0;
+        self.ends[..nend]
+            .iter()
+            .map(|&end| {
+                // Fields are cut at ASCII commas of UTF-8 text, so each one is UTF-8.
+                let f = std::str::from_utf8(&out[start..end]).unwrap_or_default();
+                start = end;
+                f
+            })
+            .collect()
     }
+}
+
+/// A queued CSV row → STIX indicator, or why not.
+fn csv_row(
+    splitter: &mut RowSplitter,
+    header: &CsvHeader,
+    text: &str,
+    defaults: &Defaults,
+    now: OffsetDateTime,
+) -> Result<(Map<String, Value>, Vec<Problem>), Problem> {
+    let fields = splitter.fields(text);
+    if fields.len() > header.len() {
+        return Err(Problem::new(
+            Code::CsvInvalid,
+            format!(
+                "the row has {} fields but the header has {}: quote fields that contain commas",
+                fields.len(),
+                header.len()
+            ),
+        ));
+    }
+    header.row_to_stix(&fields, defaults, now)
 }
 
 /// JSON through the framer, with the switch to NDJSON.
@@ -1264,6 +1494,12 @@ impl JsonBody {
                     if whole_input && out.last().is_some_and(Decoded::is_of_no_known_shape) {
                         self.held = out.pop();
                     }
+                }
+                FrameItem::TooDeep(r) => {
+                    if self.first_len.is_none() {
+                        self.first_len = Some(r.text.len() as u64);
+                    }
+                    out.push(ctx.too_deep(r.index, r.line, r.text));
                 }
                 FrameItem::Oversize { index, line, bytes } => {
                     if self.first_len.is_none() {
@@ -1452,6 +1688,9 @@ impl LineBody {
             Line::Text(t) => {
                 let index = self.take_index();
                 match std::str::from_utf8(t) {
+                    Ok(s) if nests_deeper(s, ctx.opts.limits.max_depth) => {
+                        out.push(ctx.too_deep(index, line, s.to_string()))
+                    }
                     Ok(s) => ctx.json_record(out, index, line, s.to_string()),
                     Err(e) => out.push(bad_utf8(ctx, index, line, t, e)),
                 }
@@ -1512,11 +1751,10 @@ impl LineBody {
                 return;
             }
         };
-        let Some(value) = convert::rows::text_value(s) else {
+        let Some(result) = convert::text::line_to_stix(s, &ctx.opts.defaults, ctx.opts.now) else {
             return;
         };
         let index = self.take_index();
-        let result = convert::rows::text_to_stix(value, &ctx.opts.defaults, ctx.opts.now);
         out.push(ctx.decoded(index, line, Some(s.to_string()), result));
     }
 }
@@ -1581,7 +1819,7 @@ fn cut_note(cut: bool, max: usize) -> String {
 /// CSV: a header row, then one record per row (rows may span lines inside quoted fields).
 struct CsvBody {
     lines: Lines,
-    header: Option<CsvHeader>,
+    header: Option<Arc<CsvHeader>>,
     /// The header row's text, as the input has it.
     header_text: Option<String>,
     next_index: u64,
@@ -1594,6 +1832,15 @@ impl CsvBody {
             header: None,
             header_text: None,
             next_index: 0,
+        }
+    }
+
+    /// A CSV whose header row was found in a comment before the first row.
+    fn with_header(max: usize, header: CsvHeader, text: String) -> Self {
+        CsvBody {
+            header: Some(Arc::new(header)),
+            header_text: Some(text),
+            ..CsvBody::new(max)
         }
     }
 
@@ -1624,18 +1871,12 @@ impl CsvBody {
         if trimmed.is_empty() || trimmed.starts_with(b"#") {
             return Ok(());
         }
-        let Some(header) = &self.header else {
-            let fields = std::str::from_utf8(t)
-                .ok()
-                .and_then(|s| csv_fields(s).ok())
-                .unwrap_or_default();
-            let header = CsvHeader::recognise(&fields).ok_or_else(|| FrameError {
-                line,
-                message: format!(
-                    "the first row is not a CSV header ti-ingest knows: it must name observableType and observableValue (or type and value, or file hash / fileName columns); found: {}",
-                    String::from_utf8_lossy(t)
-                ),
-            })?;
+        if self.header.is_none() {
+            let text = String::from_utf8_lossy(t);
+            let mut splitter = RowSplitter::default();
+            let fields = splitter.fields(&text);
+            let header =
+                CsvHeader::recognise(&fields).map_err(|message| FrameError { line, message })?;
             if let Some((i, j)) = CsvHeader::duplicate(&fields) {
                 let (a, b) = (fields[i].trim(), fields[j].trim());
                 let what = if a == b {
@@ -1658,11 +1899,12 @@ impl CsvBody {
                     ),
                 });
             }
+            let header = Arc::new(header);
+            ctx.csv = Some(header.clone());
             self.header = Some(header);
-            let text = String::from_utf8_lossy(t);
             self.header_text = Some(text.trim_end_matches('\r').to_string());
             return Ok(());
-        };
+        }
         let index = self.next_index;
         self.next_index += 1;
         let s = match std::str::from_utf8(t) {
@@ -1672,22 +1914,10 @@ impl CsvBody {
                 return Ok(());
             }
         };
-        let result = match csv_fields(s) {
-            Err(e) => Err(Problem::new(
-                Code::CsvInvalid,
-                format!("the row is not valid CSV: {e}"),
-            )),
-            Ok(fields) if fields.len() > header.len() => Err(Problem::new(
-                Code::CsvInvalid,
-                format!(
-                    "the row has {} fields but the header has {}: quote fields that contain commas",
-                    fields.len(),
-                    header.len()
-                ),
-            )),
-            Ok(fields) => header.row_to_stix(&fields, &ctx.opts.defaults, ctx.opts.now),
-        };
-        out.push(ctx.decoded(index, line, Some(s.to_string()), result));
+        if ctx.csv.is_none() {
+            ctx.csv = self.header.clone();
+        }
+        ctx.csv_record(out, index, line, s.to_string());
         Ok(())
     }
 

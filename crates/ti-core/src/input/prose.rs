@@ -6,8 +6,8 @@
 //! [`DESCRIPTION_MAX`] characters). Candidates are words of the text, with defanged forms kept
 //! whole (`hxxp(s)://`, `fxp://`, `[.]`, `(.)`, `{.}`, `[dot]`, `(dot)`, `[:]`, `[://]`, `[@]`,
 //! `[at]`, `(at)`, also with spaces around the brackets); each is classified and checked by the
-//! same functions as a text line ([`rows::refang`], [`rows::infer_observable`],
-//! [`Observable::check`], then [`rows::text_to_stix`]). On top of those, prose rules that a
+//! same functions as a text line ([`text::refang`], [`text::infer_observable`],
+//! [`Observable::check`], then [`text::text_to_stix`]). On top of those, prose rules that a
 //! list of indicators does not need, since prose is mostly not indicators:
 //! - a word that is not an observable is no record and no error (it is just a word);
 //! - a domain's top-level label has at least two letters (`e.g`, `U.S`, `No.1` are no domains),
@@ -39,7 +39,7 @@ use serde_json::Value;
 
 use super::lines::{Line, Lines};
 use super::{Ctx, Decoded};
-use crate::convert::rows;
+use crate::convert::text;
 use crate::frame::FrameError;
 use crate::stix::observable::Observable;
 
@@ -48,7 +48,7 @@ pub const PARA_CAP: usize = 32 * 1024;
 /// A record's description (its sentence) is cut to this many characters, ending in `…`.
 pub const DESCRIPTION_MAX: usize = 500;
 
-/// Defang marks, lower case, and what they stand for (as `rows::refang` reads them).
+/// Defang marks, lower case, and what they stand for (as `text::refang` reads them).
 const MARKS: [(&str, &str); 16] = [
     ("[://]", "[://]"),
     ("[.]", "[.]"),
@@ -268,11 +268,11 @@ impl ProseBody {
                 let Some((o, value)) = found else {
                     continue;
                 };
-                if !self.seen.insert((o, key(o, &rows::refang(&value)))) {
+                if !self.seen.insert((o, key(o, &text::refang(&value)))) {
                     continue;
                 }
                 let Ok((mut object, warnings)) =
-                    rows::text_to_stix(&value, &ctx.opts.defaults, ctx.opts.now)
+                    text::text_to_stix(&value, &ctx.opts.defaults, ctx.opts.now)
                 else {
                     continue;
                 };
@@ -453,7 +453,7 @@ fn is_word_char(c: char) -> bool {
     !c.is_whitespace() && !is_separator(c)
 }
 
-/// The word with its defang marks in the form `rows::refang` reads, without the spaces around
+/// The word with its defang marks in the form `text::refang` reads, without the spaces around
 /// them, and `fxp://` as `ftp://`.
 fn canonical(word: &str) -> String {
     let mut s = String::with_capacity(word.len());
@@ -490,7 +490,7 @@ fn trim_word(w: &str) -> &str {
         .trim_end_matches(['.', ',', ':', ';', '!', '?', '='])
 }
 
-/// The observable a word of prose is, and its value as `rows::text_to_stix` should get it (still
+/// The observable a word of prose is, and its value as `text::text_to_stix` should get it (still
 /// defanged); `prev` is the word before it in the sentence.
 fn classify(word: &str, prev: &str) -> Option<(Observable, String)> {
     let w = canonical(word);
@@ -529,10 +529,10 @@ fn candidate(w: &str, prev: &str, only: Option<&[Observable]>) -> Option<(Observ
     if w.is_empty() {
         return None;
     }
-    let refanged = rows::refang(w);
+    let refanged = text::refang(w);
     let defanged = matches!(refanged, Cow::Owned(_));
     let v: &str = &refanged;
-    let o = rows::infer_observable(v)?;
+    let o = text::infer_observable(v)?;
     if only.is_some_and(|only| !only.contains(&o)) {
         return None;
     }

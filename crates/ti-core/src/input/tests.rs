@@ -307,13 +307,17 @@ fn forced_formats_and_names() {
     let (out, f) = decode_with(b"type,value\nexample.com\n", 4, o);
     assert_eq!(f, Ok(InputFormat::Text));
     assert_eq!(out.len(), 2);
-    // Forced CSV without a known header is a frame error naming the header.
+    // Forced CSV without a header it can place is a frame error naming the columns.
     let o = InputOptions {
         format: Some(InputFormat::Csv),
         ..opts()
     };
     let e = decode_with(b"a,b\n1,2\n", 4, o).1.unwrap_err();
-    assert!(e.message.contains("not a CSV header"), "{e}");
+    assert!(
+        e.message
+            .contains("the CSV header has no column to take an indicator from (columns: `a`, `b`)"),
+        "{e}"
+    );
     let o = InputOptions {
         format: Some(InputFormat::Ndjson),
         ..opts()
@@ -520,7 +524,7 @@ fn a_csv_header_with_a_duplicate_column_is_refused() {
         "{e}"
     );
     // Columns that are ignored anyway may repeat.
-    let (out, f) = decode(b"type,value,notes,notes\nipv4,1.2.3.4,a,b\n");
+    let (out, f) = decode(b"type,value,remark,remark\nipv4,1.2.3.4,a,b\n");
     assert_eq!(f, Ok(InputFormat::Csv));
     assert!(out[0].object.is_ok());
 }
@@ -644,4 +648,93 @@ fn one_json_object_of_no_known_shape_is_an_input_error() {
     assert_eq!((out.len(), r), (1, Ok(InputFormat::Graph)));
     let (out, r) = decode(b"{\"type\":\"bundle\",\"objects\":[]}");
     assert_eq!((out.len(), r), (0, Ok(InputFormat::StixBundle)));
+}
+
+/// A record nested deeper than the bound (64) is that record's `record_too_deep`, in a JSON
+/// array, a bundle and NDJSON alike; the records around it are read and counted.
+#[test]
+fn a_record_nested_too_deep_is_its_own_error_between_good_records() {
+    let good = |i: u32| {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--6f1b5b7e-0000-4000-8000-{i:012x}","created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","pattern":"[domain-name:value = 'example.com']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}}"#
+        )
+    };
+    let deep = format!(
+        r#"{{"type":"indicator","x":{}1{}}}"#,
+        "[".repeat(99),
+        "]".repeat(99)
+    );
+    for (input, format) in [
+        (
+            format!("[{},\n{deep},\n{}]", good(1), good(2)),
+            InputFormat::StixJson,
+        ),
+        (
+            format!(
+                r#"{{"type":"bundle","id":"bundle--6f1b5b7e-0000-4000-8000-000000000000","objects":[{},{deep},{}]}}"#,
+                good(1),
+                good(2)
+            ),
+            InputFormat::StixBundle,
+        ),
+        (
+            format!("{}\n{deep}\n{}\n", good(1), good(2)),
+            InputFormat::Ndjson,
+        ),
+    ] {
+        let (out, f) = decode(input.as_bytes());
+        assert_eq!(f, Ok(format), "{input:.60}");
+        assert_eq!(out.len(), 3);
+        assert!(out[0].object.is_ok() && out[2].object.is_ok());
+        let p = out[1].object.as_ref().unwrap_err();
+        assert_eq!(p.code, Code::RecordTooDeep);
+        assert_eq!(
+            p.message,
+            "the record nests arrays and objects deeper than 64 levels, the nesting bound"
+        );
+        assert_eq!(out[1].original.as_deref(), Some(deep.as_str()));
+        assert_eq!((out[1].index, out[2].index), (1, 2));
+    }
+}
+
+#[test]
+fn csv_headers_are_detected_by_form_not_by_knowing_the_columns() {
+    let format = |input: &str| decode(input.as_bytes()).1;
+    // Headers: a known column, or only plain column names (then an input error if none can be
+    // placed), quoted, after a BOM and a banner.
+    assert_eq!(
+        format("value,entity_type,description\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("\u{feff}# banner\n#\n\"first_seen_utc\",\"dst_ip\"\n"),
+        Ok(InputFormat::Csv)
+    );
+    let e = format("first_seen_utc,dst_port,malware\n2026-07-01,443,x\n").unwrap_err();
+    assert!(
+        e.message
+            .contains("(columns: `first_seen_utc`, `dst_port`, `malware`)"),
+        "{e}"
+    );
+    // A header row in a comment, with as many fields as the first row.
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7, c2\n"),
+        Ok(InputFormat::Csv)
+    );
+    assert_eq!(
+        format("# ip, comment\n198.51.100.7\n"),
+        Ok(InputFormat::Text)
+    );
+    // Text: a first line with an observable, a heading with spaces, a file name with a dot.
+    assert_eq!(format("198.51.100.7,c2\n"), Ok(InputFormat::Text));
+    assert_eq!(
+        format("hxxp://evil[.]example/a, c2\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(
+        format("Network indicators, C2\nevil.example\n"),
+        Ok(InputFormat::Text)
+    );
+    assert_eq!(format("Setup2.exe, loader\n"), Ok(InputFormat::Text));
+    assert_eq!(format("evil.example\n"), Ok(InputFormat::Text));
 }

@@ -602,7 +602,7 @@ fn input_error_title(code: &str) -> &'static str {
     }
 }
 
-/// The input-level codes in words (README, "Input-level codes"; docs/PULL.md for `feed_*`).
+/// The input-level codes in words (docs/REPORTS.md, "Input-level codes"; docs/PULL.md for `feed_*`).
 fn input_error_words(code: &str) -> &'static str {
     match code {
         "input_invalid" => "The input's structure, encoding or compression is broken; reading stopped there. Records read before the break are counted below. Fix the input where the message says and drop it again.",

@@ -1,4 +1,4 @@
-//! The report document (DESIGN.md §5) and the per-record error vocabulary.
+//! The report document (docs/REPORTS.md) and the per-record error vocabulary.
 //!
 //! Per-record errors are data: every rejected record becomes one [`RecordError`] carrying its input
 //! index, line, id, stage and code; the report is serialised from those values. [`html`] renders
@@ -18,7 +18,7 @@ pub enum Stage {
     Upload,
 }
 
-/// The fixed vocabulary of error and warning codes (documented in the README).
+/// The fixed vocabulary of error and warning codes (documented in docs/REPORTS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
@@ -29,6 +29,8 @@ pub enum Code {
     NotAnObject,
     /// The record exceeds the per-record size bound.
     RecordTooLarge,
+    /// The record nests arrays and objects deeper than the nesting bound (64 levels).
+    RecordTooDeep,
     /// A CSV row is not valid CSV, or has more fields than the header names.
     CsvInvalid,
     /// A line of a CSV or text input is not valid UTF-8.
@@ -60,13 +62,18 @@ pub enum Code {
     // convert
     /// A CSV `type` / text line names or holds no observable type ti-ingest knows.
     UnknownObservableType,
+    /// A line of a text list has no observable's shape at all (a heading, a sentence): not an
+    /// indicator that failed, but no indicator.
+    NotAnIndicator,
     /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible,
     // upload
-    /// The service answered 200 but listed this record in `errors[]`.
+    /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
+    /// (Sentinel) answered 400 because it published none of the request's objects.
     RejectedByService,
-    /// The service answered 400 for the whole request.
+    /// The service answered 400 for the request itself (Graph; Sentinel for an api-version it
+    /// does not serve).
     BadRequest,
     /// The service answered 401: the identity's token was refused.
     Unauthorized,
@@ -76,12 +83,13 @@ pub enum Code {
     WorkspaceNotFound,
     /// The service answered another permanent 4xx.
     HttpError,
+    /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
+    /// 2026): nothing sent to it is kept; another target must be used.
+    ApiRetired,
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
     RetriesExhausted,
     /// The token for the service could not be obtained.
     AuthFailed,
-    /// The input stopped at a broken frame before this record could be read.
-    Truncated,
     // warnings
     /// `valid_until` is in the past; the service accepts it.
     Expired,
@@ -98,12 +106,13 @@ pub enum Code {
 
 impl Code {
     /// Every code, in declaration order (`Code::ALL[c as usize] == c`).
-    pub const ALL: [Code; 31] = {
+    pub const ALL: [Code; 33] = {
         use Code::*;
         [
             JsonInvalid,
             NotAnObject,
             RecordTooLarge,
+            RecordTooDeep,
             CsvInvalid,
             InvalidEncoding,
             MissingProperty,
@@ -118,6 +127,7 @@ impl Code {
             Duplicate,
             FileRejected,
             UnknownObservableType,
+            NotAnIndicator,
             NotConvertible,
             RejectedByService,
             BadRequest,
@@ -125,9 +135,9 @@ impl Code {
             Forbidden,
             WorkspaceNotFound,
             HttpError,
+            ApiRetired,
             RetriesExhausted,
             AuthFailed,
-            Truncated,
             Expired,
             Normalised,
             ValueShortened,
@@ -141,13 +151,14 @@ impl Code {
     }
 
     /// What to do about a record with this code, in one line: the "what to do" column of the
-    /// README's code table (a test keeps the two equal). Backticks mark code spans.
+    /// code table in docs/REPORTS.md (a test keeps the two equal). Backticks mark code spans.
     pub fn fix(self) -> &'static str {
         use Code::*;
         match self {
             JsonInvalid => "Fix the record's JSON syntax (a missing comma, quote or brace) and drop the record again.",
             NotAnObject => "Make each record a JSON object `{...}`: remove stray strings, numbers and nested arrays.",
             RecordTooLarge => "Shorten the record below 1 MiB (long descriptions or embedded content are the usual cause).",
+            RecordTooDeep => "Flatten the record: no STIX object nests arrays and objects 64 levels deep, so it is probably not the object you meant.",
             CsvInvalid => "Close the row's quotes and give it no more fields than the header names.",
             InvalidEncoding => "Save the file as UTF-8 (or UTF-16 with a byte-order mark).",
             MissingProperty => "Add the property the message names.",
@@ -162,6 +173,7 @@ impl Code {
             Duplicate => "Nothing, if the later record is the one you meant; otherwise remove the extra record.",
             FileRejected => "Fix the file's other records (`TI_ON_INVALID=reject-file` uploads all or nothing) and drop it again.",
             UnknownObservableType => "Use an observable type ti-ingest knows in the CSV `type` column, or one IP, domain, URL, e-mail or hash per text line.",
+            NotAnIndicator => "Nothing, if the line is a heading or a note; otherwise write the indicator alone on its line (a comment may follow after `#`, a tab or in parentheses).",
             NotConvertible => "Give the record one observable comparison (and an expiry, for Graph), or send it to `sentinel-stix`.",
             RejectedByService => "Correct the record as the service's message says and drop it again.",
             BadRequest => "Read the service's message: it refused the whole request; check `TI_TARGET` and `TI_SENTINEL_API_VERSION`.",
@@ -169,9 +181,9 @@ impl Code {
             Forbidden => "Grant the identity Microsoft Sentinel Contributor on the workspace.",
             WorkspaceNotFound => "Set `TI_WORKSPACE_ID` to the workspace id (a GUID), not its name.",
             HttpError => "Read the status and message the service gave, fix the cause and drop the file again.",
+            ApiRetired => "Use `TI_TARGET=sentinel-stix`: Microsoft removed the Graph tiIndicators API in April 2026, and nothing sent to it is kept.",
             RetriesExhausted => "Drop the file again later (uploads are idempotent); if it recurs, lower `TI_MAX_REQUESTS_PER_MINUTE`.",
             AuthFailed => "Check that the managed identity is assigned to the app (and `AZURE_CLIENT_ID` names it), then drop the file again.",
-            Truncated => "Send the complete file again: it ends in a broken frame.",
             Expired => "Nothing (uploaded); remove or renew indicators that are no longer valid.",
             Normalised => "Nothing (uploaded); write the value as the message shows to keep the source clean.",
             ValueShortened => "Nothing (uploaded); shorten the value at the source if the whole text matters.",
@@ -183,16 +195,18 @@ impl Code {
     pub fn stage(self) -> Stage {
         use Code::*;
         match self {
-            JsonInvalid | NotAnObject | RecordTooLarge | CsvInvalid | InvalidEncoding
-            | Truncated => Stage::Parse,
+            JsonInvalid | NotAnObject | RecordTooLarge | RecordTooDeep | CsvInvalid
+            | InvalidEncoding => Stage::Parse,
             MissingProperty | InvalidProperty | InvalidId | InvalidTimestamp | InvalidValidity
             | ConfidenceOutOfRange | PatternInvalid | InvalidObservable | UnsupportedType
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {
                 Stage::Validate
             }
-            UnknownObservableType | NotConvertible | ValueShortened => Stage::Convert,
+            UnknownObservableType | NotAnIndicator | NotConvertible | ValueShortened => {
+                Stage::Convert
+            }
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
-            | HttpError | RetriesExhausted | AuthFailed => Stage::Upload,
+            | HttpError | ApiRetired | RetriesExhausted | AuthFailed => Stage::Upload,
         }
     }
 }
@@ -202,6 +216,7 @@ const CODE_NAMES: [&str; Code::ALL.len()] = [
     "json_invalid",
     "not_an_object",
     "record_too_large",
+    "record_too_deep",
     "csv_invalid",
     "invalid_encoding",
     "missing_property",
@@ -216,6 +231,7 @@ const CODE_NAMES: [&str; Code::ALL.len()] = [
     "duplicate",
     "file_rejected",
     "unknown_observable_type",
+    "not_an_indicator",
     "not_convertible",
     "rejected_by_service",
     "bad_request",
@@ -223,9 +239,9 @@ const CODE_NAMES: [&str; Code::ALL.len()] = [
     "forbidden",
     "workspace_not_found",
     "http_error",
+    "api_retired",
     "retries_exhausted",
     "auth_failed",
-    "truncated",
     "expired",
     "normalised",
     "value_shortened",
@@ -357,9 +373,9 @@ mod tests {
     }
 
     /// Every code is in `Code::ALL` at its own position, spelt as serde spells it, with a fix of
-    /// one line; the README's code table lists every code with the same stage and fix.
+    /// one line; the code table of docs/REPORTS.md lists every code with the same stage and fix.
     #[test]
-    fn every_code_has_a_fix_and_the_readme_table_agrees() {
+    fn every_code_has_a_fix_and_the_reports_doc_table_agrees() {
         for (i, &code) in Code::ALL.iter().enumerate() {
             assert_eq!(code as usize, i);
             assert_eq!(serde_json::to_value(code).unwrap(), code.name());
@@ -367,9 +383,11 @@ mod tests {
             assert!(fix.ends_with('.') && !fix.contains(['|', '\n']), "{fix}");
             assert_eq!(fix.matches('`').count() % 2, 0, "{fix}");
         }
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .unwrap();
+        let readme = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/REPORTS.md"
+        ))
+        .unwrap();
         let table = &readme[readme.find("### Error and warning codes").unwrap()..];
         let table = &table[table.find("| code |").unwrap()..];
         let table = &table[..table.find("\n\n").unwrap()];
@@ -390,7 +408,7 @@ mod tests {
                 .next()
                 .unwrap();
             let code: Code = serde_json::from_value(serde_json::json!(name))
-                .unwrap_or_else(|e| panic!("README code {name}: {e}"));
+                .unwrap_or_else(|e| panic!("docs/REPORTS.md code {name}: {e}"));
             assert_eq!(
                 serde_json::to_value(code.stage()).unwrap(),
                 cells[1],

@@ -1,7 +1,7 @@
 //! The internal model (a STIX 2.1 object as a JSON map) and local validation.
 //!
 //! [`parse_record`] turns a framed record's text into a JSON object; [`validate`] checks it
-//! against what the Sentinel STIX upload would reject (DESIGN.md §3) and normalises harmless
+//! against what the Sentinel STIX upload would reject (docs/ARCHITECTURE.md, The model) and normalises harmless
 //! deviations (confidence given as a string, an empty `lang`, STIX 2.0 objects without
 //! `spec_version`), so bad records cost no API call and get a precise message. Validation
 //! collects every problem of a record, not just the first, so one fix-and-resubmit round is
