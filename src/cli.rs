@@ -434,15 +434,34 @@ fn read_file(
     Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
-/// Writes the report and, beside it, `<stem>.rejected.ndjson` when records were rejected and
-/// the page a person reads, `<stem>.report.html`.
+/// Writes the report as the app writes its reports (docs/REPORTS.md): at most
+/// [`ti_core::report::REPORT_MAX_ENTRIES`] errors and warnings listed, with complete counts per
+/// code, the rest in `<stem>.errors.ndjson` / `<stem>.warnings.ndjson` beside it,
+/// `<stem>.rejected.ndjson` when records were rejected, and the page a person reads,
+/// `<stem>.report.html`. Overflow files of an earlier run at the same place are removed when this
+/// one has none.
 fn write_report_files(path: &Path, outcome: &RunOutcome) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&outcome.report)?;
-    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-    let rejected = outcome.rejected_ndjson();
     let s = path.to_string_lossy();
     let base = s.strip_suffix(".json").unwrap_or(&s);
     let base = base.strip_suffix(".report").unwrap_or(base);
+    let errors_path = format!("{base}.errors.ndjson");
+    let warnings_path = format!("{base}.warnings.ndjson");
+    let (report, errors, warnings) = outcome.report.split(&errors_path, &warnings_path);
+    for (content, file) in [(&errors, &errors_path), (&warnings, &warnings_path)] {
+        if content.is_empty() {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing the stale {file}"))
+                }
+                _ => {}
+            }
+        } else {
+            std::fs::write(file, content).with_context(|| format!("writing {file}"))?;
+        }
+    }
+    let json = serde_json::to_vec_pretty(&report)?;
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    let rejected = outcome.rejected_ndjson();
     let rpath = PathBuf::from(format!("{base}.rejected.ndjson"));
     if !rejected.is_empty() {
         std::fs::write(&rpath, rejected).with_context(|| format!("writing {}", rpath.display()))?;

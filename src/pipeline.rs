@@ -62,6 +62,11 @@ pub struct RunContext {
     /// Added to every valid object's `labels` (after its own, without repeats): a pulled
     /// feed's `defaults.labels`, whatever the input format.
     pub labels: Vec<String>,
+    /// Once the report entries and rejected texts this run holds reach about this many bytes,
+    /// no further record is started (like `soft_deadline`): the run ends early and says where
+    /// (`RunOutcome::next_start`). What bounds a work item's memory when most records are
+    /// rejected. `None`: no bound (the CLI).
+    pub max_held_bytes: Option<usize>,
 }
 
 /// Live counts of a run, updated as records are read and settled.
@@ -113,6 +118,7 @@ impl RunContext {
             soft_deadline: None,
             progress: None,
             labels: Vec::new(),
+            max_held_bytes: None,
         }
     }
 }
@@ -141,6 +147,21 @@ impl RunOutcome {
             next_start: None,
             csv_header: None,
         }
+    }
+
+    /// For an input that cannot continue in a later invocation (an HTTP body, a queue message):
+    /// a run that stopped at `max_held_bytes` ends with `input_too_large`; the records before
+    /// the stop are reported as usual.
+    pub fn cut_short_is_too_large(mut self) -> Self {
+        if let Some(at) = self.next_start.take() {
+            self.report.input_error = Some(InputError {
+                code: "input_too_large".into(),
+                message: format!(
+                    "the input's rejected records and warnings outgrow what one invocation may hold: the first {at} records are reported, the rest were not read; drop the file into the inbox container instead, where it is processed in work items"
+                ),
+            });
+        }
+        self
     }
 
     /// Records that failed only because transient failures outlasted the retry budget: a later
@@ -180,7 +201,7 @@ impl RunOutcome {
 /// A record's text on one line, as written otherwise: a JSON record spanning several lines loses
 /// only the whitespace between its tokens (its keys keep their order, its values their spelling);
 /// any other text has its line breaks turned into spaces.
-fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains(['\r', '\n']) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -207,6 +228,14 @@ fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
         out.push(ch);
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// [`one_line`] of an owned text, without a copy when it is one line already.
+fn one_line_owned(text: String) -> String {
+    match one_line(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(t) => t,
+    }
 }
 
 /// A rejected record, as [`check`] found it.
@@ -578,9 +607,34 @@ struct Collector {
     errors: Vec<RecordError>,
     warnings: Vec<RecordWarning>,
     rejected: Vec<(u64, String)>,
+    /// Roughly the heap bytes of `errors`, `warnings` and `rejected`.
+    held: usize,
+}
+
+/// Heap bytes of a report entry, roughly: the entry, its id and its messages.
+fn entry_bytes(id: Option<&str>, messages: &[String]) -> usize {
+    std::mem::size_of::<RecordError>()
+        + id.map_or(0, str::len)
+        + messages.iter().map(|m| m.len() + 24).sum::<usize>()
 }
 
 impl Collector {
+    fn error(&mut self, e: RecordError) {
+        self.held += entry_bytes(e.id.as_deref(), &e.messages);
+        self.errors.push(e);
+    }
+
+    fn warning(&mut self, w: RecordWarning) {
+        self.held += entry_bytes(w.id.as_deref(), &w.messages);
+        self.warnings.push(w);
+    }
+
+    fn keep_text(&mut self, index: u64, text: String) {
+        let text = one_line_owned(text);
+        self.held += text.len() + 32;
+        self.rejected.push((index, text));
+    }
+
     fn reject(
         &mut self,
         index: u64,
@@ -592,7 +646,7 @@ impl Collector {
     ) {
         self.summary.rejected += 1;
         self.rejected_indices.insert(index);
-        self.errors.push(RecordError {
+        self.error(RecordError {
             record_index: index,
             line,
             id,
@@ -601,7 +655,7 @@ impl Collector {
             messages,
         });
         if let Some(t) = text {
-            self.rejected.push((index, t));
+            self.keep_text(index, t);
         }
     }
 
@@ -625,7 +679,7 @@ impl Collector {
                 Some(f) => {
                     self.summary.rejected += 1;
                     self.rejected_indices.insert(p.index);
-                    self.errors.push(RecordError {
+                    self.error(RecordError {
                         record_index: p.index,
                         line: Some(p.line),
                         id: Some(p.id),
@@ -633,7 +687,7 @@ impl Collector {
                         code: f.code,
                         messages: f.messages,
                     });
-                    self.rejected.push((p.index, p.text));
+                    self.keep_text(p.index, p.text);
                 }
             }
         }
@@ -648,6 +702,18 @@ fn duplicate_message(later: u64, later_line: u64) -> String {
 
 /// The most input bytes decoded before the records they hold are validated and batched.
 const DECODE_SLICE_BYTES: usize = 256 * 1024;
+
+/// The most records decoded from one slice at a time (plus one piece's worth, see
+/// [`ti_core::input::Decoder::push_chunk_limited`]): with [`stages_ahead`] slices in flight,
+/// a few tens of thousands of records at most, however much the input expands.
+const MAX_RECORDS_PER_PIECE: usize = 4096;
+
+/// `max_held_bytes` of every Functions invocation: a work item ends (and the next one goes
+/// on) once its report entries and rejected texts hold about this much, so an input whose
+/// every record is rejected is processed in bounded slices; an HTTP input reaching it is too
+/// large for one invocation's answer. With the entries' allocation overhead and the part
+/// written from them, a work item then peaks well under 256 MiB (tests/bounds.rs).
+pub const INVOCATION_MAX_HELD_BYTES: usize = 32 << 20;
 
 /// How many valid records' ids are remembered for the duplicate check (about 3 MiB).
 pub const DEDUP_WINDOW: usize = 100_000;
@@ -682,6 +748,10 @@ pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> 
         input_error: error,
         errors: vec![],
         warnings: vec![],
+        error_counts: Default::default(),
+        warning_counts: Default::default(),
+        more_errors_in: None,
+        more_warnings_in: None,
     }
 }
 
@@ -732,6 +802,7 @@ where
         errors: Vec::new(),
         warnings: Vec::new(),
         rejected: Vec::new(),
+        held: 0,
     };
     let mut framer = Decoder::new(InputOptions {
         format: ctx.format,
@@ -741,6 +812,7 @@ where
         max_decompressed_bytes: ctx.max_input_bytes,
         max_ratio: InputOptions::DEFAULT_MAX_RATIO,
     });
+    framer.skip_records_before(ctx.range.start);
     let mut batch: Vec<(Pending, Map<String, Value>)> = Vec::with_capacity(batch_size);
     let mut in_flight = FuturesUnordered::new();
     let mut input_error: Option<InputError> = None;
@@ -775,6 +847,8 @@ where
     let mut ended = false;
     let mut next_start = None;
     let mut carry = Bytes::new();
+    // The part of the last slice the decoder left for later (its record budget was reached).
+    let mut unconsumed: Option<Bytes> = None;
     // Pieces framed but not processed yet, oldest first: while their records are parsed and
     // checked on other threads, the next one is read and framed here. What reading met (the
     // input's end and format, or a read error) takes effect only when processing reaches it, so
@@ -788,46 +862,62 @@ where
         }
         if !ended && stages.len() < stages_ahead() && text_ahead < MAX_TEXT_AHEAD_BYTES {
             // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so
-            // the records waiting to be validated stay few whatever the transport's chunk size.
-            let next = if carry.is_empty() {
-                input.next().await
-            } else {
-                let n = carry.len().min(DECODE_SLICE_BYTES);
-                Some(Ok(carry.split_to(n)))
-            };
-            let next = match next {
-                Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
-                    carry = chunk.split_off(DECODE_SLICE_BYTES);
-                    Some(Ok(chunk))
+            // the records waiting to be validated stay few whatever the transport's chunk size;
+            // and a slice is decoded only up to MAX_RECORDS_PER_PIECE records at a time (gzip of
+            // tiny lines expands a few bytes into thousands of records), its rest kept for the
+            // next turn.
+            let (records, frame_result) = if let Some(rest) = unconsumed.take() {
+                let (records, consumed, r) =
+                    framer.push_chunk_limited(&rest, MAX_RECORDS_PER_PIECE);
+                if consumed < rest.len() {
+                    unconsumed = Some(rest.slice(consumed..));
                 }
-                other => other,
-            };
-            let (records, frame_result) = match next {
-                Some(Ok(chunk)) => {
-                    bytes_read += chunk.len() as u64;
-                    if bytes_read > ctx.max_input_bytes {
-                        input_error = Some(InputError {
-                            code: "input_too_large".into(),
-                            message: format!(
-                                "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
-                                ctx.max_input_bytes
-                            ),
-                        });
+                (records, r.map(|()| None))
+            } else {
+                let next = if carry.is_empty() {
+                    input.next().await
+                } else {
+                    let n = carry.len().min(DECODE_SLICE_BYTES);
+                    Some(Ok(carry.split_to(n)))
+                };
+                let next = match next {
+                    Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
+                        carry = chunk.split_off(DECODE_SLICE_BYTES);
+                        Some(Ok(chunk))
+                    }
+                    other => other,
+                };
+                match next {
+                    Some(Ok(chunk)) => {
+                        bytes_read += chunk.len() as u64;
+                        if bytes_read > ctx.max_input_bytes {
+                            input_error = Some(InputError {
+                                code: "input_too_large".into(),
+                                message: format!(
+                                    "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
+                                    ctx.max_input_bytes
+                                ),
+                            });
+                            ended = true;
+                            continue;
+                        }
+                        let (records, consumed, r) =
+                            framer.push_chunk_limited(&chunk, MAX_RECORDS_PER_PIECE);
+                        if consumed < chunk.len() {
+                            unconsumed = Some(chunk.slice(consumed..));
+                        }
+                        (records, r.map(|()| None))
+                    }
+                    Some(Err(e)) => {
+                        stages.push_back(Ahead::ReadError(e));
                         ended = true;
                         continue;
                     }
-                    let (records, r) = framer.push_chunk(&chunk);
-                    (records, r.map(|()| None))
-                }
-                Some(Err(e)) => {
-                    stages.push_back(Ahead::ReadError(e));
-                    ended = true;
-                    continue;
-                }
-                None => {
-                    ended = true;
-                    let (records, r) = framer.finish_chunk();
-                    (records, r.map(Some))
+                    None => {
+                        ended = true;
+                        let (records, r) = framer.finish_chunk();
+                        (records, r.map(Some))
+                    }
                 }
             };
             let mut records = records;
@@ -878,9 +968,9 @@ where
         };
         for checked in stage.wait().await {
             let index = checked.index();
-            let past_deadline = ctx
-                .soft_deadline
-                .is_some_and(|d| Instant::now() >= d && index > ctx.range.start);
+            let past_deadline = index > ctx.range.start
+                && (ctx.soft_deadline.is_some_and(|d| Instant::now() >= d)
+                    || ctx.max_held_bytes.is_some_and(|m| c.held >= m));
             if past_deadline {
                 // Everything before this record is settled or in flight; the rest of the input
                 // is a later work item's.
@@ -950,7 +1040,7 @@ where
                 upgrades += 1;
                 if upgrade_warning.is_none() {
                     upgrade_warning = Some(c.warnings.len());
-                    c.warnings.push(RecordWarning {
+                    c.warning(RecordWarning {
                         record_index: index,
                         line: Some(line),
                         id: Some(valid.id.clone()),
@@ -994,7 +1084,7 @@ where
                 }
             }
             for w in &valid.warnings {
-                c.warnings.push(RecordWarning {
+                c.warning(RecordWarning {
                     record_index: index,
                     line: Some(line),
                     id: Some(valid.id.clone()),
@@ -1073,6 +1163,10 @@ where
         input_error,
         errors: c.errors,
         warnings: c.warnings,
+        error_counts: Default::default(),
+        warning_counts: Default::default(),
+        more_errors_in: None,
+        more_warnings_in: None,
     };
     tracing::info!(
         source = %report.source.name,
@@ -1110,10 +1204,13 @@ where
     }
     // The whole input is checked, whatever range this run uploads: one invalid record
     // anywhere rejects the file.
+    // Its report is the whole input's, so it cannot stop part-way (for this policy a work
+    // item's memory is bounded by the input, not by `max_held_bytes`).
     let first_pass = RunContext {
         reject_valid: true,
         range: 0..u64::MAX,
         soft_deadline: None,
+        max_held_bytes: None,
         ..ctx.clone()
     };
     let first = run(open().await?, source.clone(), &first_pass).await?;

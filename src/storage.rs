@@ -11,18 +11,20 @@ use azure_core::http::Etag;
 use azure_core::http::{RequestContent, StatusCode};
 use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
+    BlockLookupList,
 };
 use azure_storage_blob::BlobServiceClient;
 use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
 use azure_storage_queue::QueueServiceClient;
 use bytes::Bytes;
 use futures::Stream;
-use futures::TryStreamExt;
-use ti_core::report::html::{write_page, PageFiles};
-use ti_core::report::Report;
+use futures::{StreamExt, TryStreamExt};
+use ti_core::report::html::{Page, PageFiles};
+use ti_core::report::{Report, ReportSplit};
 use time::OffsetDateTime;
 
 use crate::auth::Credential;
+use crate::pipeline::RunOutcome;
 use crate::settings::StorageSettings;
 
 /// A blob's content as a stream of chunks.
@@ -179,50 +181,138 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes `<path>.report.json` and, when records were rejected, `<path>.rejected.ndjson`.
-    /// A stale `rejected.ndjson` from an earlier run of the same path is replaced by an empty one.
-    pub async fn write_report(
-        &self,
-        path: &str,
-        report: &Report,
-        rejected_ndjson: &str,
-        had_rejected_before: bool,
-    ) -> Result<()> {
-        if !rejected_ndjson.is_empty() || had_rejected_before {
-            self.put_report_blob(
-                &format!("{path}.rejected.ndjson"),
-                rejected_ndjson.as_bytes().to_vec(),
-            )
-            .await?;
+    /// Writes a report and the files beside it from its pieces in record order (one run's
+    /// outcome, or a run's checkpointed ranges read one at a time), and returns the report as
+    /// written:
+    /// - `<path>.report.json`: the first [`ti_core::report::REPORT_MAX_ENTRIES`] errors and warnings, with
+    ///   `errorCounts`/`warningCounts` for all of them, and `moreErrorsIn`/`moreWarningsIn`
+    ///   naming the file with the rest when there are more;
+    /// - `<path>.errors.ndjson` / `<path>.warnings.ndjson`: those further entries, one per line;
+    /// - `<path>.rejected.ndjson`: every rejected record's text (after a CSV input's header);
+    /// - `<path>.report.html`: the page a person reads (ti-core's `report::html`), fed the same
+    ///   entries as they pass and bounded whatever the report (under 1 MB).
+    ///
+    /// Every file is streamed a block at a time ([`REPORT_BLOCK_BYTES`]), so memory holds one
+    /// piece, the listed entries and one block per file, whatever the report's size. The report
+    /// goes last: its presence means the run is complete. `replace`: an earlier report may exist
+    /// at `path`, so a stale rejected file is replaced by an empty one and stale overflow files
+    /// are removed, leaving nothing beside the new report that is not its own.
+    pub async fn write_report<S>(&self, path: &str, mut pieces: S, replace: bool) -> Result<Report>
+    where
+        S: Stream<Item = Result<RunOutcome>> + Unpin,
+    {
+        let errors_name = format!("{path}.errors.ndjson");
+        let warnings_name = format!("{path}.warnings.ndjson");
+        let rejected_name = format!("{path}.rejected.ndjson");
+        let mut errors = BlockWriter::new(self, &errors_name);
+        let mut warnings = BlockWriter::new(self, &warnings_name);
+        let mut rejected = BlockWriter::new(self, &rejected_name);
+        let mut split: Option<ReportSplit> = None;
+        let mut page: Option<Page> = None;
+        let mut any_rejected_text = false;
+        let mut csv_header: Option<String> = None;
+        while let Some(piece) = pieces.next().await {
+            let RunOutcome {
+                report,
+                rejected: lines,
+                csv_header: header,
+                ..
+            } = piece?;
+            csv_header = csv_header.or(header);
+            let split = match &mut split {
+                None => split.insert(ReportSplit::new(report.clone_head())),
+                Some(s) => {
+                    let head = s.head_mut();
+                    head.finished_at = report.finished_at.clone();
+                    head.input_error = report.input_error.clone();
+                    head.summary.records += report.summary.records;
+                    head.summary.uploaded += report.summary.uploaded;
+                    head.summary.rejected += report.summary.rejected;
+                    if head.source.format.is_none() {
+                        head.source.format = report.source.format.clone();
+                    }
+                    s
+                }
+            };
+            let page = page.get_or_insert_with(|| Page::new(&report, PageFiles::default()));
+            for e in report.errors {
+                // `rejected` is sorted by index (RunOutcome::original).
+                let original = lines
+                    .binary_search_by_key(&e.record_index, |(i, _)| *i)
+                    .ok()
+                    .map(|at| lines[at].1.as_str());
+                page.add_error(&e, original);
+                split.error(e, &mut errors.buf);
+            }
+            for w in report.warnings {
+                page.add_warning(&w);
+                split.warning(w, &mut warnings.buf);
+            }
+            any_rejected_text |= !lines.is_empty();
+            for (_, text) in lines {
+                if rejected.is_empty() {
+                    if let Some(h) = &csv_header {
+                        rejected.buf.extend_from_slice(h.as_bytes());
+                        rejected.buf.push(b'\n');
+                    }
+                }
+                rejected.buf.extend_from_slice(text.as_bytes());
+                rejected.buf.push(b'\n');
+                rejected.stage_full().await?;
+            }
+            errors.stage_full().await?;
+            warnings.stage_full().await?;
         }
-        let json = serde_json::to_vec_pretty(report).context("serialising the report")?;
+        let split = split.context("a report needs at least one piece")?;
+        let wrote_errors = errors.finish().await?;
+        let wrote_warnings = warnings.finish().await?;
+        if !rejected.finish().await? && replace && self.report_blob_exists(&rejected_name).await? {
+            self.put_report_blob(&rejected_name, Vec::new()).await?;
+        }
+        if replace {
+            for (wrote, name) in [
+                (wrote_errors, &errors_name),
+                (wrote_warnings, &warnings_name),
+            ] {
+                if !wrote {
+                    self.delete_report_blob(name).await?;
+                }
+            }
+        }
+        let report = split.finish(Some(errors_name), Some(warnings_name));
+        // The page before the report: the report's presence means the run is complete.
+        let container = &self.settings.reports_container;
+        let mut page = page.context("a report needs at least one piece")?;
+        page.set_heading(&report);
+        page.set_files(PageFiles {
+            report: format!("{container}/{path}.report.json"),
+            rejected: any_rejected_text.then(|| format!("{container}/{rejected_name}")),
+        });
+        self.put_report_page(path, &page).await?;
+        let json = serde_json::to_vec_pretty(&report).context("serialising the report")?;
         // The report goes last: its presence means the run is complete.
         self.put_report_blob(&format!("{path}.report.json"), json)
-            .await
+            .await?;
+        Ok(report)
     }
 
-    /// Writes `<path>.report.html`, the report as a page a person reads (ti-core's
-    /// `report::html`), as `text/html` so a browser opening the blob renders it. `original` gives a
-    /// rejected record's original text by `recordIndex`. Called before [`Storage::write_report`]:
-    /// the JSON report goes last, its presence meaning the run is complete.
-    pub async fn put_report_page<'a>(
-        &self,
-        path: &str,
-        report: &Report,
-        original: impl Fn(u64) -> Option<&'a str>,
-    ) -> Result<()> {
+    /// Whether a reports-container blob exists (its properties, not its content, are read).
+    pub async fn report_blob_exists(&self, name: &str) -> Result<bool> {
+        self.service
+            .blob_container_client(&self.settings.reports_container)
+            .blob_client(name)
+            .exists()
+            .await
+            .with_context(|| format!("looking for {name}"))
+    }
+
+    /// Writes `<path>.report.html` as `text/html`, so a browser opening the blob renders it.
+    async fn put_report_page(&self, path: &str, page: &Page) -> Result<()> {
         let container = &self.settings.reports_container;
-        let files = PageFiles {
-            report: format!("{container}/{path}.report.json"),
-            rejected: report
-                .errors
-                .iter()
-                .any(|e| original(e.record_index).is_some())
-                .then(|| format!("{container}/{path}.rejected.ndjson")),
-        };
         // Bounded: a page stays under 1 MB whatever the report (ti-core's ENTRY_BUDGET_BYTES).
-        let mut page = Vec::new();
-        write_page(&mut page, report, original, files).context("rendering the report page")?;
+        let mut html = Vec::new();
+        page.write_to(&mut html)
+            .context("rendering the report page")?;
         let name = format!("{path}.report.html");
         let options = BlobClientUploadOptions {
             blob_content_type: Some("text/html; charset=utf-8".into()),
@@ -231,7 +321,7 @@ impl Storage {
         self.service
             .blob_container_client(container)
             .blob_client(&name)
-            .upload(RequestContent::from(page), Some(options))
+            .upload(RequestContent::from(html), Some(options))
             .await
             .with_context(|| format!("writing {container}/{name}"))?;
         Ok(())
@@ -415,11 +505,103 @@ impl Storage {
     }
 }
 
+/// The size of the blocks a streamed report file is written in ("Put Block": a block blob is
+/// up to 50,000 blocks of up to 4,000 MiB each, committed by "Put Block List" —
+/// learn.microsoft.com/rest/api/storageservices/put-block). 4 MiB blocks hold a file of up to
+/// ~195 GiB, far past what one input (`TI_MAX_INPUT_BYTES`) can produce.
+pub const REPORT_BLOCK_BYTES: usize = 4 << 20;
+
+/// One outcome as the pieces of [`Storage::write_report`].
+pub fn single(
+    outcome: RunOutcome,
+) -> futures::stream::Iter<std::array::IntoIter<Result<RunOutcome>, 1>> {
+    futures::stream::iter([Ok(outcome)])
+}
+
+/// A reports-container blob written a block at a time: the caller appends to `buf`, full
+/// blocks are staged as they fill, and `finish` commits them (or, for a file that never filled
+/// a block, uploads it in one request).
+struct BlockWriter<'a> {
+    storage: &'a Storage,
+    name: &'a str,
+    buf: Vec<u8>,
+    blocks: Vec<Vec<u8>>,
+}
+
+impl<'a> BlockWriter<'a> {
+    fn new(storage: &'a Storage, name: &'a str) -> Self {
+        BlockWriter {
+            storage,
+            name,
+            buf: Vec::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.blocks.is_empty()
+    }
+
+    fn client(&self) -> azure_storage_blob::BlockBlobClient {
+        self.storage
+            .service
+            .blob_container_client(&self.storage.settings.reports_container)
+            .blob_client(self.name)
+            .block_blob_client()
+    }
+
+    /// Stages `buf` as a block once it holds a block's worth.
+    async fn stage_full(&mut self) -> Result<()> {
+        if self.buf.len() >= REPORT_BLOCK_BYTES {
+            self.stage().await?;
+        }
+        Ok(())
+    }
+
+    async fn stage(&mut self) -> Result<()> {
+        // Block ids must all have the same length within a blob (Put Block).
+        let id = format!("{:010}", self.blocks.len()).into_bytes();
+        let body = std::mem::take(&mut self.buf);
+        let len = body.len() as u64;
+        self.client()
+            .stage_block(&id, len, RequestContent::from(body), None)
+            .await
+            .with_context(|| format!("writing a block of {}", self.name))?;
+        self.blocks.push(id);
+        Ok(())
+    }
+
+    /// Writes what was appended; `false` when nothing was (nothing is written then).
+    async fn finish(mut self) -> Result<bool> {
+        if self.blocks.is_empty() {
+            if self.buf.is_empty() {
+                return Ok(false);
+            }
+            let content = std::mem::take(&mut self.buf);
+            self.storage.put_report_blob(self.name, content).await?;
+            return Ok(true);
+        }
+        if !self.buf.is_empty() {
+            self.stage().await?;
+        }
+        let list = BlockLookupList {
+            latest: Some(std::mem::take(&mut self.blocks)),
+            ..Default::default()
+        };
+        self.client()
+            .commit_block_list(list.try_into()?, None)
+            .await
+            .with_context(|| format!("committing {}", self.name))?;
+        Ok(true)
+    }
+}
+
 /// Azure's limit on a blob name: "A blob name must be at least one character long and cannot be
 /// more than 1,024 characters long" (Microsoft Learn, "Naming and Referencing Containers, Blobs,
 /// and Metadata", learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata).
 pub const MAX_BLOB_NAME_CHARS: usize = 1024;
-/// The longest suffix the app appends to a report path (`.rejected.ndjson`).
+/// The longest suffix the app appends to a report path (`.rejected.ndjson`, as long as
+/// `.warnings.ndjson`).
 const LONGEST_REPORT_SUFFIX: usize = ".rejected.ndjson".len();
 /// `~` and 16 hex digits of the name's hash.
 const HASH_TAIL: usize = 17;

@@ -220,6 +220,21 @@ pub struct Part {
 }
 
 impl Part {
+    /// The range's outcome, as a piece of the final report (its rejected texts one line each,
+    /// as the pipeline keeps them; parts written by earlier versions may hold them as read).
+    pub fn into_outcome(self) -> RunOutcome {
+        RunOutcome {
+            report: self.report,
+            rejected: self
+                .rejected
+                .into_iter()
+                .map(|(i, t)| (i, crate::pipeline::one_line(&t).into_owned()))
+                .collect(),
+            next_start: None,
+            csv_header: self.csv_header,
+        }
+    }
+
     pub fn from_outcome(start: u64, outcome: &RunOutcome) -> Self {
         Part {
             start,
@@ -272,6 +287,47 @@ pub fn chain(parts: &[Part]) -> (Vec<&Part>, Progress) {
             None => return (path, Progress::Complete { last: at }),
         }
     }
+}
+
+/// The run's parts along the chain from record 0, read one at a time with `read` (a blob name →
+/// its content, `None` when absent) as the stream is polled, each as the outcome of its range:
+/// what [`crate::storage::Storage::write_report`] writes the final report from, holding one
+/// part in memory at a time. A missing or corrupt link ends the stream with an error (before
+/// anything was written: the report's files are committed only at its end).
+pub fn chain_stream<F, Fut>(
+    run: Run,
+    read: F,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = anyhow::Result<RunOutcome>> + Send>>
+where
+    F: Fn(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Option<bytes::Bytes>>> + Send,
+{
+    Box::pin(futures::stream::unfold(
+        (Some(0u64), run, read),
+        |(at, run, read)| async move {
+            let at = at?;
+            let name = run.part(at);
+            let part = match read(name.clone()).await {
+                Ok(Some(bytes)) => serde_json::from_slice::<Part>(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}")),
+                Ok(None) => Err(anyhow::anyhow!(
+                    "the checkpoints are not contiguous: no range from record {at} (the input is not finished)"
+                )),
+                Err(e) => Err(e),
+            };
+            let item = part.and_then(|p| match p.next {
+                // A part can only point forward; anything else is a corrupt checkpoint.
+                Some(n) if n <= at => Err(anyhow::anyhow!(
+                    "{name}: its next range {n} does not follow its start {at}"
+                )),
+                next => Ok((next, p.into_outcome())),
+            });
+            Some(match item {
+                Ok((next, outcome)) => (Ok(outcome), (next, run, read)),
+                Err(e) => (Err(e), (None, run, read)),
+            })
+        },
+    ))
 }
 
 /// Assembles the final outcome from a run's parts, whose chain must cover the input from
@@ -353,6 +409,10 @@ mod tests {
                     })
                     .collect(),
                 warnings: vec![],
+                error_counts: Default::default(),
+                warning_counts: Default::default(),
+                more_errors_in: None,
+                more_warnings_in: None,
             },
             rejected: rejected_at.iter().map(|i| (*i, format!("r{i}"))).collect(),
             csv_header: None,

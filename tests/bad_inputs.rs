@@ -1034,7 +1034,27 @@ fn check_report(report: &Value, expect_input_error: Option<&str>) -> Result<(), 
             "records {records} != uploaded {uploaded} + rejected {rejected}"
         ));
     }
-    let errors = report["errors"].as_array().ok_or("no errors array")?;
+    let listed = report["errors"].as_array().ok_or("no errors array")?;
+    // Past 10,000 entries the rest are in the file `moreErrorsIn` names, one per line
+    // (README, "Reports"); `errorCounts` counts them all.
+    let mut errors = listed.clone();
+    if let Some(more) = report.get("moreErrorsIn").and_then(Value::as_str) {
+        if listed.len() != 10_000 {
+            return Err(format!("{} entries listed with moreErrorsIn", listed.len()));
+        }
+        let text = std::fs::read_to_string(more).map_err(|e| format!("{more}: {e}"))?;
+        for line in text.lines() {
+            errors.push(serde_json::from_str(line).map_err(|e| format!("{more}: {e}"))?);
+        }
+    }
+    let counted: u64 = report["errorCounts"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    if counted != rejected {
+        return Err(format!(
+            "errorCounts add up to {counted} for {rejected} rejected"
+        ));
+    }
     if errors.len() as u64 != rejected {
         return Err(format!(
             "{} error entries for {rejected} rejected",
@@ -1042,7 +1062,7 @@ fn check_report(report: &Value, expect_input_error: Option<&str>) -> Result<(), 
         ));
     }
     let mut seen = BTreeSet::new();
-    for e in errors {
+    for e in &errors {
         let index = e["recordIndex"]
             .as_u64()
             .ok_or("an error without recordIndex")?;

@@ -24,12 +24,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use base64::Engine;
+use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use ti_core::report::{Report, Source};
 use time::OffsetDateTime;
@@ -47,15 +48,43 @@ pub const HTTP_BINDING: &str = "req";
 pub const HTTP_OUTPUT: &str = "res";
 /// `TI_MAX_HTTP_BYTES` default: the body size the function accepts.
 pub const DEFAULT_MAX_HTTP_BYTES: u64 = 4 << 20;
-/// The envelope may be much larger than the body it carries (base64, JSON escaping); bodies
-/// above `TI_MAX_HTTP_BYTES` must still reach the handler so the caller gets a proper 413.
-const MAX_ENVELOPE_BYTES: usize = 64 << 20;
+/// The most envelope bytes a body of `max_body` bytes can take: JSON escaping writes a control
+/// character as `\u00XX` (6 bytes), base64 takes 4 bytes per 3; plus the request's URL and
+/// headers. Envelopes up to this size are read and decoded; larger ones cannot carry an
+/// acceptable body, so they are read through without being kept and answered 413 (through
+/// `res`, like every answer: HOST-PROTOCOL.md, "The answer").
+fn max_envelope_bytes(max_body: u64) -> u64 {
+    max_body.saturating_mul(6).saturating_add(1 << 20)
+}
 /// The front end cuts HTTP-triggered invocations at 230 s; stop retrying well before.
 const HTTP_DEADLINE: Duration = Duration::from_secs(200);
 
-/// The route for `/Ingest`, with its own envelope size limit.
+/// The route for `/Ingest`. The body is streamed and bounded by `ingest` itself (axum's limit
+/// would answer 413 to the host, which the caller would see as a 500).
 pub fn route() -> MethodRouter<Arc<AppState>> {
-    post(ingest).layer(DefaultBodyLimit::max(MAX_ENVELOPE_BYTES))
+    post(ingest).layer(DefaultBodyLimit::disable())
+}
+
+/// The host's envelope, read as it streams in: kept while within `limit` bytes; past it, read
+/// through to the end without being kept (`Err` with the envelope's size), so memory stays
+/// bounded whatever the host posts.
+async fn read_envelope(body: Body, limit: u64) -> Result<Vec<u8>, Result<u64, String>> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Err(format!("reading the invocation body: {e}")))?;
+        total += chunk.len() as u64;
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if !kept.is_empty() {
+            kept = Vec::new();
+        }
+    }
+    if total > limit {
+        return Err(Ok(total));
+    }
+    Ok(kept)
 }
 
 /// `TI_MAX_HTTP_BYTES`: the largest HTTP body `Ingest` accepts.
@@ -205,6 +234,12 @@ pub fn status_for(outcome: &RunOutcome) -> u16 {
     let r = &outcome.report;
     if outcome.transient_failures() > 0 {
         503
+    } else if r
+        .input_error
+        .as_ref()
+        .is_some_and(|e| e.code == "input_too_large")
+    {
+        413
     } else if r.input_error.is_some() || r.summary.records == 0 || r.summary.uploaded == 0 {
         400
     } else {
@@ -212,7 +247,7 @@ pub fn status_for(outcome: &RunOutcome) -> u16 {
     }
 }
 
-async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let id = invocation_id(&headers);
     let source = Source {
@@ -221,6 +256,26 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
         format: None,
     };
     let target = state.uploader.target_name().to_string();
+    let max = state.max_http_bytes.min(state.max_input_bytes);
+    let body = match read_envelope(body, max_envelope_bytes(max)).await {
+        Ok(body) => body,
+        Err(Ok(size)) => {
+            let report = input_error_report(
+                source,
+                &target,
+                "input_too_large",
+                format!(
+                    "the request is {size} bytes as the Functions host passes it on, more than a body of at most {max} bytes (TI_MAX_HTTP_BYTES) can take: drop larger files into the inbox container instead"
+                ),
+            );
+            return finish(&state, &id, 413, RunOutcome::of_report(report)).await;
+        }
+        Err(Err(e)) => {
+            tracing::error!(invocation = %id, error = %e, "the HTTP trigger envelope could not be read");
+            let report = input_error_report(source, &target, "envelope_invalid", e);
+            return finish(&state, &id, 500, RunOutcome::of_report(report)).await;
+        }
+    };
     let inv = match decode_http(&body, HTTP_BINDING) {
         Ok(inv) => inv,
         Err(e) => {
@@ -238,7 +293,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             vec![],
         );
     }
-    let max = state.max_http_bytes.min(state.max_input_bytes);
+    drop(body);
     if inv.body.len() as u64 > max {
         let report = input_error_report(
             source,
@@ -257,7 +312,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             .map_or(started + HTTP_DEADLINE, |d| d.min(started + HTTP_DEADLINE)),
     );
     let outcome = match pipeline::run(pipeline::once(inv.body), source, &ctx).await {
-        Ok(o) => o,
+        Ok(o) => o.cut_short_is_too_large(),
         Err(never) => match never {},
     };
     let status = status_for(&outcome);
@@ -269,22 +324,18 @@ async fn finish(state: &AppState, id: &str, status: u16, outcome: RunOutcome) ->
     let path = storage::message_report_path(id, OffsetDateTime::now_utc());
     let mut headers = Vec::new();
     let mut logs = Vec::new();
-    let report: &Report = &outcome.report;
-    let written = match state
+    // The report as it would be written, should writing fail: the caller still gets it.
+    let (unwritten, _, _) = outcome.report.split(
+        &format!("{path}.errors.ndjson"),
+        &format!("{path}.warnings.ndjson"),
+    );
+    let written = state
         .storage
-        .put_report_page(&path, report, |i| outcome.original(i))
-        .await
-    {
-        Ok(()) => {
-            state
-                .storage
-                .write_report(&path, report, &outcome.rejected_ndjson(), false)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match written {
-        Ok(()) => {
+        .write_report(&path, storage::single(outcome), false)
+        .await;
+    let report: &Report = written.as_ref().unwrap_or(&unwritten);
+    match &written {
+        Ok(_) => {
             let location = format!(
                 "{}/{path}.report.json",
                 state.storage.settings.reports_container

@@ -116,6 +116,7 @@ impl AppState {
             format: self.input.format,
             defaults: self.input.defaults,
             max_input_bytes: self.max_input_bytes,
+            max_held_bytes: Some(pipeline::INVOCATION_MAX_HELD_BYTES),
             ..RunContext::new(self.uploader.clone())
         }
     }
@@ -167,11 +168,7 @@ impl AppState {
             message.clone(),
         );
         self.storage
-            .put_report_page(&path, &report, |_| None)
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
-        self.storage
-            .write_report(&path, &report, "", false)
+            .write_report(&path, storage::single(RunOutcome::of_report(report)), false)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
         tracing::warn!(%code, report = %path, "message cannot be processed; reported and acknowledged");
@@ -305,7 +302,9 @@ impl AppState {
             )));
         }
         if start == 0 && outcome.next_start.is_none() {
-            return self.write_final(blob, &outcome, Some(&run)).await;
+            return self
+                .write_final(blob, storage::single(outcome), Some(&run))
+                .await;
         }
         let part = Part::from_outcome(start, &outcome);
         let json = serde_json::to_vec(&part).map_err(|e| Retry(e.to_string()))?;
@@ -348,16 +347,13 @@ impl AppState {
             }
         }
         let base = storage::blob_report_base(&blob.name);
+        let only_report = || storage::single(RunOutcome::of_report(outcome.report.clone()));
         if !self.exists(&format!("{base}.report.json")).await? {
-            return self.write_final(blob, outcome, None).await;
+            return self.write_final(blob, only_report(), None).await;
         }
         let path = storage::message_report_path(message_id, OffsetDateTime::now_utc());
         self.storage
-            .put_report_page(&path, &outcome.report, |i| outcome.original(i))
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
-        self.storage
-            .write_report(&path, &outcome.report, "", false)
+            .write_report(&path, only_report(), false)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
         tracing::warn!(blob = %blob.name, %code, report = %path, "the blob's completed report is kept; the failure is reported separately");
@@ -380,27 +376,15 @@ impl AppState {
         part: Part,
     ) -> Result<Response, Retry> {
         let Some(next) = part.next else {
-            let mut parts = Vec::new();
-            for name in self
-                .storage
-                .list_report_blobs(&run.parts_prefix())
-                .await
-                .map_err(|e| Retry(format!("{e:#}")))?
-            {
-                let bytes = self
-                    .storage
-                    .read_report_blob(&name)
-                    .await
-                    .map_err(|e| Retry(format!("{e:#}")))?
-                    .ok_or_else(|| Retry(format!("{name} vanished")))?;
-                parts.push(
-                    serde_json::from_slice::<Part>(&bytes)
-                        .map_err(|e| Retry(format!("{name}: {e}")))?,
-                );
-            }
+            // The chain of parts from record 0 (see crate::work), read one part at a time as
+            // the report is written: memory holds one part, never the whole report.
+            let storage = self.storage.clone();
+            let parts = work::chain_stream(run.clone(), move |name| {
+                let storage = storage.clone();
+                async move { storage.read_report_blob(&name).await }
+            });
             fault::point(fault::ASSEMBLING);
-            let outcome = work::assemble(parts).map_err(Retry)?;
-            return self.write_final(blob, &outcome, Some(run)).await;
+            return self.write_final(blob, parts, Some(run)).await;
         };
         // Sent only once as far as anyone can tell: `sent/<next>` is written after the send, so
         // a kill anywhere before it makes the redelivery (or Sweep) send the item again; a
@@ -490,31 +474,21 @@ impl AppState {
             .map_err(|e| Retry(format!("{e:#}")))
     }
 
-    /// Writes `<name>.report.json` and `<name>.rejected.ndjson`, then marks the run done.
-    async fn write_final(
+    /// Writes `<name>.report.json` and the files beside it from `pieces` (the run's outcome,
+    /// or its checkpointed ranges in order), then marks the run done.
+    async fn write_final<S>(
         &self,
         blob: &BlobRef,
-        outcome: &RunOutcome,
+        pieces: S,
         run: Option<&Run>,
-    ) -> Result<Response, Retry> {
+    ) -> Result<Response, Retry>
+    where
+        S: futures::Stream<Item = anyhow::Result<RunOutcome>> + Unpin,
+    {
         let base = storage::blob_report_base(&blob.name);
-        let had_rejected_before = self
+        let report = self
             .storage
-            .read_report_blob(&format!("{base}.rejected.ndjson"))
-            .await
-            .map(|b| b.is_some())
-            .unwrap_or(true);
-        self.storage
-            .put_report_page(&base, &outcome.report, |i| outcome.original(i))
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
-        self.storage
-            .write_report(
-                &base,
-                &outcome.report,
-                &outcome.rejected_ndjson(),
-                had_rejected_before,
-            )
+            .write_report(&base, pieces, true)
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
         fault::point(fault::REPORT_WRITTEN);
@@ -524,18 +498,18 @@ impl AppState {
                 .await
                 .map_err(|e| Retry(format!("{e:#}")))?;
         }
-        let s = outcome.report.summary;
+        let s = report.summary;
         Ok(answer(
             vec![format!(
                 "{}: {} records, {} uploaded, {} rejected; report {}/{}.report.json",
-                outcome.report.source.name,
+                report.source.name,
                 s.records,
                 s.uploaded,
                 s.rejected,
                 self.storage.settings.reports_container,
                 base
             )],
-            summary_value(&outcome.report),
+            summary_value(&report),
         ))
     }
 }
@@ -621,33 +595,29 @@ async fn ingest_message(
         async move { Ok::<_, std::convert::Infallible>(pipeline::once(bytes)) }
     };
     let outcome = match pipeline::run_input(open, source, &state.run_context(started)).await {
-        Ok(o) => o,
+        Ok(o) => o.cut_short_is_too_large(),
         Err(never) => match never {},
     };
     let path = storage::message_report_path(&message_id, OffsetDateTime::now_utc());
-    state
-        .storage
-        .put_report_page(&path, &outcome.report, |i| outcome.original(i))
-        .await
-        .map_err(|e| Retry(format!("{e:#}")))?;
-    state
-        .storage
-        .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
-        .await
-        .map_err(|e| Retry(format!("{e:#}")))?;
     let transient = outcome.transient_failures();
+    let head = outcome.report.clone_head();
+    state
+        .storage
+        .write_report(&path, storage::single(outcome), false)
+        .await
+        .map_err(|e| Retry(format!("{e:#}")))?;
     if transient > 0 && inv.dequeue_count < MAX_DEQUEUE_COUNT {
         return Err(Retry(format!(
             "{transient} record(s) hit transient upload failures; retrying the message"
         )));
     }
-    let s = outcome.report.summary;
+    let s = head.summary;
     Ok(answer(
         vec![format!(
             "message {message_id}: {} records, {} uploaded, {} rejected; report {}/{path}.report.json",
             s.records, s.uploaded, s.rejected, state.storage.settings.reports_container
         )],
-        summary_value(&outcome.report),
+        summary_value(&head),
     ))
 }
 

@@ -224,15 +224,13 @@ async fn report_poison(state: &AppState, poison: &str) -> anyhow::Result<usize> 
                 ),
             );
             // The whole message (at most 64 KiB) is kept, so nothing it carried is lost.
-            let mut original = m.text.clone();
-            original.push('\n');
+            let outcome = crate::pipeline::RunOutcome {
+                rejected: vec![(0, m.text.clone())],
+                ..crate::pipeline::RunOutcome::of_report(report)
+            };
             state
                 .storage
-                .put_report_page(&path, &report, |_| None)
-                .await?;
-            state
-                .storage
-                .write_report(&path, &report, &original, false)
+                .write_report(&path, crate::storage::single(outcome), false)
                 .await?;
             state.storage.delete_message(poison, &m).await?;
             n += 1;

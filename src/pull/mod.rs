@@ -613,20 +613,13 @@ impl Puller {
     ) -> FeedOutcome {
         let path = format!("pulls/{feed}/{}", report_stamp(OffsetDateTime::now_utc()));
         let report_name = format!("{path}.report.json");
-        let written = match self
-            .storage
-            .put_report_page(&path, &outcome.report, |i| outcome.original(i))
-            .await
-        {
-            Ok(()) => {
-                self.storage
-                    .write_report(&path, &outcome.report, &outcome.rejected_ndjson(), false)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
         let transient = outcome.transient_failures();
         let mut input_error = outcome.report.input_error.clone();
+        let summary = outcome.report.summary;
+        let written = self
+            .storage
+            .write_report(&path, crate::storage::single(outcome), false)
+            .await;
         let settled = input_error.is_none() && transient == 0;
         let mut status = if settled {
             FeedStatus::Pulled
@@ -658,7 +651,7 @@ impl Puller {
         FeedOutcome {
             feed: feed.to_string(),
             status,
-            summary: outcome.report.summary,
+            summary,
             input_error,
             report: written.is_ok().then_some(report_name),
             transient,

@@ -47,7 +47,9 @@ pub struct StackConfig {
     pub sim: SimConfig,
     /// The handler's user-assigned identity (`AZURE_CLIENT_ID`); `None` = system-assigned.
     pub client_id: Option<String>,
-    /// `TI_WORKSPACE_ID`.
+    /// `TI_WORKSPACE_ID`. The simulator knows only `sim.workspaces` (by default this same
+    /// [`DEFAULT_WORKSPACE_ID`]): another id here needs it there too, or uploads get the 404 of
+    /// an unknown workspace, as in Azure.
     pub workspace_id: String,
     /// Lifetime of the handler's tokens (5 minutes or less: the SDK refetches on every use).
     pub token_lifetime: Duration,

@@ -74,16 +74,18 @@ impl Retired {
 /// tests and benchmarks usually shrink `window` so rate limiting shows up in milliseconds.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Requests admitted per identity in any rolling `window` (the real service: 100 per minute).
+    /// Requests admitted per identity in any rolling `window` (the real service: 100 per minute,
+    /// Microsoft Learn, both API pages, "Throttling limits for the API").
     pub requests_per_window: u32,
     /// Length of the rolling rate-limit window (the real service: 60 s).
     pub window: Duration,
-    /// Most objects one upload request may carry (the real service: 100).
+    /// Most objects one upload request may carry (the real service: 100, same section).
     pub max_objects_per_request: usize,
     /// Token audience of the Sentinel routes, accepted with or without a trailing `/`.
     pub audience: String,
     /// Further audiences the Sentinel routes accept. The real API also takes the classic
-    /// `https://management.core.windows.net` audience, so that is the default.
+    /// `https://management.core.windows.net` audience ("This API only accepts the following
+    /// audiences", Microsoft Learn, both API pages), so that is the default.
     pub extra_audiences: Vec<String>,
     /// Token audience of the Graph route (`submitTiIndicators`).
     pub graph_audience: String,

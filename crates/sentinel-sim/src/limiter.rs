@@ -1,4 +1,5 @@
-//! The per-identity rolling-window rate limit ("100 requests per minute per user").
+//! The per-identity rolling-window rate limit ("All limits are applied per user: ... 100
+//! requests per minute", Microsoft Learn, both API pages, "Throttling limits for the API").
 //!
 //! A sliding log, not a fixed window: a client that bursts at the end of one minute and the
 //! start of the next must still be throttled, because the real quota behaves that way and the

@@ -23,14 +23,16 @@ use serde_json::{Map, Value};
 use crate::auth::authenticate;
 use crate::limiter::retry_secs;
 use crate::server::{
-    arm_error, gateway_error, json, retry_after, unauthorized, with_error_code, with_outcome,
-    Fault, Outcome, Shared,
+    arm_error, gateway_error, json, retry_after, unauthorized_gateway, with_error_code,
+    with_outcome, Fault, Outcome, Shared,
 };
 use crate::stix::{self, is_hyphenated_uuid, Api};
 
-/// Longest `sourcesystem` the service takes.
+/// Longest `sourcesystem` the service takes (2024-02-01-preview spec,
+/// `UploadStixObjectsRequest.sourcesystem`: "Maximum length is 256 characters").
 const MAX_SOURCE_SYSTEM_CHARS: usize = 256;
-/// The one `sourcesystem` value reserved for Microsoft's own content.
+/// The one `sourcesystem` value reserved for Microsoft's own content (Microsoft Learn, both API
+/// pages, "Request body": "The value `Microsoft Sentinel` is restricted"; both specs).
 const RESERVED_SOURCE_SYSTEM: &str = "Microsoft Sentinel";
 
 impl Api {
@@ -113,7 +115,7 @@ pub(crate) async fn upload(
 
     let caller = match authenticate(&headers, &sentinel_audiences(&shared)) {
         Ok(caller) => caller,
-        Err(err) => return unauthorized(&err, outcome),
+        Err(err) => return unauthorized_gateway(&err, outcome),
     };
     outcome.identity = Some(caller.identity.clone());
 

@@ -285,14 +285,37 @@ pub(crate) fn gateway_error(
     with_outcome(response, outcome)
 }
 
-/// 401 with the ARM body and the `WWW-Authenticate` challenge real Azure front ends send.
+/// 401 with the ARM body and the `WWW-Authenticate` challenge real Azure front ends send (the
+/// Graph route).
 pub(crate) fn unauthorized(err: &AuthError, outcome: Outcome) -> Response {
     let message = err.message();
-    let mut response = arm_error(StatusCode::UNAUTHORIZED, err.code(), &message, outcome);
+    challenge(
+        arm_error(StatusCode::UNAUTHORIZED, err.code(), &message, outcome),
+        &message,
+    )
+}
+
+/// 401 of the Sentinel routes, in the body of the spec's own example
+/// (azure-rest-api-specs, `.../2022-12-01-preview/examples/threatintelligence/UploadThreatIntelligenceUnauthorized.json`:
+/// `{"statusCode":401,"message":"Unauthorized. Access token is missing or invalid."}`), which
+/// does not say why; the reason goes only in the `WWW-Authenticate` challenge (RFC 6750 §3).
+pub(crate) fn unauthorized_gateway(err: &AuthError, outcome: Outcome) -> Response {
+    challenge(
+        gateway_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized. Access token is missing or invalid.",
+            None,
+            outcome,
+        ),
+        &err.message(),
+    )
+}
+
+fn challenge(mut response: Response, description: &str) -> Response {
     let challenge = format!(
         "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", \
          error=\"invalid_token\", error_description=\"{}\"",
-        message.replace('"', "'")
+        description.replace('"', "'")
     );
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response

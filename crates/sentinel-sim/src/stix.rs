@@ -1,7 +1,8 @@
 //! Per-record validation of the STIX objects in a Sentinel upload, in the spirit of the real
 //! service: each object is checked on its own by simple rules, and every failure becomes one
 //! message in the service's wording ("Error for Property=id: Required property is missing.
-//! Actual value: NULL.").
+//! Actual value: NULL.", Microsoft Learn, both API pages, "Sample response body with validation
+//! error").
 //!
 //! The rules are deliberately independent and shallow (required properties, id form, RFC 3339
 //! timestamps, confidence range, a light pattern check): the simulator has to catch what a
@@ -11,7 +12,8 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Object types the STIX objects API accepts.
+/// Object types the STIX objects API accepts (Microsoft Learn, `stix-objects-api`: indicator,
+/// attack pattern, threat actor, identity, relationship).
 pub(crate) const STIX_API_TYPES: [&str; 5] = [
     "indicator",
     "attack-pattern",

@@ -50,6 +50,7 @@ struct Answer {
     retry_after: Option<String>,
     /// The `x-ms-error-code` header.
     error_code: Option<String>,
+    www_authenticate: Option<String>,
     text: String,
 }
 
@@ -82,6 +83,10 @@ async fn post_raw(url: &str, token: Option<&str>, body: String) -> Answer {
         error_code: response
             .headers()
             .get("x-ms-error-code")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        www_authenticate: response
+            .headers()
+            .get("www-authenticate")
             .map(|v| v.to_str().unwrap().to_owned()),
         text: response.text().await.unwrap(),
     }
@@ -329,19 +334,28 @@ async fn tokens_are_checked_for_audience_and_expiry() {
     let refused = [
         (
             Some(token("https://storage.azure.com", in_an_hour)),
-            "InvalidAuthenticationTokenAudience",
+            "wrong audience or resource 'https://storage.azure.com'",
         ),
         (
             Some(token("https://management.azure.com", 1_000_000)),
-            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time",
         ),
-        (Some("not-a-jwt".to_owned()), "InvalidAuthenticationToken"),
-        (None, "AuthenticationFailed"),
+        (Some("not-a-jwt".to_owned()), "The access token is invalid"),
+        (None, "The 'Authorization' header is missing"),
     ];
-    for (token, code) in refused {
+    for (token, reason) in refused {
         let answer = post_raw(&url, token.as_deref(), body.to_string()).await;
-        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{code}");
-        assert_eq!(answer.json()["error"]["code"], code);
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{reason}");
+        // The spec example's body, which does not say why; the challenge does.
+        assert_eq!(
+            answer.text,
+            r#"{"statusCode":401,"message":"Unauthorized. Access token is missing or invalid."}"#
+        );
+        let challenge = answer.www_authenticate.as_deref().unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains(reason),
+            "{reason}: {challenge}"
+        );
     }
     assert!(sim.accepted().is_empty());
 

@@ -89,6 +89,16 @@ struct ErrorData {
     message: String,
 }
 
+/// An error the API gateway raises itself: `{"statusCode","message"}` (the documented 429 and
+/// 401, Microsoft Learn "Throttling limits for the API" and the spec's
+/// `UploadThreatIntelligenceUnauthorized.json`), with an `activityId` on server errors.
+#[derive(Deserialize)]
+struct GatewayBody {
+    message: String,
+    #[serde(default, rename = "activityId")]
+    activity_id: Option<String>,
+}
+
 /// Service codes of a 400 about the request line rather than its objects: the api-version
 /// codes of the Azure REST API Guidelines (microsoft/api-guidelines, azure/Guidelines.md).
 const REQUEST_LINE_CODES: [&str; 2] = ["MissingApiVersionParameter", "UnsupportedApiVersionValue"];
@@ -110,8 +120,13 @@ pub fn permanent(status: u16, body: &str, header_code: Option<&str>) -> (Code, S
         .map(|e| e.code.as_str())
         .filter(|c| !c.is_empty())
         .or(header_code.filter(|c| !c.is_empty()));
-    let text = match &error {
-        Some(e) if !e.message.is_empty() => e.message.clone(),
+    let gateway = serde_json::from_str::<GatewayBody>(body).ok();
+    let text = match (&error, gateway) {
+        (Some(e), _) if !e.message.is_empty() => e.message.clone(),
+        (_, Some(g)) => match g.activity_id {
+            Some(id) => format!("{} (activityId {id})", g.message),
+            None => g.message,
+        },
         _ => body.chars().take(2000).collect(),
     };
     let service = match code {
@@ -201,7 +216,26 @@ mod tests {
                 "HTTP 404 (the workspace was not found: check TI_WORKSPACE_ID): ResourceNotFound: The workspace 'w' could not be found.".to_owned()
             )
         );
-        assert_eq!(permanent(401, "", None).0, Code::Unauthorized);
+        assert_eq!(
+            permanent(
+                401,
+                r#"{"statusCode":401,"message":"Unauthorized. Access token is missing or invalid."}"#,
+                None
+            ),
+            (
+                Code::Unauthorized,
+                "HTTP 401 (the token was refused: check the managed identity and the API's token scope): Unauthorized. Access token is missing or invalid.".to_owned()
+            )
+        );
+        assert_eq!(
+            permanent(
+                501,
+                r#"{"statusCode":501,"message":"Not implemented","activityId":"3423a016-8bd4-4116-a214-88de2e285704"}"#,
+                None
+            )
+            .1,
+            "HTTP 501: Not implemented (activityId 3423a016-8bd4-4116-a214-88de2e285704)"
+        );
         let (code, message) = permanent(403, "{}", None);
         assert_eq!(code, Code::Forbidden);
         assert!(message.contains("Sentinel Contributor"), "{message}");

@@ -112,21 +112,6 @@ fn hash_by_length(value: &str) -> Option<Observable> {
 // Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
 pub use super::text::{infer_observable, refang};
 
-/// A checked comparison (hashes lower-cased); `what` names the value in the message.
-fn comparison(what: &str, observable: Observable, value: &str) -> Result<Comparison, Problem> {
-    let value = match observable {
-        // Hashes are compared case-insensitively everywhere; lower case keeps ids stable.
-        Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512 => {
-            value.to_ascii_lowercase()
-        }
-        _ => value.to_string(),
-    };
-    observable
-        .check(&value)
-        .map_err(|e| Problem::new(Code::InvalidObservable, format!("{what}: {e}")))?;
-    Ok(Comparison { observable, value })
-}
-
 fn show(s: &str) -> String {
     const MAX: usize = 100;
     if s.chars().count() > MAX {

@@ -209,9 +209,18 @@ impl Decoder {
                     saw_ti: None,
                     deferred: Vec::new(),
                     csv: None,
+                    skip_below: 0,
                 },
             },
         }
+    }
+
+    /// Records of text and CSV inputs before `index` are only counted, never converted nor
+    /// returned: a work item that continues an input from record `index` reads the records
+    /// before it at the cost of splitting lines, not of converting each one. (JSON records are
+    /// returned unparsed anyway, and the caller drops those outside its range unparsed.)
+    pub fn skip_records_before(&mut self, index: u64) {
+        self.text.ctx.skip_below = index;
     }
 
     /// The input's format: the forced one, else as far as detected (final after `finish`).
@@ -252,19 +261,38 @@ impl Decoder {
     /// ([`Chunk::decode`] does that, on any thread), and whether the input broke in this chunk.
     /// Records framed before an error are returned too: they still count.
     pub fn push_chunk(&mut self, chunk: &[u8]) -> (Chunk, Result<(), FrameError>) {
+        let (records, _, r) = self.push_chunk_limited(chunk, usize::MAX);
+        (records, r)
+    }
+
+    /// [`Decoder::push_chunk`] that stops once about `max_records` records are decoded: it
+    /// returns how many bytes of `chunk` it consumed, and the caller feeds the rest later. A
+    /// few bytes of gzip can expand to megabytes of tiny lines (deflate reaches ~1000×), so
+    /// bounding the bytes fed is not enough to bound the records held at once; this is. It
+    /// goes over `max_records` by at most the records of one piece of text
+    /// ([`LIMITED_PIECE_BYTES`], or one 32 KiB gzip output buffer). After an error the whole
+    /// chunk counts as consumed.
+    pub fn push_chunk_limited(
+        &mut self,
+        chunk: &[u8],
+        max_records: usize,
+    ) -> (Chunk, usize, Result<(), FrameError>) {
         let mut out = Vec::new();
-        let r = if let Some(e) = &self.failed {
-            Err(e.clone())
+        let (consumed, r) = if let Some(e) = &self.failed {
+            (chunk.len(), Err(e.clone()))
         } else if self.finished.is_some() {
-            Err(self.fail(FrameError {
+            let e = self.fail(FrameError {
                 line: 0,
                 message: "more input after the end of the input was signalled".into(),
-            }))
+            });
+            (chunk.len(), Err(e))
         } else {
-            let r = self.push_transport(chunk, &mut out);
-            r.map_err(|e| self.fail(e))
+            match self.push_transport(chunk, &mut out, max_records) {
+                Ok(n) => (n, Ok(())),
+                Err(e) => (chunk.len(), Err(self.fail(e))),
+            }
         };
-        (self.text.ctx.take_chunk(out), r)
+        (self.text.ctx.take_chunk(out), consumed, r)
     }
 
     fn fail(&mut self, e: FrameError) -> FrameError {
@@ -272,22 +300,49 @@ impl Decoder {
         e
     }
 
-    fn push_transport(&mut self, chunk: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
+    /// Feeds `chunk` on until `out` holds `max_records` records; returns the bytes consumed.
+    fn push_transport(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<Decoded>,
+        max_records: usize,
+    ) -> Result<usize, FrameError> {
         match &mut self.transport {
-            Transport::Plain => self.text.push(chunk, out),
-            Transport::Gzip(gz) => gz.feed(chunk, &mut |b| self.text.push(b, out)),
+            Transport::Plain => {
+                if max_records == usize::MAX {
+                    self.text.push(chunk, out)?;
+                    return Ok(chunk.len());
+                }
+                let mut consumed = 0;
+                for piece in chunk.chunks(LIMITED_PIECE_BYTES) {
+                    self.text.push(piece, out)?;
+                    consumed += piece.len();
+                    if out.len() >= max_records {
+                        break;
+                    }
+                }
+                Ok(consumed)
+            }
+            Transport::Gzip(gz) => gz.feed(chunk, &mut |b| {
+                self.text.push(b, out)?;
+                Ok(out.len() >= max_records)
+            }),
             Transport::Sniff(buf) => {
                 if buf.is_empty() && chunk.len() >= GZIP_MAGIC.len() {
                     self.decide_transport(chunk[..2] == GZIP_MAGIC);
-                    return self.push_transport(chunk, out);
+                    return self.push_transport(chunk, out, max_records);
                 }
+                let before = buf.len();
                 buf.extend_from_slice(chunk);
                 if buf.len() < GZIP_MAGIC.len() {
-                    return Ok(());
+                    return Ok(chunk.len());
                 }
                 let held = std::mem::take(buf);
                 self.decide_transport(held[..2] == GZIP_MAGIC);
-                self.push_transport(&held, out)
+                // The held byte is consumed with the first piece, so what is left over is a
+                // suffix of `chunk`.
+                let consumed = self.push_transport(&held, out, max_records)?;
+                Ok(consumed.max(before) - before)
             }
         }
     }
@@ -337,11 +392,19 @@ impl Decoder {
             self.text.push(&held, out)?;
         }
         if let Transport::Gzip(gz) = &mut self.transport {
-            gz.finish(&mut |b| self.text.push(b, out))?;
+            gz.finish(&mut |b| self.text.push(b, out).map(|()| false))?;
         }
         self.text.finish(out)
     }
 }
+
+/// The pieces a plain input is fed to the text stage in by [`Decoder::push_chunk_limited`]:
+/// at most ~8,000 records of two bytes each.
+pub const LIMITED_PIECE_BYTES: usize = 16 * 1024;
+
+/// What a gzip output buffer is handed to: decodes it, and says whether enough records are
+/// decoded for now (the rest of the input waits for the next call).
+type Sink<'a> = dyn FnMut(&[u8]) -> Result<bool, FrameError> + 'a;
 
 /// A transport or encoding error: not tied to a line of the decoded text.
 fn input_error(message: String) -> FrameError {
@@ -380,18 +443,16 @@ impl Gunzip {
     /// A `write` that fails may have decompressed data before the corruption, some of it still
     /// in `flate2`'s own buffer (a `flush` moves it out): that is handed on first, so the
     /// records before it count whatever the chunking (FUZZING.md F1).
-    fn feed(
-        &mut self,
-        mut input: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
-    ) -> Result<(), FrameError> {
+    /// Returns the bytes of `input` consumed: all of them, unless `sink` said it had enough.
+    fn feed(&mut self, mut input: &[u8], sink: &mut Sink<'_>) -> Result<usize, FrameError> {
+        let mut consumed = 0;
         while !input.is_empty() {
             let written = self.decoder.write(input);
             if written.is_err() {
                 // Its own error is the same corruption again; only the data it moves matters.
                 let _ = self.decoder.flush();
             }
-            self.drain(sink)?;
+            let enough = self.drain(sink)?;
             let n = written.map_err(Self::corrupt)?;
             if n == 0 {
                 return Err(input_error(
@@ -399,18 +460,20 @@ impl Gunzip {
                 ));
             }
             self.compressed += n as u64;
+            consumed += n;
             input = &input[n..];
+            if enough {
+                break;
+            }
         }
-        Ok(())
+        Ok(consumed)
     }
 
-    fn drain(
-        &mut self,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
-    ) -> Result<(), FrameError> {
+    /// Hands on what was decompressed; `true` when the sink has enough for now.
+    fn drain(&mut self, sink: &mut Sink<'_>) -> Result<bool, FrameError> {
         let out = self.decoder.get_mut();
         if out.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let before = self.decompressed;
         self.decompressed += out.len() as u64;
@@ -440,10 +503,7 @@ impl Gunzip {
         r
     }
 
-    fn finish(
-        &mut self,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FrameError>,
-    ) -> Result<(), FrameError> {
+    fn finish(&mut self, sink: &mut Sink<'_>) -> Result<(), FrameError> {
         if self.compressed == 0 {
             return Ok(());
         }
@@ -473,6 +533,9 @@ struct Ctx {
     deferred: Vec<(usize, Queued)>,
     /// A CSV input's header, once read: what the queued CSV rows are decoded with.
     csv: Option<Arc<CsvHeader>>,
+    /// Text lines and CSV rows with a lower index are counted but not emitted (see
+    /// [`Decoder::skip_records_before`]).
+    skip_below: u64,
 }
 
 /// What is still to be done to a record framed by the decoder.
@@ -1755,6 +1818,9 @@ impl LineBody {
             return;
         };
         let index = self.take_index();
+        if index < ctx.skip_below {
+            return;
+        }
         out.push(ctx.decoded(index, line, Some(s.to_string()), result));
     }
 }
@@ -1907,6 +1973,9 @@ impl CsvBody {
         }
         let index = self.next_index;
         self.next_index += 1;
+        if index < ctx.skip_below {
+            return Ok(());
+        }
         let s = match std::str::from_utf8(t) {
             Ok(s) => s,
             Err(e) => {

@@ -738,3 +738,40 @@ fn csv_headers_are_detected_by_form_not_by_knowing_the_columns() {
     assert_eq!(format("Setup2.exe, loader\n"), Ok(InputFormat::Text));
     assert_eq!(format("evil.example\n"), Ok(InputFormat::Text));
 }
+
+/// A few KiB of gzip expand to hundreds of thousands of tiny lines: fed with a record budget,
+/// the decoder hands them out a bounded slice at a time, consuming only part of the chunk, and
+/// the slices together are exactly the records of an unlimited decode.
+#[test]
+fn a_record_budget_bounds_the_records_of_each_push_however_much_a_chunk_expands() {
+    let lines = 200_000;
+    let text = "x\n".repeat(lines);
+    for input in [gzip(text.as_bytes()), text.clone().into_bytes()] {
+        assert!(input.len() < 4096 || input.len() == text.len());
+        let mut d = Decoder::new(opts());
+        let mut rest = &input[..];
+        let (mut total, mut calls, mut last_index) = (0usize, 0, None);
+        while !rest.is_empty() {
+            let (chunk, consumed, r) = d.push_chunk_limited(rest, 4096);
+            r.unwrap();
+            assert!(consumed > 0 || chunk.len() >= 4096);
+            assert!(chunk.len() <= 4096 + 16 * 1024, "{} records", chunk.len());
+            for item in chunk.decode() {
+                assert_eq!(
+                    Some(item.index),
+                    last_index.map_or(Some(0), |i: u64| Some(i + 1))
+                );
+                last_index = Some(item.index);
+                assert_eq!(item.object.unwrap_err().code, Code::NotAnIndicator);
+                total += 1;
+            }
+            rest = &rest[consumed..];
+            calls += 1;
+        }
+        let (chunk, f) = d.finish_chunk();
+        total += chunk.len();
+        assert_eq!(f, Ok(InputFormat::Text));
+        assert_eq!(total, lines);
+        assert!(calls >= lines / (4096 + 16 * 1024), "{calls} calls");
+    }
+}

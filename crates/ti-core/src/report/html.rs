@@ -129,6 +129,24 @@ impl Page {
         }
     }
 
+    /// Takes `report`'s heading (source, target, times, summary, input error) again, keeping the
+    /// entries fed so far: for a page fed while a report is assembled piece by piece, whose
+    /// summary is known only at the end.
+    pub fn set_heading(&mut self, report: &Report) {
+        let entries = (
+            std::mem::take(&mut self.errors),
+            std::mem::take(&mut self.warnings),
+        );
+        let files = std::mem::take(&mut self.files);
+        *self = Page::new(report, files);
+        (self.errors, self.warnings) = entries;
+    }
+
+    /// The files the page points to for what it does not show.
+    pub fn set_files(&mut self, files: PageFiles) {
+        self.files = files;
+    }
+
     /// Counts a rejected record, and keeps it for showing when it is among its code's first.
     pub fn add_error(&mut self, e: &RecordError, original: Option<&str>) {
         let group = &mut self.errors[e.code as usize];

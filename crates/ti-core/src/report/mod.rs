@@ -4,6 +4,8 @@
 //! index, line, id, stage and code; the report is serialised from those values. [`html`] renders
 //! a report as a page a person reads.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub mod html;
@@ -317,9 +319,134 @@ pub struct Report {
     pub input_error: Option<InputError>,
     pub errors: Vec<RecordError>,
     pub warnings: Vec<RecordWarning>,
+    /// A written report: how many errors of each code (all of them, listed or not).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_counts: BTreeMap<String, u64>,
+    /// A written report: how many warnings of each code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warning_counts: BTreeMap<String, u64>,
+    /// A written report with more than [`REPORT_MAX_ENTRIES`] errors: where the rest are (an
+    /// NDJSON file beside the report, one entry per line, in record order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_errors_in: Option<String>,
+    /// Likewise for warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_warnings_in: Option<String>,
+}
+
+/// The most `errors` (and, separately, `warnings`) a written report lists; the rest go to an
+/// NDJSON file beside it (README, "Reports"), so a report stays small enough to open and to
+/// hold in memory whatever the input, while every entry is still kept.
+pub const REPORT_MAX_ENTRIES: usize = 10_000;
+
+/// Writes a report from its entries in record order, a piece at a time: the first
+/// [`REPORT_MAX_ENTRIES`] errors and warnings are listed in the report, the rest are serialised
+/// as NDJSON lines into the caller's overflow buffers (which the caller writes out and empties
+/// as it likes), and the counts per code stay complete. Memory: the listed entries only.
+#[derive(Debug)]
+pub struct ReportSplit {
+    report: Report,
+}
+
+impl ReportSplit {
+    /// Starts a report with `head`'s fields; its entries and counts are dropped (add them).
+    pub fn new(mut head: Report) -> Self {
+        head.errors.clear();
+        head.warnings.clear();
+        head.error_counts.clear();
+        head.warning_counts.clear();
+        head.more_errors_in = None;
+        head.more_warnings_in = None;
+        ReportSplit { report: head }
+    }
+
+    /// The report's fields other than its entries (summary, times, input error...).
+    pub fn head_mut(&mut self) -> &mut Report {
+        &mut self.report
+    }
+
+    pub fn error(&mut self, e: RecordError, overflow: &mut Vec<u8>) {
+        *self
+            .report
+            .error_counts
+            .entry(e.code.name().to_string())
+            .or_default() += 1;
+        if self.report.errors.len() < REPORT_MAX_ENTRIES {
+            self.report.errors.push(e);
+        } else {
+            serde_json::to_writer(&mut *overflow, &e).expect("an entry serialises");
+            overflow.push(b'\n');
+        }
+    }
+
+    pub fn warning(&mut self, w: RecordWarning, overflow: &mut Vec<u8>) {
+        *self
+            .report
+            .warning_counts
+            .entry(w.code.name().to_string())
+            .or_default() += 1;
+        if self.report.warnings.len() < REPORT_MAX_ENTRIES {
+            self.report.warnings.push(w);
+        } else {
+            serde_json::to_writer(&mut *overflow, &w).expect("an entry serialises");
+            overflow.push(b'\n');
+        }
+    }
+
+    /// Whether more errors (warnings) came than the report lists.
+    pub fn overflowed(&self) -> (bool, bool) {
+        let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+        (
+            total(&self.report.error_counts) > self.report.errors.len() as u64,
+            total(&self.report.warning_counts) > self.report.warnings.len() as u64,
+        )
+    }
+
+    /// The report, naming where the entries it does not list are.
+    pub fn finish(self, errors_file: Option<String>, warnings_file: Option<String>) -> Report {
+        let (more_errors, more_warnings) = self.overflowed();
+        let mut report = self.report;
+        report.more_errors_in = errors_file.filter(|_| more_errors);
+        report.more_warnings_in = warnings_file.filter(|_| more_warnings);
+        report
+    }
 }
 
 impl Report {
+    /// The report as written (see [`ReportSplit`]), with its overflow: `(report, errors NDJSON,
+    /// warnings NDJSON)`; the report names the files `errors_file` / `warnings_file` only when
+    /// something overflowed into them.
+    pub fn split(&self, errors_file: &str, warnings_file: &str) -> (Report, Vec<u8>, Vec<u8>) {
+        let mut split = ReportSplit::new(self.clone_head());
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        for e in &self.errors {
+            split.error(e.clone(), &mut errors);
+        }
+        for w in &self.warnings {
+            split.warning(w.clone(), &mut warnings);
+        }
+        let report = split.finish(Some(errors_file.into()), Some(warnings_file.into()));
+        (report, errors, warnings)
+    }
+
+    /// A copy without the entries (cheap whatever the report's size).
+    pub fn clone_head(&self) -> Report {
+        Report {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            summary: self.summary,
+            input_error: self.input_error.clone(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            error_counts: self.error_counts.clone(),
+            warning_counts: self.warning_counts.clone(),
+            more_errors_in: self.more_errors_in.clone(),
+            more_warnings_in: self.more_warnings_in.clone(),
+        }
+    }
+
     /// Checks the invariants every report must hold: `records = uploaded + rejected`, one error
     /// entry per rejected record, no record reported twice.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -330,10 +457,24 @@ impl Report {
                 s.records, s.uploaded, s.rejected
             ));
         }
-        if self.errors.len() as u64 != s.rejected {
+        let listed = self.errors.len() as u64;
+        if self.error_counts.is_empty() || self.more_errors_in.is_none() {
+            if listed != s.rejected {
+                return Err(format!(
+                    "{listed} error entries for {} rejected records",
+                    s.rejected
+                ));
+            }
+        } else if listed != s.rejected.min(REPORT_MAX_ENTRIES as u64) {
             return Err(format!(
-                "{} error entries for {} rejected records",
-                self.errors.len(),
+                "{listed} error entries listed for {} rejected records (expected the first {REPORT_MAX_ENTRIES})",
+                s.rejected
+            ));
+        }
+        if !self.error_counts.is_empty() && self.error_counts.values().sum::<u64>() != s.rejected {
+            return Err(format!(
+                "errorCounts add up to {} for {} rejected records",
+                self.error_counts.values().sum::<u64>(),
                 s.rejected
             ));
         }

@@ -20,6 +20,10 @@ fn report(errors: Vec<RecordError>, warnings: Vec<RecordWarning>, records: u64) 
         input_error: None,
         errors,
         warnings,
+        error_counts: Default::default(),
+        warning_counts: Default::default(),
+        more_errors_in: None,
+        more_warnings_in: None,
     }
 }
 
