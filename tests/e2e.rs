@@ -177,10 +177,16 @@ async fn host_protocol_cases_through_the_real_handler() {
         .list_blobs(REPORTS_CONTAINER, Some("messages/"))
         .await
         .unwrap();
-    assert!(
-        reports.iter().any(|n| n.ends_with(".report.json")),
-        "{reports:?}"
-    );
+    let json_reports: Vec<&String> = reports
+        .iter()
+        .filter(|n| n.ends_with(".report.json"))
+        .collect();
+    assert_eq!(json_reports.len(), 2, "{reports:?}");
+    // Each message report has its page beside it.
+    for r in json_reports {
+        let page = r.replace(".report.json", ".report.html");
+        assert!(reports.contains(&page), "{page} missing: {reports:?}");
+    }
     assert!(
         reports.iter().any(|n| n.ends_with(".rejected.ndjson")),
         "{reports:?}"

@@ -274,6 +274,17 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .await
         .unwrap();
     assert_eq!(kept, b"{\"v\":1,\"broken\":true}\n");
+    let page = stack
+        .storage()
+        .read_blob(
+            REPORTS_CONTAINER,
+            &report_path.replace(".report.json", ".report.html"),
+        )
+        .await
+        .unwrap();
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("<h2>The message was given up</h2>"), "{page}");
+    assert!(page.contains("<code id=\"input-error-code\">poisoned</code>"));
 
     // A second, overlapping Sweep does not re-drive the same input again.
     let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();

@@ -28,10 +28,15 @@ pub const MESSAGES_SHOWN: usize = 5;
 const NAME_CHARS: usize = 1_100;
 /// Characters of the input error's message shown.
 const INPUT_MESSAGE_CHARS: usize = 4_000;
-/// Bytes of entries written before the page stops showing more: an entry is at most about
-/// 6 × (2,000 + 5 × 500 + 1,100) bytes escaped (`&quot;` is the longest escape), and the page's
-/// frame with every code's bar is well under 100 KB, so the page stays below 1,000,000 bytes.
-pub const ENTRY_BUDGET_BYTES: u64 = 760_000;
+/// Characters of a file name in a group's "more not shown" line (the page's foot names each
+/// file whole).
+const FILE_NAME_CHARS: usize = 100;
+/// Bytes of entries written before the page stops showing more. A character is at most 12 bytes
+/// written (`⟨U+0001⟩`; `&quot;` is 6), so one entry is at most about 12 × (2,000 + 5 × 500 +
+/// 1,100) = 67 KB, and the rest of the page (heading, input error, 62 bars, 62 group heads with
+/// their file names, foot) at most about 300 KB: the page stays below 1,000,000 bytes, as the
+/// worst-case test checks.
+pub const ENTRY_BUDGET_BYTES: u64 = 600_000;
 
 /// The files a page points to for what it does not show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,6 +162,12 @@ impl Page {
         }
     }
 
+    /// Counts `n` more rejected records of `code` that are not fed one by one (e.g. a report
+    /// whose entries past a limit are only counted): counted in the bar and the group, not shown.
+    pub fn add_error_count(&mut self, code: Code, n: u64) {
+        self.errors[code as usize].count += n;
+    }
+
     /// Counts a warning, and keeps it for showing when it is among its code's first.
     pub fn add_warning(&mut self, w: &RecordWarning) {
         let group = &mut self.warnings[w.code as usize];
@@ -192,10 +203,12 @@ impl Page {
         }
         let warnings = order(&self.warnings);
         if !warnings.is_empty() {
-            out.write_all(
-                b"<section id=\"warnings\"><h2>Warnings</h2>\n\
-                  <p class=\"note\">These records were uploaded; each warning says what was \
-                  changed or noticed.</p>\n",
+            write!(
+                out,
+                "<section id=\"warnings\"><h2>Warnings</h2>\n\
+                 <p class=\"note\">These records {} uploaded; each warning says what was \
+                 changed or noticed.</p>\n",
+                if self.sends() { "were" } else { "would be" }
             )?;
             for &code in &warnings {
                 self.write_group(&mut out, code, &self.warnings[code as usize], false, budget)?;
@@ -207,10 +220,10 @@ impl Page {
             "<footer><p>Written by ti-ingest {}. Every entry is in ",
             env!("CARGO_PKG_VERSION")
         )?;
-        code_text(&mut out, &self.files.report)?;
+        code_cut(&mut out, &Cut::new(&self.files.report, NAME_CHARS))?;
         if let Some(rejected) = &self.files.rejected {
             out.write_all(b"; the original text of every rejected record is in ")?;
-            code_text(&mut out, rejected)?;
+            code_cut(&mut out, &Cut::new(rejected, NAME_CHARS))?;
         }
         out.write_all(b".</p></footer>\n</body>\n</html>\n")?;
         out.inner.flush()
@@ -285,7 +298,7 @@ impl Page {
             (
                 &self.warnings,
                 "warning-codes",
-                "Warnings (records uploaded)",
+                "Warnings (records not rejected)",
                 "w",
             ),
         ] {
@@ -357,10 +370,10 @@ impl Page {
                 thousands(rest),
                 thousands(group.count)
             )?;
-            code_text(out, &self.files.report)?;
+            short_file(out, &self.files.report)?;
             if let (true, Some(rejected)) = (rejected, &self.files.rejected) {
                 out.write_all(b", their original text in ")?;
-                code_text(out, rejected)?;
+                short_file(out, rejected)?;
             }
             out.write_all(b".</p>\n")?;
         }
@@ -402,8 +415,13 @@ impl Page {
             1 => "; 1 warning".into(),
             n => format!("; {} warnings", thousands(n)),
         };
+        let stopped = if self.input_error.is_some() {
+            " Reading stopped at the input error."
+        } else {
+            ""
+        };
         format!(
-            "{} of {} {verb}; {} rejected; {retry}{warnings}.",
+            "{} of {} {verb}; {} rejected; {retry}{warnings}.{stopped}",
             thousands(self.uploaded),
             thousands(self.records),
             thousands(self.rejected),
@@ -527,8 +545,23 @@ fn order(groups: &[Group]) -> Vec<Code> {
 }
 
 /// Escapes `s` for element content and double-quoted attributes alike.
+/// Characters a reader cannot see are written as `⟨U+XXXX⟩`: C0 and C1 controls other than tab
+/// and line breaks, and the bidirectional formatting characters, which can make text display in
+/// an order other than its own ("Trojan Source", CVE-2021-42574; Unicode UAX #9 lists them).
 fn text<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
-    html_escape::encode_quoted_attribute_to_writer(s, out)
+    let mut rest = s;
+    while let Some(at) = rest.find(hidden) {
+        html_escape::encode_quoted_attribute_to_writer(&rest[..at], out)?;
+        let ch = rest[at..].chars().next().unwrap_or_default();
+        write!(out, "\u{27e8}U+{:04X}\u{27e9}", ch as u32)?;
+        rest = &rest[at + ch.len_utf8()..];
+    }
+    html_escape::encode_quoted_attribute_to_writer(rest, out)
+}
+
+fn hidden(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An escaped cut text with, when it was cut, how much was left out.
@@ -542,6 +575,18 @@ fn cut<W: Write>(out: &mut W, c: &Cut) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn code_cut<W: Write>(out: &mut W, c: &Cut) -> io::Result<()> {
+    out.write_all(b"<code>")?;
+    cut(out, c)?;
+    out.write_all(b"</code>")
+}
+
+/// A file by its name in its folder (the page is written beside it), cut short.
+fn short_file<W: Write>(out: &mut W, path: &str) -> io::Result<()> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    code_cut(out, &Cut::new(name, FILE_NAME_CHARS))
 }
 
 fn code_text<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
