@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every outside tool the test suite uses, all at once (they download in parallel):
-# Azurite from the npm registry (pinned in package-lock.json) and the pinned Python tools, each in
+# Azurite from the npm registry (pinned in package-lock.json), Chromium from the Debian packages
+# (the report-page tests render pages in it) and the pinned Python tools, each in
 # its own virtual environment (scripts/lib/venv.sh): OASIS stix2/stix2-validator (.venv-oracle),
 # ioc-finder/iocextract (.venv-prose), medallion (.venv-taxii), checkov (.venv-infra); and Chromium
 # from the Debian packages (scripts/setup-chromium.sh) for the report-page tests. Idempotent:
@@ -13,6 +14,7 @@ source scripts/lib/venv.sh
 
 pids=()
 bash scripts/setup-azurite.sh & pids+=($!)
+bash scripts/setup-chromium.sh & pids+=($!)
 ensure_venv .venv-oracle scripts/oracle/requirements.txt & pids+=($!)
 ensure_venv .venv-prose scripts/prose-oracle/requirements.txt & pids+=($!)
 ensure_venv .venv-taxii scripts/medallion/requirements.txt & pids+=($!)

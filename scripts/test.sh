@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs Azurite from the npm registry (pinned in
-# package-lock.json), checks formatting, builds every target with clippy's lints as errors, then
+# package-lock.json), Chromium from the Debian packages and the Python tools (scripts/setup-tools.sh,
+# in the background while cargo builds), checks formatting, builds every target with clippy's lints as errors, then
 # runs every crate's unit and integration tests. Integration tests start their own Azurite
 # (HTTPS + OAuth), identity endpoint, Sentinel simulator and handler on free ports.
 #
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 phase() { printf '\n[test.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 # The tools download while cargo compiles; the tests wait for them.
-phase "setup (in the background): Azurite, Python tools, Chromium"
+phase "setup (in the background): Azurite, Python tools"
 mkdir -p target
 bash scripts/setup-tools.sh >target/setup-tools.log 2>&1 &
 setup_pid=$!
