@@ -150,7 +150,25 @@ fn validate(file_name: &str, input: &str, expect_exit: i32) -> Run {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let mut report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    // The whole report: the entries past those report.json lists are in the NDJSON files it
+    // names; its counts per code are those of every entry.
+    for (key, more, stated) in [
+        ("errors", "moreErrorsIn", "errorCounts"),
+        ("warnings", "moreWarningsIn", "warningCounts"),
+    ] {
+        if let Some(file) = report[more].as_str() {
+            let rest = std::fs::read_to_string(file).unwrap();
+            let list = report[key].as_array_mut().unwrap();
+            list.extend(
+                rest.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+        }
+        let stated: BTreeMap<String, u64> =
+            serde_json::from_value(report.get(stated).cloned().unwrap_or(json!({}))).unwrap();
+        assert_eq!(stated, counts(&report[key]), "{key}");
+    }
     let rejected = std::fs::read_to_string(dir.path().join("out.rejected.ndjson"))
         .map(|s| s.lines().map(str::to_string).collect())
         .unwrap_or_default();
@@ -526,4 +544,40 @@ fn the_content_security_policy_blocks_injected_script_and_requests() {
         spy.hits.load(Ordering::SeqCst) >= 1,
         "the control made no request"
     );
+}
+
+/// A report past the 10,000 entries report.json lists: the page counts every entry, shows the
+/// first of each code (also those only in errors.ndjson) and names the files with the rest.
+#[test]
+fn a_report_past_its_listed_entries_names_the_files_with_the_rest() {
+    let mut input = String::new();
+    for i in 0..10_010 {
+        input += &format!("not an indicator {i}\n");
+    }
+    for i in 0..3 {
+        input += &format!("999.1.1.{i}\n");
+    }
+    let run = validate("big.txt", &input, 1);
+    assert!(run.report["moreErrorsIn"]
+        .as_str()
+        .unwrap()
+        .ends_with("/out.errors.ndjson"));
+    let doc = render(&run.page, Some(&screenshot_dir().join("overflow.png")));
+    assert_eq!(
+        text(one(&doc, "#outcome")),
+        "0 of 10,013 would be uploaded; 10,013 rejected; nothing to retry."
+    );
+    assert_eq!(
+        text(one(&doc, "#e-not_an_indicator .more")),
+        "9,990 more not shown here; all 10,010 are in out.report.json and out.errors.ndjson, \
+         their original text in out.rejected.ndjson."
+    );
+    // The three invalid addresses are only in errors.ndjson, and shown.
+    let shown: Vec<&str> = all(&doc, "#e-invalid_observable .entry")
+        .into_iter()
+        .map(|e| e.attr("data-index").unwrap())
+        .collect();
+    assert_eq!(shown, ["10010", "10011", "10012"]);
+    let originals = originals(&run.report, &run.rejected);
+    assert_page_matches_report(&doc, &run.report, &originals);
 }
