@@ -581,3 +581,60 @@ fn a_report_past_its_listed_entries_names_the_files_with_the_rest() {
     let originals = originals(&run.report, &run.rejected);
     assert_page_matches_report(&doc, &run.report, &originals);
 }
+
+/// Readable on a phone: in a frame 360 CSS pixels wide (a small phone's viewport; headless
+/// Chromium's own window is at least 500 wide) the page never scrolls sideways, even with long
+/// unbroken values (a 1,500-character name, a 300-character id, a long file name). A script of
+/// the framing page measures the framed page, which keeps its policy and runs nothing itself;
+/// the control, the same page with a 2,000-pixel-wide element added, is measured as such.
+#[test]
+fn the_page_fits_a_phone_without_sideways_scrolling() {
+    let mut v = common::invalid_indicator(0, 0);
+    v["name"] = json!("N".repeat(1_500));
+    v["id"] = json!(format!("indicator--{}", "f".repeat(300)));
+    let run = validate(
+        &format!("{}.ndjson", "long-file-name-".repeat(12)),
+        &format!("{v}\n"),
+        1,
+    );
+    let page = std::fs::read_to_string(&run.page).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let width = |extra: &str, name: &str| {
+        let framed = page.replace("</body>", &format!("{extra}</body>"));
+        let srcdoc = framed
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;");
+        let frame = format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\">\
+             <iframe id=\"f\" style=\"width:360px;height:1200px;border:0\" srcdoc=\"{srcdoc}\"></iframe>\
+             <script>document.getElementById('f').addEventListener('load', () => {{\
+               const d = document.getElementById('f').contentDocument.documentElement;\
+               document.body.setAttribute('data-client-width', d.clientWidth);\
+               document.body.setAttribute('data-scroll-width', d.scrollWidth);\
+             }});</script></body></html>"
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, frame).unwrap();
+        let doc = render(
+            &path,
+            Some(&screenshot_dir().join(name.replace(".html", ".png"))),
+        );
+        let attr = |a: &str| {
+            one(&doc, "body")
+                .attr(a)
+                .unwrap_or_else(|| panic!("{a} not measured"))
+                .parse::<u32>()
+                .unwrap()
+        };
+        assert_eq!(attr("data-client-width"), 360);
+        attr("data-scroll-width")
+    };
+    assert_eq!(width("", "phone-width.html"), 360);
+    assert!(
+        width(
+            "<div style=\"width:2000px\">wide</div>",
+            "phone-width-control.html"
+        ) >= 2000
+    );
+}
