@@ -647,13 +647,17 @@ impl Chunk {
             now,
         } = self;
         let mut then = then;
-        let mut splitter = RowSplitter::default();
+        // Built on the first CSV row only: a chunk of JSON records has no use for it.
+        let mut splitter: Option<RowSplitter> = None;
         let one = |(mut d, queued): (Decoded, Queued)| {
             let text = d.original.as_deref().unwrap_or_default();
             let result = match (queued, &csv) {
                 (Queued::No, _) => return then(d),
                 (Queued::Json, _) => json_to_stix(text, &defaults, now).0,
-                (Queued::Csv, Some(header)) => csv_row(&mut splitter, header, text, &defaults, now),
+                (Queued::Csv, Some(header)) => {
+                    let splitter = splitter.get_or_insert_with(RowSplitter::default);
+                    csv_row(splitter, header, text, &defaults, now)
+                }
                 (Queued::Csv, None) => unreachable!("a CSV row is only queued after its header"),
             };
             match result {
