@@ -153,6 +153,45 @@ const FILES: &[Expect] = &[
         warnings: &[("normalised", 3)],
         kinds: &[("identity", 1), ("relationship", 1), ("threat-actor", 1)],
     },
+    Expect {
+        file: "volexity-exchange-marauder.csv",
+        format: "csv",
+        records: 13,
+        uploaded: 13,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 13)],
+    },
+    Expect {
+        // `url` rows that are `ip:port` or a bare host name are taken for what they are (a
+        // `normalised` warning each); 3 of those `ip:port` C2s are also listed as `ipaddress`.
+        file: "volexity-uta0388.csv",
+        format: "csv",
+        records: 58,
+        uploaded: 55,
+        errors: &[(
+            "duplicate",
+            3,
+            "80.85.154.48:443, 80.85.157.117:443 and 82.118.16.173:443 (type url, the port \
+             dropped) are the same indicators as the later ipaddress rows of those addresses",
+        )],
+        warnings: &[("normalised", 4)],
+        kinds: &[
+            ("domain-name:value", 7),
+            ("file:hashes.'SHA-256'", 11),
+            ("ipv4-addr:value", 10),
+            ("url:value", 27),
+        ],
+    },
+    Expect {
+        file: "abusech-feodo-ipblocklist.csv",
+        format: "csv",
+        records: 28,
+        uploaded: 28,
+        errors: &[],
+        warnings: &[],
+        kinds: &[("ipv4-addr:value", 28)],
+    },
 ];
 
 fn realworld() -> PathBuf {
