@@ -1304,9 +1304,15 @@ impl RowSplitter {
                 }
                 csv_core::ReadRecordResult::InputEmpty => continue,
                 csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
-                csv_core::ReadRecordResult::OutputFull
-                | csv_core::ReadRecordResult::OutputEndsFull => {
-                    unreachable!("the buffers are sized for the row")
+                // Not expected (unquoting only shortens the text, and a field ends at a comma or
+                // the row's end), but never a reason to stop: more room, and on.
+                csv_core::ReadRecordResult::OutputFull => {
+                    let more = self.out.len() + 64;
+                    self.out.resize(more, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let more = self.ends.len() + 8;
+                    self.ends.resize(more, 0);
                 }
             }
         }

@@ -691,3 +691,23 @@ fn csv_headers_are_detected_by_form_not_by_knowing_the_columns() {
     assert_eq!(format("Setup2.exe, loader\n"), Ok(InputFormat::Text));
     assert_eq!(format("evil.example\n"), Ok(InputFormat::Text));
 }
+
+#[test]
+fn csv_rows_are_split_as_rfc_4180_reads_them() {
+    let mut s = super::RowSplitter::default();
+    assert_eq!(s.fields("type,value"), ["type", "value"]);
+    assert_eq!(
+        s.fields("\"a,b\",\"say \"\"hi\"\"\",,\"multi\nline\","),
+        ["a,b", "say \"hi\"", "", "multi\nline", ""]
+    );
+    // A stray quote inside a field is kept, as the csv crate does.
+    assert_eq!(
+        s.fields("domain,ev\"il.example"),
+        ["domain", "ev\"il.example"]
+    );
+    assert_eq!(s.fields("é,ü"), ["é", "ü"]);
+    assert_eq!(s.fields("one"), ["one"]);
+    assert!(s.fields("").is_empty());
+    // The reader is reused: the next row starts clean.
+    assert_eq!(s.fields("x,y,z"), ["x", "y", "z"]);
+}
