@@ -439,6 +439,10 @@ impl CsvHeader {
             (None, Some(v)) => {
                 let col = name(Column::Value);
                 let c = match infer_observable(&v) {
+                    // Host names are case-insensitive: one id for `EVIL.example` and `evil.example`.
+                    Some(Observable::Domain) => {
+                        checked(col, Observable::Domain, &v.to_ascii_lowercase())?
+                    }
                     Some(o) => checked(col, o, &v)?,
                     // `1.2.3.4:443` with no type: the address (the port dropped, with a warning).
                     None if split_port(&v).is_some() => {
