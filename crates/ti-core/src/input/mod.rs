@@ -1272,8 +1272,17 @@ impl Default for RowSplitter {
 
 impl RowSplitter {
     /// The fields of one row's text (without its line end). Always a row: `csv-core` reads any
-    /// text, a stray quote inside a field included, as a best effort.
+    /// text, a stray quote inside a field included, as a best effort. Spaces between a comma and
+    /// a quoted field are skipped (as Python's `skipinitialspace`): abuse.ch's ThreatFox CSV
+    /// writes `"2026-09-27 13:46:34", "1", "38.190.196.25:5638", …`.
     fn fields<'a>(&'a mut self, text: &str) -> Vec<&'a str> {
+        let spaced;
+        let text = if text.contains(", \"") || text.contains(",\t\"") {
+            spaced = without_space_before_quotes(text);
+            spaced.as_str()
+        } else {
+            text
+        };
         let input = text.as_bytes();
         // Unquoting only shortens the text, and there is at most one field per comma, plus one.
         self.out.resize(input.len() + 1, 0);
@@ -1329,6 +1338,35 @@ impl RowSplitter {
             })
             .collect()
     }
+}
+
+/// `text` without the spaces and tabs between a comma (outside quotes) and the quote that opens
+/// the next field.
+fn without_space_before_quotes(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        out.push(c);
+        i += 1;
+        match c {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                let spaces = b[i..]
+                    .iter()
+                    .take_while(|&&x| x == b' ' || x == b'\t')
+                    .count();
+                if b.get(i + spaces) == Some(&b'"') {
+                    i += spaces;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Only ASCII spaces and tabs were dropped, so the bytes are still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// A queued CSV row → STIX indicator, or why not.

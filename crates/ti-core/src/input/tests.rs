@@ -708,6 +708,20 @@ fn csv_rows_are_split_as_rfc_4180_reads_them() {
     assert_eq!(s.fields("é,ü"), ["é", "ü"]);
     assert_eq!(s.fields("one"), ["one"]);
     assert!(s.fields("").is_empty());
+    // ThreatFox puts a space after each comma, before the opening quote.
+    assert_eq!(
+        s.fields(
+            "\"2026-07-01 10:00:00\", \"1\", \"198.51.100.41:443\", \"a, b\",\t\"x\"\"y\" , z"
+        ),
+        [
+            "2026-07-01 10:00:00",
+            "1",
+            "198.51.100.41:443",
+            "a, b",
+            "x\"y ",
+            " z"
+        ]
+    );
     // The reader is reused: the next row starts clean.
     assert_eq!(s.fields("x,y,z"), ["x", "y", "z"]);
 }
