@@ -689,3 +689,54 @@ fn unreachable_fix(kind: TargetKind) -> &'static str {
         _ => "check TI_CLOUD and TI_API_BASE_URL (unset it outside tests), and that the app may reach the API host (outbound network, proxy, DNS)",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(pairs: &[(&str, &str)]) -> UploadSettings {
+        UploadSettings::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn each_audience_is_asked_once_with_its_targets() {
+        let s = upload(&[("TI_TARGET", "sentinel-stix,graph,sentinel-indicators")]);
+        assert_eq!(
+            scopes(&s),
+            vec![
+                (
+                    "https://management.azure.com/.default",
+                    vec![TargetKind::SentinelStix, TargetKind::SentinelIndicators]
+                ),
+                (
+                    "https://graph.microsoft.com/.default",
+                    vec![TargetKind::Graph]
+                ),
+            ]
+        );
+        let s = upload(&[("TI_TARGET", "sentinel-stix"), ("TI_CLOUD", "china")]);
+        assert_eq!(
+            scopes(&s),
+            vec![(
+                "https://management.chinacloudapi.cn/.default",
+                vec![TargetKind::SentinelStix]
+            )]
+        );
+        assert!(scopes(&upload(&[("TI_TARGET", "dry-run")])).is_empty());
+    }
+
+    #[test]
+    fn the_terminal_form_puts_each_fix_under_its_failure() {
+        let d = Diagnosis::new(vec![
+            Check::pass("settings", "upload", "targets sentinel-stix"),
+            Check::fail("target", "sentinel-stix", "HTTP 403", "assign the role"),
+        ]);
+        assert!(!d.healthy);
+        assert_eq!(
+            d.render(),
+            "ok   settings upload: targets sentinel-stix\nFAIL target   sentinel-stix: HTTP 403\n     fix: assign the role\n1 check(s) failed\n"
+        );
+        assert_eq!(d.to_json()["checks"][0].get("fix"), None);
+        assert_eq!(d.to_json()["checks"][1]["fix"], "assign the role");
+    }
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use devkit::{Stack, StackConfig};
-use sentinel_sim::{SimConfig, Simulator};
+use sentinel_sim::{GraphApi, Retired, SimConfig, Simulator};
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ti-ingest");
@@ -226,6 +226,43 @@ async fn doctor_says_which_role_is_missing() {
         "{}",
         f[0].2
     );
+}
+
+/// Two targets, two audiences: a token for each, and Graph's retirement named with the target to
+/// use instead, while the Sentinel target passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_audience_and_names_graph_s_retirement() {
+    let stack = stack().await;
+    let sim = Simulator::start(SimConfig {
+        graph_api: GraphApi::Retired(Retired::Gone),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (code, checks) = doctor(
+        &stack,
+        &[
+            ("TI_TARGET", "sentinel-stix,graph"),
+            ("TI_API_BASE_URL", &sim.url()),
+            ("TI_GRAPH_BASE_URL", &sim.url()),
+        ],
+    );
+    assert_eq!(code, Some(2));
+    let tokens: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["component"] == "token" && c["ok"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, vec![SCOPE, "https://graph.microsoft.com/.default"]);
+    let f = failures(&checks);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].1, "graph");
+    assert_eq!(
+        f[0].2,
+        "use TI_TARGET=sentinel-stix (the Sentinel STIX objects upload API) instead of graph"
+    );
+    // Nothing was stored by either probe.
+    assert!(sim.accepted().is_empty() && sim.graph_accepted().is_empty());
 }
 
 /// `upload` without a usable credential (no identity endpoint, no `az` on PATH): one message
