@@ -1,6 +1,7 @@
 //! The command line (README.md, Command line): the same binary serves the Functions host and runs the same
 //! pipeline by hand. Exit codes: 0 all records fine, 1 some records rejected, 2 unusable input or
-//! arguments.
+//! arguments, or no token for a target's audience (`upload` and `pull` get one for each before
+//! reading anything). `doctor`: 0 every check passed, 2 otherwise.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,7 +110,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         {
             Some(port) => Command::Serve { port },
             None => {
-                eprintln!("ti-ingest: no command given (serve, validate, upload); see --help");
+                eprintln!(
+                    "ti-ingest: no command given (serve, validate, upload, doctor); see --help"
+                );
                 return ExitCode::from(2);
             }
         },
