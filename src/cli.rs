@@ -1,6 +1,7 @@
 //! The command line (README.md, Command line): the same binary serves the Functions host and runs the same
 //! pipeline by hand. Exit codes: 0 all records fine, 1 some records rejected, 2 unusable input or
-//! arguments.
+//! arguments, or no token for a target's audience (`upload` and `pull` get one for each before
+//! reading anything). `doctor`: 0 every check passed, 2 otherwise.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,14 @@ pub enum Command {
         #[arg(long)]
         feed: Option<String>,
     },
+    /// Check the app's settings, a token for each target's audience, the storage containers and
+    /// queues, and each target with a request that uploads nothing; print the fix for each
+    /// failure. Exit 0 when every check passes, 2 otherwise.
+    Doctor {
+        /// Print the result as JSON (the Health function's answer) instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; `main` only maps the result to a process exit code.
@@ -101,7 +110,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         {
             Some(port) => Command::Serve { port },
             None => {
-                eprintln!("ti-ingest: no command given (serve, validate, upload); see --help");
+                eprintln!(
+                    "ti-ingest: no command given (serve, validate, upload, doctor); see --help"
+                );
                 return ExitCode::from(2);
             }
         },
@@ -137,6 +148,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Convert { file, to, format } => convert(&file, to, format).await,
         Command::Pull { feed } => crate::pull::cli(feed).await,
+        Command::Doctor { json } => doctor(json).await,
     };
     match result {
         Ok(code) => code,
@@ -145,6 +157,21 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `ti-ingest doctor`: every check, printed; exit 0 when all pass, else 2.
+async fn doctor(as_json: bool) -> Result<ExitCode> {
+    let diagnosis = crate::doctor::diagnose(
+        &Env::from_process(),
+        crate::doctor::Identity::FromEnvironment,
+    )
+    .await;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis.to_json())?);
+    } else {
+        print!("{}", diagnosis.render());
+    }
+    Ok(ExitCode::from(if diagnosis.healthy { 0 } else { 2 }))
 }
 
 /// Builds the handler's shared state from the environment.
@@ -255,6 +282,20 @@ async fn offline(
     } else {
         None
     };
+    // A credential that cannot work is found before any record is read: one message, exit 2.
+    if let (Some(c), false) = (&credential, validate_only) {
+        if let Err(message) = crate::doctor::preflight(
+            c,
+            &upload,
+            !auth::identity_endpoint_configured(),
+            settings.client_id.as_deref(),
+        )
+        .await
+        {
+            eprintln!("ti-ingest: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let uploader = Uploader::new(upload, credential)?;
     let ctx = RunContext {
         format: settings.input.format,

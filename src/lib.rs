@@ -10,10 +10,12 @@
 //! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
 //! - [`work`]: work items (record ranges), their checkpoints and the final assembly.
 //! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
-//! - [`cli`]: `serve`, `validate`, `upload`, `convert`.
+//! - [`doctor`]: `ti-ingest doctor` and the `Health` function: what is wrong, with the fix.
+//! - [`cli`]: `serve`, `validate`, `upload`, `convert`, `pull`, `doctor`.
 
 pub mod auth;
 pub mod cli;
+pub mod doctor;
 pub mod functions;
 pub mod pipeline;
 pub mod pull;

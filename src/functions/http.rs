@@ -205,7 +205,7 @@ pub fn decode_http(body: &[u8], binding: &str) -> Result<HttpInvocation, Envelop
 }
 
 /// The host answer carrying the HTTP response for the caller.
-fn respond(
+pub(crate) fn respond(
     status: u16,
     body: Value,
     extra_headers: &[(&str, String)],

@@ -6,6 +6,7 @@
 //! message that can never be processed is reported and acknowledged.
 
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod protocol;
 pub mod sweep;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/Sweep", post(sweep::sweep_handler))
         .route("/PullFeeds", post(crate::pull::function::pull_feeds))
         .route("/Ingest", http::route())
+        .route("/Health", post(health::health))
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(Arc::new(state))

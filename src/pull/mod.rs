@@ -665,6 +665,20 @@ impl Puller {
 pub async fn cli(feed: Option<String>) -> Result<ExitCode> {
     let env = Env::from_process();
     let app = crate::cli::app_state(&env)?;
+    // A credential that cannot work is found before any feed is read: one message, exit 2.
+    let settings = crate::settings::Settings::from_env(&env)?;
+    let credential = crate::auth::managed_identity(settings.client_id.as_deref())?;
+    if let Err(message) = crate::doctor::preflight(
+        &credential,
+        app.uploader.settings(),
+        false,
+        settings.client_id.as_deref(),
+    )
+    .await
+    {
+        eprintln!("ti-ingest: {message}");
+        return Ok(ExitCode::from(2));
+    }
     let puller = Puller::new(&app, env)?;
     let outcomes = puller.run(feed.as_deref()).await?;
     if outcomes.is_empty() {
