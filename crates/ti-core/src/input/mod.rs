@@ -1347,7 +1347,7 @@ fn looks_like_header(fields: &[&str]) -> bool {
     };
     let observable = |f: &str| {
         let v = convert::rows::refang(f.trim());
-        convert::rows::infer_observable(&v).is_some()
+        convert::text::infer_observable(&v).is_some()
     };
     fields.len() >= 2
         && !fields.iter().any(|f| observable(f))
