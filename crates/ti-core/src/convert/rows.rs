@@ -116,8 +116,7 @@ fn hash_by_length(value: &str) -> Option<Observable> {
 }
 
 // Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
-use super::text;
-pub use super::text::refang;
+use super::text::{self, refang};
 
 fn show(s: &str) -> String {
     const MAX: usize = 100;

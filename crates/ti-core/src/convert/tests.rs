@@ -4,6 +4,7 @@
 
 use super::graph::*;
 use super::rows::*;
+use super::text::refang;
 use super::*;
 use crate::report::Code;
 use crate::stix::{self, ValidationContext};

@@ -1346,7 +1346,7 @@ fn looks_like_header(fields: &[&str]) -> bool {
                 .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
     };
     let observable = |f: &str| {
-        let v = convert::rows::refang(f.trim());
+        let v = convert::text::refang(f.trim());
         convert::text::infer_observable(&v).is_some()
     };
     fields.len() >= 2
