@@ -475,6 +475,14 @@ fn write_report_files(path: &Path, outcome: &RunOutcome) -> Result<()> {
     let files = PageFiles {
         report: file_name(path),
         rejected: (!outcome.rejected.is_empty()).then(|| file_name(&rpath)),
+        more_errors: report
+            .more_errors_in
+            .as_deref()
+            .map(|f| file_name(Path::new(f))),
+        more_warnings: report
+            .more_warnings_in
+            .as_deref()
+            .map(|f| file_name(Path::new(f))),
     };
     let hpath = PathBuf::from(format!("{base}.report.html"));
     std::fs::File::create(&hpath)

@@ -287,6 +287,14 @@ impl Storage {
         page.set_files(PageFiles {
             report: format!("{container}/{path}.report.json"),
             rejected: any_rejected_text.then(|| format!("{container}/{rejected_name}")),
+            more_errors: report
+                .more_errors_in
+                .as_ref()
+                .map(|n| format!("{container}/{n}")),
+            more_warnings: report
+                .more_warnings_in
+                .as_ref()
+                .map(|n| format!("{container}/{n}")),
         });
         self.put_report_page(path, &page).await?;
         let json = serde_json::to_vec_pretty(&report).context("serialising the report")?;

@@ -100,7 +100,7 @@ async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_reco
     assert_eq!(rejected, originals);
 
     // Beside them, the page a person reads, served as HTML: its counts are the report's, and it
-    // shows the first rejected record as written (quotes escaped).
+    // shows the first rejected record as rejected.ndjson holds it (one line; quotes escaped).
     let (page, content_type) = stack
         .storage()
         .read_blob_typed(REPORTS_CONTAINER, &format!("{name}.report.html"))
@@ -116,8 +116,9 @@ async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_reco
         "<code>indicator-reports/{name}.report.json</code>"
     )));
     assert_eq!(page.matches("<li class=\"entry\"").count(), 10);
-    assert!(page
-        .contains("&quot;id&quot;: &quot;indicator--6f1b5b7e-0000-4000-8000-000000000000&quot;"));
+    assert!(
+        page.contains("&quot;id&quot;:&quot;indicator--6f1b5b7e-0000-4000-8000-000000000000&quot;")
+    );
 
     // The handler asked for tokens for both audiences, as its user-assigned identity.
     let requests = stack.identity().requests();

@@ -150,7 +150,25 @@ fn validate(file_name: &str, input: &str, expect_exit: i32) -> Run {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let mut report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    // The whole report: the entries past those report.json lists are in the NDJSON files it
+    // names; its counts per code are those of every entry.
+    for (key, more, stated) in [
+        ("errors", "moreErrorsIn", "errorCounts"),
+        ("warnings", "moreWarningsIn", "warningCounts"),
+    ] {
+        if let Some(file) = report[more].as_str() {
+            let rest = std::fs::read_to_string(file).unwrap();
+            let list = report[key].as_array_mut().unwrap();
+            list.extend(
+                rest.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+        }
+        let stated: BTreeMap<String, u64> =
+            serde_json::from_value(report.get(stated).cloned().unwrap_or(json!({}))).unwrap();
+        assert_eq!(stated, counts(&report[key]), "{key}");
+    }
     let rejected = std::fs::read_to_string(dir.path().join("out.rejected.ndjson"))
         .map(|s| s.lines().map(str::to_string).collect())
         .unwrap_or_default();
@@ -525,5 +543,98 @@ fn the_content_security_policy_blocks_injected_script_and_requests() {
     assert!(
         spy.hits.load(Ordering::SeqCst) >= 1,
         "the control made no request"
+    );
+}
+
+/// A report past the 10,000 entries report.json lists: the page counts every entry, shows the
+/// first of each code (also those only in errors.ndjson) and names the files with the rest.
+#[test]
+fn a_report_past_its_listed_entries_names_the_files_with_the_rest() {
+    let mut input = String::new();
+    for i in 0..10_010 {
+        input += &format!("not an indicator {i}\n");
+    }
+    for i in 0..3 {
+        input += &format!("999.1.1.{i}\n");
+    }
+    let run = validate("big.txt", &input, 1);
+    assert!(run.report["moreErrorsIn"]
+        .as_str()
+        .unwrap()
+        .ends_with("/out.errors.ndjson"));
+    let doc = render(&run.page, Some(&screenshot_dir().join("overflow.png")));
+    assert_eq!(
+        text(one(&doc, "#outcome")),
+        "0 of 10,013 would be uploaded; 10,013 rejected; nothing to retry."
+    );
+    assert_eq!(
+        text(one(&doc, "#e-not_an_indicator .more")),
+        "9,990 more not shown here; all 10,010 are in out.report.json and out.errors.ndjson, \
+         their original text in out.rejected.ndjson."
+    );
+    // The three invalid addresses are only in errors.ndjson, and shown.
+    let shown: Vec<&str> = all(&doc, "#e-invalid_observable .entry")
+        .into_iter()
+        .map(|e| e.attr("data-index").unwrap())
+        .collect();
+    assert_eq!(shown, ["10010", "10011", "10012"]);
+    let originals = originals(&run.report, &run.rejected);
+    assert_page_matches_report(&doc, &run.report, &originals);
+}
+
+/// Readable on a phone: in a frame 360 CSS pixels wide (a small phone's viewport; headless
+/// Chromium's own window is at least 500 wide) the page never scrolls sideways, even with long
+/// unbroken values (a 1,500-character name, a 300-character id, a long file name). A script of
+/// the framing page measures the framed page, which keeps its policy and runs nothing itself;
+/// the control, the same page with a 2,000-pixel-wide element added, is measured as such.
+#[test]
+fn the_page_fits_a_phone_without_sideways_scrolling() {
+    let mut v = common::invalid_indicator(0, 0);
+    v["name"] = json!("N".repeat(1_500));
+    v["id"] = json!(format!("indicator--{}", "f".repeat(300)));
+    let run = validate(
+        &format!("{}.ndjson", "long-file-name-".repeat(12)),
+        &format!("{v}\n"),
+        1,
+    );
+    let page = std::fs::read_to_string(&run.page).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let width = |extra: &str, name: &str| {
+        let framed = page.replace("</body>", &format!("{extra}</body>"));
+        let srcdoc = framed
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;");
+        let frame = format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\">\
+             <iframe id=\"f\" style=\"width:360px;height:1200px;border:0\" srcdoc=\"{srcdoc}\"></iframe>\
+             <script>document.getElementById('f').addEventListener('load', () => {{\
+               const d = document.getElementById('f').contentDocument.documentElement;\
+               document.body.setAttribute('data-client-width', d.clientWidth);\
+               document.body.setAttribute('data-scroll-width', d.scrollWidth);\
+             }});</script></body></html>"
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, frame).unwrap();
+        let doc = render(
+            &path,
+            Some(&screenshot_dir().join(name.replace(".html", ".png"))),
+        );
+        let attr = |a: &str| {
+            one(&doc, "body")
+                .attr(a)
+                .unwrap_or_else(|| panic!("{a} not measured"))
+                .parse::<u32>()
+                .unwrap()
+        };
+        assert_eq!(attr("data-client-width"), 360);
+        attr("data-scroll-width")
+    };
+    assert_eq!(width("", "phone-width.html"), 360);
+    assert!(
+        width(
+            "<div style=\"width:2000px\">wide</div>",
+            "phone-width-control.html"
+        ) >= 2000
     );
 }

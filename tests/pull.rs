@@ -257,7 +257,28 @@ async fn report(stack: &Stack, outcome: &FeedOutcome) -> Value {
         .read_blob(REPORTS_CONTAINER, path)
         .await
         .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    let report: Value = serde_json::from_slice(&bytes).unwrap();
+    // Every pull report has its page beside it, with the same counts.
+    let (page, content_type) = stack
+        .storage()
+        .read_blob_typed(
+            REPORTS_CONTAINER,
+            &path.replace(".report.json", ".report.html"),
+        )
+        .await
+        .unwrap()
+        .expect("the report page exists");
+    assert_eq!(content_type.as_deref(), Some("text/html; charset=utf-8"));
+    let page = String::from_utf8(page).unwrap();
+    for key in ["records", "uploaded", "rejected"] {
+        let n = report["summary"][key].as_u64().unwrap();
+        assert!(n < 1000, "the page writes 1,000 and more with a separator");
+        assert!(
+            page.contains(&format!("<span id=\"{key}\">{n}</span>")),
+            "{key} {n}: {page}"
+        );
+    }
+    report
 }
 
 fn taxii_feed(m: &Medallion, name: &str) -> Value {

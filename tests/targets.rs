@@ -813,6 +813,18 @@ async fn http_ingest_returns_the_report_and_stores_it() {
     )
     .unwrap();
     assert_eq!(stored["summary"], report["summary"]);
+    // And its page beside it.
+    let page = stack
+        .storage()
+        .read_blob(
+            REPORTS_CONTAINER,
+            &path.replace(".report.json", ".report.html"),
+        )
+        .await
+        .unwrap();
+    assert!(String::from_utf8(page).unwrap().contains(
+        "<p id=\"outcome\" class=\"outcome\">28 of 30 uploaded; 2 rejected; nothing to retry.</p>"
+    ));
 
     // 400: nothing valid.
     let body = serde_json::to_vec(&common::corpus(2, &[0, 1])).unwrap();

@@ -32,7 +32,7 @@ use crate::stix::observable::{self, Observable};
 use crate::stix::Problem;
 
 /// The type names accepted in a CSV type column, for messages.
-pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr, file, or ip, ipv4, ipv6, cidr, ipaddress, ip-dst, ip-src, ip:port, domain, hostname, fqdn, uri, email, md5, sha1, sha256, sha512, filehash-sha256 (and -md5, -sha1), hash, filename";
+pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr, file, or ip, ipv4, ipv6, cidr, ipaddress, ip-dst, ip-src, ip:port, domain, hostname, fqdn, uri, email, md5, sha1, sha256, sha512, filehash-sha256 (and -md5, -sha1), hash, filename, filename|sha256 (and |md5, |sha1)";
 
 /// The observable a CSV type name and value stand for (the value decides between IPv4 and IPv6
 /// for `ip`/`cidr`, and between a hash and a name for `file`; a bare `hash` is typed by its
@@ -42,7 +42,8 @@ pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr
 /// names, the names producers write:
 /// - MISP attribute types (`describeTypes.json` in MISP/PyMISP): `ip-src`, `ip-dst`,
 ///   `ip-src|port`, `ip-dst|port` (value `1.2.3.4|443`), `hostname`, `domain`, `url`, `uri`,
-///   `email`, `email-src`, `email-dst`, `md5`, `sha1`, `sha256`, `sha512`, `filename`;
+///   `email`, `email-src`, `email-dst`, `md5`, `sha1`, `sha256`, `sha512`, `filename` (and the
+///   composite `filename|sha256` & co., read by the CSV row: a file name and its hash);
 /// - AlienVault OTX indicator types (OTX-Python-SDK `IndicatorTypes.py`): `IPv4`, `IPv6`,
 ///   `CIDR`, `domain`, `hostname`, `email`, `URL`, `URI`, `FileHash-MD5`, `FileHash-SHA1`,
 ///   `FileHash-SHA256`;
@@ -336,8 +337,18 @@ impl CsvHeader {
             (Some(t), Some(raw)) => {
                 let (vc, tc) = (name(Column::Value), name(Column::Type));
                 let v = refanged_in(vc, raw, &mut warnings);
-                let c = typed_comparison(vc, tc, t, &v, &mut warnings)?;
-                d.comparisons.push(c);
+                match file_and_hash(t, &v) {
+                    // MISP's `filename|sha256` (value `name|hash`): that file, by name and hash.
+                    Some((hash_type, file, hash)) => {
+                        d.comparisons.push(checked(vc, Observable::FileName, file)?);
+                        let c = typed_comparison(vc, tc, hash_type, hash, &mut warnings)?;
+                        d.comparisons.push(c);
+                    }
+                    None => {
+                        let c = typed_comparison(vc, tc, t, &v, &mut warnings)?;
+                        d.comparisons.push(c);
+                    }
+                }
             }
             (None, Some(raw)) => {
                 let col = name(Column::Value);
@@ -556,6 +567,18 @@ fn take(
         value: r.value,
     });
     noted
+}
+
+/// MISP's composite `filename|md5`, `filename|sha1`, `filename|sha256`, `filename|sha512` types
+/// (MISP `describeTypes.json`), whose value is `name|hash`: the hash type, the name and the hash.
+fn file_and_hash<'a>(type_name: &'a str, value: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let (file, hash_type) = type_name.trim().split_once('|')?;
+    if !file.eq_ignore_ascii_case("filename") {
+        return None;
+    }
+    let (name, hash) = value.rsplit_once('|')?;
+    let (name, hash) = (name.trim(), hash.trim());
+    (!name.is_empty() && !hash.is_empty()).then_some((hash_type, name, hash))
 }
 
 /// A type-column problem, prefixed with the column it comes from.

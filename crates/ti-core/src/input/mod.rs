@@ -725,13 +725,17 @@ impl Chunk {
             now,
         } = self;
         let mut then = then;
-        let mut splitter = RowSplitter::default();
+        // Built on the first CSV row only: a chunk of JSON records has no use for it.
+        let mut splitter: Option<RowSplitter> = None;
         let one = |(mut d, queued): (Decoded, Queued)| {
             let text = d.original.as_deref().unwrap_or_default();
             let result = match (queued, &csv) {
                 (Queued::No, _) => return then(d),
                 (Queued::Json, _) => json_to_stix(text, &defaults, now).0,
-                (Queued::Csv, Some(header)) => csv_row(&mut splitter, header, text, &defaults, now),
+                (Queued::Csv, Some(header)) => {
+                    let splitter = splitter.get_or_insert_with(RowSplitter::default);
+                    csv_row(splitter, header, text, &defaults, now)
+                }
                 (Queued::Csv, None) => unreachable!("a CSV row is only queued after its header"),
             };
             match result {
@@ -1376,8 +1380,17 @@ impl Default for RowSplitter {
 
 impl RowSplitter {
     /// The fields of one row's text (without its line end). Always a row: `csv-core` reads any
-    /// text, a stray quote inside a field included, as a best effort.
+    /// text, a stray quote inside a field included, as a best effort. Spaces between a comma and
+    /// a quoted field are skipped (as Python's `skipinitialspace`): abuse.ch's ThreatFox CSV
+    /// writes `"2026-09-27 13:46:34", "1", "38.190.196.25:5638", …`.
     fn fields<'a>(&'a mut self, text: &str) -> Vec<&'a str> {
+        let spaced;
+        let text = if text.contains(", \"") || text.contains(",\t\"") {
+            spaced = without_space_before_quotes(text);
+            spaced.as_str()
+        } else {
+            text
+        };
         let input = text.as_bytes();
         // Unquoting only shortens the text, and there is at most one field per comma, plus one.
         self.out.resize(input.len() + 1, 0);
@@ -1408,9 +1421,15 @@ impl RowSplitter {
                 }
                 csv_core::ReadRecordResult::InputEmpty => continue,
                 csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
-                csv_core::ReadRecordResult::OutputFull
-                | csv_core::ReadRecordResult::OutputEndsFull => {
-                    unreachable!("the buffers are sized for the row")
+                // Not expected (unquoting only shortens the text, and a field ends at a comma or
+                // the row's end), but never a reason to stop: more room, and on.
+                csv_core::ReadRecordResult::OutputFull => {
+                    let more = self.out.len() + 64;
+                    self.out.resize(more, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let more = self.ends.len() + 8;
+                    self.ends.resize(more, 0);
                 }
             }
         }
@@ -1427,6 +1446,35 @@ impl RowSplitter {
             })
             .collect()
     }
+}
+
+/// `text` without the spaces and tabs between a comma (outside quotes) and the quote that opens
+/// the next field.
+fn without_space_before_quotes(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        out.push(c);
+        i += 1;
+        match c {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                let spaces = b[i..]
+                    .iter()
+                    .take_while(|&&x| x == b' ' || x == b'\t')
+                    .count();
+                if b.get(i + spaces) == Some(&b'"') {
+                    i += spaces;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Only ASCII spaces and tabs were dropped, so the bytes are still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// A queued CSV row → STIX indicator, or why not.

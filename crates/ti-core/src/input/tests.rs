@@ -775,3 +775,37 @@ fn a_record_budget_bounds_the_records_of_each_push_however_much_a_chunk_expands(
         assert!(calls >= lines / (4096 + 16 * 1024), "{calls} calls");
     }
 }
+
+#[test]
+fn csv_rows_are_split_as_rfc_4180_reads_them() {
+    let mut s = super::RowSplitter::default();
+    assert_eq!(s.fields("type,value"), ["type", "value"]);
+    assert_eq!(
+        s.fields("\"a,b\",\"say \"\"hi\"\"\",,\"multi\nline\","),
+        ["a,b", "say \"hi\"", "", "multi\nline", ""]
+    );
+    // A stray quote inside a field is kept, as the csv crate does.
+    assert_eq!(
+        s.fields("domain,ev\"il.example"),
+        ["domain", "ev\"il.example"]
+    );
+    assert_eq!(s.fields("é,ü"), ["é", "ü"]);
+    assert_eq!(s.fields("one"), ["one"]);
+    assert!(s.fields("").is_empty());
+    // ThreatFox puts a space after each comma, before the opening quote.
+    assert_eq!(
+        s.fields(
+            "\"2026-07-01 10:00:00\", \"1\", \"198.51.100.41:443\", \"a, b\",\t\"x\"\"y\" , z"
+        ),
+        [
+            "2026-07-01 10:00:00",
+            "1",
+            "198.51.100.41:443",
+            "a, b",
+            "x\"y ",
+            " z"
+        ]
+    );
+    // The reader is reused: the next row starts clean.
+    assert_eq!(s.fields("x,y,z"), ["x", "y", "z"]);
+}

@@ -42,6 +42,7 @@ fn files() -> PageFiles {
     PageFiles {
         report: "indicator-reports/feeds/a.json.report.json".into(),
         rejected: Some("indicator-reports/feeds/a.json.rejected.ndjson".into()),
+        ..Default::default()
     }
 }
 
@@ -205,6 +206,8 @@ fn a_million_record_report_gives_a_page_under_one_megabyte() {
         PageFiles {
             report: worst(1_100),
             rejected: Some(worst(1_100)),
+            more_errors: Some(worst(1_100)),
+            more_warnings: Some(worst(1_100)),
         },
     );
     let original = worst(5 * ORIGINAL_CHARS);
@@ -326,4 +329,40 @@ fn invisible_and_direction_changing_characters_are_shown() {
     assert!(html.contains("bad\u{27e8}U+2066\u{27e9}x\u{27e8}U+2069\u{27e9}"));
     assert!(html.contains("<pre class=\"original\">a\tb\u{27e8}U+200F\u{27e9}\r\nc</pre>"));
     assert!(!html.contains(['\u{202E}', '\u{0}', '\u{7}', '\u{2066}', '\u{200F}']));
+}
+
+#[test]
+fn entries_past_the_json_reports_list_are_found_in_its_overflow_files() {
+    let errors: Vec<_> = (0..30)
+        .map(|i| error(i, Code::InvalidId, "not a uuid"))
+        .collect();
+    let w = RecordWarning {
+        record_index: 40,
+        line: Some(41),
+        id: None,
+        code: Code::Expired,
+        messages: vec!["past".into()],
+    };
+    let r = report(errors, vec![w; 25], 60);
+    let mut out = Vec::new();
+    let files = PageFiles {
+        more_errors: Some("indicator-reports/feeds/a.json.errors.ndjson".into()),
+        more_warnings: Some("indicator-reports/feeds/a.json.warnings.ndjson".into()),
+        ..files()
+    };
+    write_page(&mut out, &r, |_| None, files).unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(html.contains(
+        "10 more not shown here; all 30 are in <code>a.json.report.json</code> and \
+         <code>a.json.errors.ndjson</code>, their original text in <code>a.json.rejected.ndjson</code>."
+    ));
+    assert!(html.contains(
+        "5 more not shown here; all 25 are in <code>a.json.report.json</code> and \
+         <code>a.json.warnings.ndjson</code>."
+    ));
+    assert!(html.contains(
+        "Every entry is in <code>indicator-reports/feeds/a.json.report.json</code> and \
+         <code>indicator-reports/feeds/a.json.errors.ndjson</code> and \
+         <code>indicator-reports/feeds/a.json.warnings.ndjson</code>; the original text"
+    ));
 }
