@@ -4,7 +4,7 @@
 Usage: seeds.py REPO_ROOT OUT_DIR   (writes OUT_DIR/{decoder,framer,pattern}/seed-*)
 
 Decoder and framer seeds start with the 3-byte header the targets read (fuzz/src/lib.rs):
-selector (0 = auto-detect, 1..7 = forced format in InputFormat::ALL order), limits (19 = the
+selector (0 = auto-detect, 1..8 = forced format in InputFormat::ALL order, taken modulo 9), limits (19 = the
 default 1 MiB / depth 64, 7 = 256 bytes / depth 3) and the chunk-split seed. Every fixture input
 is written as is, gzip-compressed and as UTF-16LE, so each decoding layer starts covered.
 """
@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-FORMATS = ["stix-bundle", "stix-json", "ndjson", "sentinel-request", "graph", "csv", "text"]
+FORMATS = ["stix-bundle", "stix-json", "ndjson", "sentinel-request", "graph", "csv", "text", "prose"]
 DEFAULT_LIMITS = 19  # RECORD[4] = 1 MiB, DEPTH[3] = 64
 SMALL_LIMITS = 7     # RECORD[2] = 256 bytes, DEPTH[1] = 3
 
@@ -41,6 +41,11 @@ def fixture_inputs(root):
             else:
                 continue
             yield data, case.get("format")
+    # The prose fixtures (a report as text, Markdown and HTML): prose is only ever forced.
+    for path in sorted(glob.glob(os.path.join(base, "prose/*"))):
+        if path.endswith((".txt", ".md", ".html")) and os.path.basename(path) != "ORACLE.md":
+            with open(path, "rb") as f:
+                yield f.read(), "prose"
     # The validation table's objects, as one bundle (one decoder seed covers all of them).
     v = json.load(open(os.path.join(base, "validate.json"), encoding="utf-8"))
     objects = list(v["bases"].values()) + [c["object"] for c in v["cases"] if "object" in c]

@@ -1187,7 +1187,8 @@ where
 /// Runs an input under the `TI_ON_INVALID` policy. `open` gives a fresh stream of the input each
 /// time it is called: with `reject-file` the input is read twice, first to validate everything
 /// (nothing is sent), then, only when every record is valid, to upload. When some record is
-/// invalid the first pass is the report: every valid record is `file_rejected`.
+/// invalid the first pass is the report: every valid record is `file_rejected`. Lines that are
+/// no indicator at all (`not_an_indicator`: a text list's headings) do not count as invalid.
 pub async fn run_input<F, Fut, S, E>(
     mut open: F,
     source: Source,
@@ -1214,12 +1215,14 @@ where
         ..ctx.clone()
     };
     let first = run(open().await?, source.clone(), &first_pass).await?;
+    // A text list's headings and prose lines (`not_an_indicator`, docs/REPORTS.md) are no
+    // invalid indicators: they are reported, and do not reject the file.
     let all_valid = first.report.input_error.is_none()
         && first
             .report
             .errors
             .iter()
-            .all(|e| e.code == Code::FileRejected);
+            .all(|e| matches!(e.code, Code::FileRejected | Code::NotAnIndicator));
     if !all_valid {
         return Ok(first);
     }
@@ -1362,6 +1365,58 @@ mod tests {
         };
         assert_eq!(out.report.summary.uploaded, 2);
         assert!(out.report.errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reject_file_is_not_triggered_by_the_headings_of_a_text_list() {
+        let settings = UploadSettings::from_env(&Env::from_pairs([
+            ("TI_TARGET", "dry-run"),
+            ("TI_ON_INVALID", "reject-file"),
+        ]))
+        .unwrap();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        ctx.uploader = Uploader::new(settings, None).unwrap();
+        let run_text = |text: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let open = move || async move {
+                    Ok::<_, std::convert::Infallible>(once(text.as_bytes().to_vec()))
+                };
+                let out = match run_input(open, source(), &ctx).await {
+                    Ok(o) => o,
+                    Err(never) => match never {},
+                };
+                out.report.check_invariants().unwrap();
+                let errors: Vec<(u64, Code)> = out
+                    .report
+                    .errors
+                    .iter()
+                    .map(|e| (e.record_index, e.code))
+                    .collect();
+                (out.report.summary.uploaded, errors)
+            }
+        };
+        // Headings only besides the indicators: they are reported, the indicators uploaded.
+        let (uploaded, errors) =
+            run_text("Indicators of compromise\nC2 servers\n198.51.100.7\nevil.example (c2)\n")
+                .await;
+        assert_eq!(uploaded, 2);
+        assert_eq!(
+            errors,
+            vec![(0, Code::NotAnIndicator), (1, Code::NotAnIndicator)]
+        );
+        // An invalid indicator still rejects the whole file, headings reported as they are.
+        let (uploaded, errors) = run_text("C2 servers\n198.51.100.7\n1.2.3\nevil.example\n").await;
+        assert_eq!(uploaded, 0);
+        assert_eq!(
+            errors,
+            vec![
+                (0, Code::NotAnIndicator),
+                (1, Code::FileRejected),
+                (2, Code::InvalidObservable),
+                (3, Code::FileRejected)
+            ]
+        );
     }
 
     #[tokio::test]

@@ -111,8 +111,8 @@ async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
     let errors = report["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 10_000.min(n as usize));
     assert_eq!(errors[0]["recordIndex"], 0);
-    assert_eq!(errors[0]["code"], "unknown_observable_type");
-    assert_eq!(report["errorCounts"], json!({"unknown_observable_type": n}));
+    assert_eq!(errors[0]["code"], "not_an_indicator");
+    assert_eq!(report["errorCounts"], json!({"not_an_indicator": n}));
     let stack = &stack;
     let read = |suffix: &str| {
         let name = format!("{name}{suffix}");
@@ -141,7 +141,7 @@ async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
                 let e: Value = serde_json::from_str(line).unwrap();
                 assert_eq!(e["recordIndex"], 10_000 + i as u64);
                 assert_eq!(e["line"], 10_001 + i as u64);
-                assert_eq!(e["code"], "unknown_observable_type");
+                assert_eq!(e["code"], "not_an_indicator");
             }
             count += 1;
         }

@@ -269,6 +269,40 @@ fn reject_file_uploads_nothing_when_any_record_is_invalid() {
     );
     assert_eq!(r["errors"][4]["code"], "pattern_invalid");
     assert_eq!(r["errors"][0]["code"], "file_rejected");
+
+    // A text list's headings are reported `not_an_indicator`, not taken for invalid records:
+    // its indicators are not `file_rejected` (docs/REPORTS.md, docs/SETTINGS.md).
+    let list = dir.path().join("iocs.txt");
+    std::fs::write(
+        &list,
+        "Indicators of compromise\n\nC2 servers\n198.51.100.7\nevil[.]example (c2)\n",
+    )
+    .unwrap();
+    let (code, r) = validate_with_report(&list, &[], &[("TI_ON_INVALID", "reject-file")]);
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(
+        r["summary"],
+        serde_json::json!({"records": 4, "uploaded": 2, "rejected": 2})
+    );
+    let codes: Vec<(&Value, &Value)> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["line"], &e["code"]))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (
+                &serde_json::json!(1),
+                &serde_json::json!("not_an_indicator")
+            ),
+            (
+                &serde_json::json!(3),
+                &serde_json::json!("not_an_indicator")
+            )
+        ]
+    );
 }
 
 /// `validate` applies what the chosen target would refuse before sending (docs/ARCHITECTURE.md, The model: the

@@ -149,7 +149,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
     let mut opts = InputOptions::new(now);
-    opts.format = match usize::from(selector % 8) {
+    // 0: auto-detect; 1..=8: each `InputFormat` (prose included), forced.
+    opts.format = match usize::from(selector) % (InputFormat::ALL.len() + 1) {
         0 => None,
         k => Some(InputFormat::ALL[k - 1]),
     };

@@ -103,7 +103,7 @@ fn now() -> OffsetDateTime {
 /// Decoder options as the decoder fuzz target derives them from the header.
 fn header_options(h: [u8; HEADER]) -> InputOptions {
     let mut opts = InputOptions::new(now());
-    opts.format = match usize::from(h[0] % 8) {
+    opts.format = match usize::from(h[0]) % (InputFormat::ALL.len() + 1) {
         0 => None,
         k => Some(InputFormat::ALL[k - 1]),
     };

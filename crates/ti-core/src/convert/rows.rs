@@ -1,17 +1,23 @@
-//! CSV rows and plain-text lines → STIX indicator.
+//! CSV rows → STIX indicator (text-list lines are `super::text`'s).
 //!
 //! Observable type names (the CSV `type`/`observableType` column) are the STIX names and the
-//! aliases people write, case-insensitive; a text line's type is inferred from its value. Values
-//! analysts paste from reports are often defanged (`hxxp://`, `example[.]com`): they are refanged,
-//! with a `normalised` warning so the change is visible in the report.
+//! aliases vendors write, case-insensitive ([`observable_for_type`]). A value cell with no type,
+//! an empty one, or a type that leaves the kind to the value (a bare `hash`, `file`) is read as
+//! a text-list line is ([`super::text::read_value`]: refanged, typed by its shape, domains checked
+//! against the Public Suffix List and lower-cased, file names kept apart, a trailing comment or
+//! port going to the description). Typed values analysts paste from reports are often defanged
+//! (`hxxp://`, `example[.]com`) too: they are refanged. Every change comes with a `normalised`
+//! warning naming the column, so it is visible in the report.
 //!
-//! CSV columns (header names are matched case-insensitively, ignoring spaces, `_` and `-`):
+//! CSV columns (header names are matched case-insensitively, ignoring spaces, `_`, `-` and `.`;
+//! the `column` function lists them with where they come from):
 //! - Microsoft Sentinel's "Import using a file" templates: `threatTypes, tags, name, description,
 //!   confidence, revoked, validFrom, validUntil, tlpLevel, severity, observableType,
 //!   observableValue` ("All other indicator types") and the "File indicators" variant, whose
 //!   observable columns are file hashes and a file name: `fileHashType` + `fileHashValue`, or one
 //!   column per algorithm (`MD5`, `SHA1`, `SHA256`, `SHA512`), and `fileName`.
-//! - The short form `type, value`, with the same optional columns (and `id`).
+//! - The short form `type, value`, vendor value/type pairs (`value,entity_type,description`,
+//!   `ioc_value,ioc_type`, …) and columns named for an observable type (`dst_ip`, `url`, …).
 //!
 //! Other columns are ignored, as is `severity` (STIX indicators have no severity).
 
@@ -111,7 +117,7 @@ fn hash_by_length(value: &str) -> Option<Observable> {
 }
 
 // Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
-pub use super::text::{infer_observable, refang};
+use super::text::{self, refang};
 
 fn show(s: &str) -> String {
     const MAX: usize = 100;
@@ -302,10 +308,35 @@ impl CsvHeader {
         let name = |c: Column| self.position(c).map_or("", |i| self.names[i].as_str());
         let mut d = Draft::default();
 
-        let value = get(Column::Value).map(|v| refanged_in(name(Column::Value), v, &mut warnings));
-        match (get(Column::Type), value) {
-            (Some(t), Some(v)) => {
+        // What a value cell with no type (or a type that leaves the kind to the value: a bare
+        // `hash`, `file`) holds, read as a text-list line is (`super::text::read_value`); with
+        // a comment or a port, that goes to the description.
+        let mut noted: Vec<String> = Vec::new();
+        let type_cell = get(Column::Type);
+        match (type_cell, get(Column::Value)) {
+            (Some(t), Some(raw)) if by_value(t).is_some() => {
+                let col = name(Column::Value);
+                let wanted = by_value(t).expect("checked");
+                match (read_cell(col, raw).ok().filter(is_hash), wanted) {
+                    (Some(r), _) => noted.extend(take(col, r, &mut d, &mut warnings)),
+                    // `file` with a value that is no hash: its file name, as written.
+                    (None, ByValue::FileOrHash) => {
+                        d.comparisons.push(checked(col, Observable::FileName, raw)?);
+                    }
+                    (None, ByValue::Hash) => {
+                        return Err(Problem::new(
+                            Code::InvalidObservable,
+                            format!(
+                                "column `{col}`: '{}' (type '{t}') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)",
+                                show(raw)
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Some(t), Some(raw)) => {
                 let (vc, tc) = (name(Column::Value), name(Column::Type));
+                let v = refanged_in(vc, raw, &mut warnings);
                 match file_and_hash(t, &v) {
                     // MISP's `filename|sha256` (value `name|hash`): that file, by name and hash.
                     Some((hash_type, file, hash)) => {
@@ -319,19 +350,12 @@ impl CsvHeader {
                     }
                 }
             }
-            (None, Some(v)) => {
+            (None, Some(raw)) => {
                 let col = name(Column::Value);
-                let c = match infer_observable(&v) {
-                    // Host names are case-insensitive: one id for `EVIL.example` and `evil.example`.
-                    Some(Observable::Domain) => {
-                        checked(col, Observable::Domain, &v.to_ascii_lowercase())?
-                    }
-                    Some(o) => checked(col, o, &v)?,
-                    // `1.2.3.4:443` with no type: the address (the port dropped, with a warning).
-                    None if split_port(&v).is_some() => {
-                        typed_comparison(col, col, "ip", &v, &mut warnings)?
-                    }
-                    None => {
+                match read_cell(col, raw) {
+                    Ok(r) => noted.extend(take(col, r, &mut d, &mut warnings)),
+                    Err(Some(p)) => return Err(p),
+                    Err(None) => {
                         let t = self.position(Column::Type).map_or(String::new(), |i| {
                             format!(", and its type column `{}` is empty", self.names[i])
                         });
@@ -339,12 +363,11 @@ impl CsvHeader {
                             Code::UnknownObservableType,
                             format!(
                                 "column `{col}`: '{}' is not a recognisable observable{t} (accepted types: {TYPE_NAMES})",
-                                show(&v)
+                                show(raw)
                             ),
                         ));
                     }
-                };
-                d.comparisons.push(c);
+                }
             }
             (Some(t), None) if !self.has_file_columns() && !self.has_typed_columns() => {
                 return Err(Problem::new(
@@ -369,17 +392,22 @@ impl CsvHeader {
         }
         if let Some(h) = get(Column::HashValue) {
             let col = name(Column::HashValue);
-            let o = match get(Column::HashType) {
-                Some(t) => observable_for_type(t, h)
-                    .map_err(|p| in_column(p, name(Column::HashType)))?,
-                None => hash_by_length(h).ok_or_else(|| {
-                    Problem::new(
+            match get(Column::HashType) {
+                Some(t) => {
+                    let o = observable_for_type(t, h)
+                        .map_err(|p| in_column(p, name(Column::HashType)))?;
+                    d.comparisons.push(checked(col, o, h)?);
+                }
+                // A bare hash column: the hash typed by its length, read as a text line is
+                // (`<sha256> (loader)` keeps its comment).
+                None => match read_cell(col, h).ok().filter(is_hash) {
+                    Some(r) => noted.extend(take(col, r, &mut d, &mut warnings)),
+                    None => return Err(Problem::new(
                         Code::InvalidObservable,
                         format!("column `{col}`: '{}' is not an MD5, SHA-1, SHA-256 or SHA-512 hash (32, 40, 64 or 128 hex digits) and no hash type column says what it is", show(h)),
-                    )
-                })?,
-            };
-            d.comparisons.push(checked(col, o, h)?);
+                    )),
+                },
+            }
         }
         for (i, c) in self.columns.iter().enumerate() {
             if let Column::Hash(o) = c {
@@ -427,7 +455,13 @@ impl CsvHeader {
             .filter(|i| i.contains("--"))
             .map(str::to_owned);
         d.name = get(Column::Name).map(str::to_owned);
-        d.description = get(Column::Description).map(str::to_owned);
+        // The description column, then the comment or port written beside the value.
+        let description: Vec<String> = get(Column::Description)
+            .map(str::to_owned)
+            .into_iter()
+            .chain(noted)
+            .collect();
+        d.description = (!description.is_empty()).then(|| description.join("; "));
         d.indicator_types = split_list(get(Column::ThreatTypes))
             .map(|t| t.to_ascii_lowercase())
             .collect();
@@ -464,6 +498,75 @@ impl CsvHeader {
     fn has_typed_columns(&self) -> bool {
         self.columns.iter().any(|c| matches!(c, Column::Typed(_)))
     }
+}
+
+/// Type names that leave the kind of observable to the value (matched as
+/// [`observable_for_type`] matches them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByValue {
+    /// A bare `hash` (`filehash`, `file-hash`): a hash of any algorithm, typed by its length.
+    Hash,
+    /// `file` (Volexity's CSVs): a hash, else a file name.
+    FileOrHash,
+}
+
+fn is_hash(r: &text::Reading) -> bool {
+    matches!(
+        r.observable,
+        Observable::Md5 | Observable::Sha1 | Observable::Sha256 | Observable::Sha512
+    )
+}
+
+fn by_value(type_name: &str) -> Option<ByValue> {
+    let t: String = type_name
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '_' | ' ' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    match t.as_str() {
+        "hash" | "filehash" | "file-hash" => Some(ByValue::Hash),
+        "file" => Some(ByValue::FileOrHash),
+        _ => None,
+    }
+}
+
+/// A value cell read as a text-list line ([`text::read_value`]: refanged, typed by its shape,
+/// domains checked against the Public Suffix List and lower-cased, file names kept apart, a
+/// comment or port split off). `Err(None)`: it has no observable's shape (or is a `#` note);
+/// `Err(Some(_))`: the shape of one but not a valid one, the message naming the column.
+fn read_cell(column: &str, raw: &str) -> Result<text::Reading, Option<Problem>> {
+    match text::read_value(raw) {
+        text::ReadValue::Observable(r) => Ok(r),
+        text::ReadValue::Refused(r) if r.code == Code::InvalidObservable => {
+            Err(Some(in_column(r.problem(raw), column)))
+        }
+        text::ReadValue::Refused(_) | text::ReadValue::Empty => Err(None),
+    }
+}
+
+/// Adds a reading's comparison to the draft, with a `normalised` warning (naming the column)
+/// for what was changed; returns its comment and port, for the description.
+fn take(
+    column: &str,
+    r: text::Reading,
+    d: &mut Draft,
+    warnings: &mut Vec<Problem>,
+) -> Option<String> {
+    if !r.changes.is_empty() {
+        warnings.push(Problem::new(
+            Code::Normalised,
+            format!("column `{column}`: {}", r.changes.join("; ")),
+        ));
+    }
+    let noted = r.description();
+    d.comparisons.push(Comparison {
+        observable: r.observable,
+        value: r.value,
+    });
+    noted
 }
 
 /// MISP's composite `filename|md5`, `filename|sha1`, `filename|sha256`, `filename|sha512` types

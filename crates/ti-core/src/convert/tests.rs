@@ -4,6 +4,7 @@
 
 use super::graph::*;
 use super::rows::*;
+use super::text::refang;
 use super::*;
 use crate::report::Code;
 use crate::stix::{self, ValidationContext};
@@ -349,7 +350,7 @@ fn type_names_aliases_and_inference() {
         ("1.2.3", None),
     ];
     for (v, want) in inferred {
-        assert_eq!(infer_observable(v), *want, "{v}");
+        assert_eq!(super::text::infer_observable(v), *want, "{v}");
     }
 }
 
@@ -554,7 +555,82 @@ fn csv_messages_name_the_input_column() {
     );
     assert_eq!(
         got[2],
-        Err("invalid_observable: column `entity_type`: 'abc' (type 'hash') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)".to_string())
+        Err("invalid_observable: column `value`: 'abc' (type 'hash') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)".to_string())
+    );
+}
+
+/// A row's pattern, description and warnings, or its error.
+type FullRow = Result<(String, Value, Vec<String>), String>;
+
+/// Full results (pattern, description, warnings or the error) of rows, for exact assertions.
+fn csv_full(header: &[&str], rows: &[&[&str]]) -> Vec<FullRow> {
+    let h = CsvHeader::recognise(header).unwrap();
+    rows.iter()
+        .map(|r| match h.row_to_stix(r, &Defaults::default(), now()) {
+            Ok((o, w)) => Ok((
+                o["pattern"].as_str().unwrap().to_string(),
+                o.get("description").cloned().unwrap_or(Value::Null),
+                w.into_iter()
+                    .map(|p| format!("{:?}: {}", p.code, p.message))
+                    .collect(),
+            )),
+            Err(p) => Err(format!("{:?}: {}", p.code, p.message)),
+        })
+        .collect()
+}
+
+#[test]
+fn csv_cells_without_a_type_are_read_as_text_lines() {
+    let sha = "2FFE1E4F4DF34E1ACA3B8A8E93EEE34BFC4B7876CEDD1A0B6CA5D63D89A26301";
+    let got = csv_full(
+        &["ioc", "type", "comment"],
+        &[
+            // lower-cased before the id is made, as a text line
+            &["EVIL.COM", "", ""],
+            // a file name, not a domain
+            &["Setup2.exe", "", "dropper"],
+            // the comment and port beside the value join the description column
+            &["198.51.100[.]7:443 (c2)", "", "seen 2026-07"],
+            // the Public Suffix List decides, naming the column
+            &["evil.notatld", "", ""],
+            &["a@b", "", ""],
+            &["# a note", "", ""],
+            // a bare `hash`: typed by its length, any case, with a comment
+            &[&format!("{sha} (loader)"), "hash", ""],
+            &["evil.example", "hash", ""],
+            // `file`: a hash, else a file name as written
+            &[sha, "file", ""],
+            &["Invoice.PDF", "file", ""],
+        ],
+    );
+    let lower = sha.to_ascii_lowercase();
+    assert_eq!(
+        got,
+        vec![
+            Ok(("[domain-name:value = 'evil.com']".into(), Value::Null, vec![])),
+            Ok(("[file:name = 'Setup2.exe']".into(), json!("dropper"), vec![])),
+            Ok((
+                "[ipv4-addr:value = '198.51.100.7']".into(),
+                json!("seen 2026-07; c2; port 443"),
+                vec!["Normalised: column `ioc`: refanged '198.51.100[.]7:443' to '198.51.100.7:443'; port 443 kept in the description (a STIX address or domain has no port)".into()]
+            )),
+            Err("InvalidObservable: column `ioc`: 'evil.notatld' is not a valid domain: its top-level label 'notatld' is not in the Public Suffix List".into()),
+            Err("InvalidObservable: column `ioc`: 'a@b' is not a valid e-mail address: domain 'b': it has no dot: a domain is a name under a public suffix".into()),
+            Err(format!("UnknownObservableType: column `ioc`: '# a note' is not a recognisable observable, and its type column `type` is empty (accepted types: {TYPE_NAMES})")),
+            Ok((format!("[file:hashes.'SHA-256' = '{lower}']"), json!("loader"), vec![])),
+            Err("InvalidObservable: column `ioc`: 'evil.example' (type 'hash') is not an MD5, SHA-1, SHA-256 or SHA-512 hash: a hash is typed by its length (32, 40, 64 or 128 hex digits)".into()),
+            Ok((format!("[file:hashes.'SHA-256' = '{lower}']"), Value::Null, vec![])),
+            Ok(("[file:name = 'Invoice.PDF']".into(), Value::Null, vec![])),
+        ]
+    );
+    // A bare hash column (no hash type column) reads its cell the same way.
+    let got = csv_full(&["hash"], &[&[&format!("{sha}\t# loader")], &["12345"]]);
+    assert_eq!(
+        got,
+        vec![
+            Ok((format!("[file:hashes.'SHA-256' = '{lower}']"), json!("loader"), vec![])),
+            Err("InvalidObservable: column `hash`: '12345' is not an MD5, SHA-1, SHA-256 or SHA-512 hash (32, 40, 64 or 128 hex digits) and no hash type column says what it is".into()),
+        ]
     );
 }
 

@@ -603,7 +603,8 @@ pub fn check_public_domain(name: &str) -> Result<(), String> {
     }
 }
 
-/// The observable type of a bare value, as prose extraction asks (`crate::input::prose`): a URL
+/// The observable type of a bare value, as prose extraction (`crate::input::prose`) and CSV
+/// header detection (a header field is no observable) ask: a URL
 /// (has `://`), an IPv4/IPv6 address or CIDR, an MD5/SHA-1/SHA-256/SHA-512 hash (hex of that
 /// length), an e-mail address (has `@`), or a domain (a valid host name with at least one dot).
 /// Prose applies its own plausibility rules on top; a text list line is read by [`read_value`].

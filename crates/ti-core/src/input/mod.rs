@@ -1350,8 +1350,8 @@ fn looks_like_header(fields: &[&str]) -> bool {
                 .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
     };
     let observable = |f: &str| {
-        let v = convert::rows::refang(f.trim());
-        convert::rows::infer_observable(&v).is_some()
+        let v = convert::text::refang(f.trim());
+        convert::text::infer_observable(&v).is_some()
     };
     fields.len() >= 2
         && !fields.iter().any(|f| observable(f))
