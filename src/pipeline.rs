@@ -1514,6 +1514,36 @@ mod tests {
         assert!(e.message.contains("2 record(s)"), "{}", e.message);
     }
 
+    /// A run that holds `max_held_bytes` of report entries and rejected texts starts no further
+    /// record: it says where to continue (a work item), or, for an input that cannot continue
+    /// (HTTP, a queue message), ends as `input_too_large` with the records before counted.
+    #[tokio::test]
+    async fn a_run_holding_too_many_rejections_stops_where_a_later_item_continues() {
+        let lines: String = (0..500)
+            .map(|i| format!("not-an-observable-{i}\n"))
+            .collect();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        ctx.max_held_bytes = Some(20_000);
+        let out = run_chunks(&lines, &ctx).await;
+        out.report.check_invariants().unwrap();
+        let stop = out.next_start.expect("stopped early");
+        assert!((20..500).contains(&stop), "{stop}");
+        assert_eq!(out.report.summary.rejected, stop);
+        assert_eq!(out.rejected.len() as u64, stop);
+        // The next range starts there and takes the rest.
+        ctx.range = stop..u64::MAX;
+        ctx.max_held_bytes = None;
+        let rest = run_chunks(&lines, &ctx).await;
+        assert_eq!(rest.report.summary.rejected, 500 - stop);
+        assert_eq!(rest.report.errors[0].record_index, stop);
+        // Cut short with nowhere to continue: input_too_large, the first records reported.
+        let cut = out.cut_short_is_too_large();
+        assert_eq!(cut.next_start, None);
+        let e = cut.report.input_error.unwrap();
+        assert_eq!(e.code, "input_too_large");
+        assert!(e.message.starts_with(&format!("the input's rejected records and warnings outgrow what one invocation may hold: the first {stop} records are reported")), "{}", e.message);
+    }
+
     #[tokio::test]
     async fn records_over_the_size_bound_are_reported_and_the_rest_continue() {
         let mut big = indicator(2);

@@ -231,9 +231,11 @@ impl Storage {
             };
             for e in report.errors {
                 split.error(e, &mut errors.buf);
+                errors.stage_full().await?;
             }
             for w in report.warnings {
                 split.warning(w, &mut warnings.buf);
+                warnings.stage_full().await?;
             }
             for (_, text) in lines {
                 if rejected.is_empty() {
@@ -246,8 +248,6 @@ impl Storage {
                 rejected.buf.push(b'\n');
                 rejected.stage_full().await?;
             }
-            errors.stage_full().await?;
-            warnings.stage_full().await?;
         }
         let split = split.context("a report needs at least one piece")?;
         let wrote_errors = errors.finish().await?;
