@@ -2,8 +2,10 @@
 //!
 //! It knows nothing of the Functions host or of storage: it takes a stream of byte chunks and
 //! returns the report and the original text of every rejected record, so the handler, the CLI
-//! and the tests all run this same code. Memory stays bounded by the frame limits, the batch
-//! size and the upload concurrency, whatever the input size (plus the per-record report entries).
+//! and the tests all run this same code. Memory stays bounded by the frame limits, the records
+//! decoded per slice, the batch size and the upload concurrency, whatever the input size; the
+//! report entries and rejected texts a run holds are bounded by its record range and, in the
+//! Functions, by `max_held_bytes` (the run then ends early and a later work item continues).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
