@@ -707,7 +707,7 @@ const MAX_RECORDS_PER_PIECE: usize = 4096;
 /// every record is rejected is processed in bounded slices; an HTTP input reaching it is too
 /// large for one invocation's answer. With the entries' allocation overhead and the part
 /// written from them, a work item then peaks well under 256 MiB (tests/bounds.rs).
-pub const INVOCATION_MAX_HELD_BYTES: usize = 32 << 20;
+pub const INVOCATION_MAX_HELD_BYTES: usize = 16 << 20;
 
 /// How many valid records' ids are remembered for the duplicate check (about 3 MiB).
 pub const DEDUP_WINDOW: usize = 100_000;
