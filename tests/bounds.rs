@@ -75,7 +75,13 @@ fn bad_lines() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
     let n = bad_lines();
-    let stack = stack(&[("TI_MAX_REQUESTS_PER_MINUTE", "100000")]).await;
+    // Work items as long as the record count allows: they end at the handler's bound on held
+    // report entries (16 MiB, about 70,000 such records), not at a record count.
+    let stack = stack(&[
+        ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
+        ("TI_WORK_ITEM_RECORDS", "10000000"),
+    ])
+    .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let body = gzip(&b"x\n".repeat(n as usize));
     eprintln!("{n} lines, {} bytes of gzip", body.len());
@@ -112,6 +118,10 @@ async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
     );
     let checked = std::time::Instant::now();
     assert!(deliveries.iter().all(|(_, d)| d.final_status == 200));
+    if n == 1_000_000 {
+        // The event and 14 work items of ~69,600 records each (the held-entries bound).
+        assert_eq!(deliveries.len(), 15, "{} invocations", deliveries.len());
+    }
     let report = stack.report(name).await.unwrap().expect("the final report");
     assert_eq!(
         report["summary"],
