@@ -291,3 +291,43 @@ async fn a_record_nested_100_deep_is_its_own_error_between_two_good_ones() {
         .collect();
     assert_eq!(stack.sim().accepted_ids(), expected);
 }
+
+/// A small body that expands into more rejected records than one invocation may hold (a
+/// 1 KB gzip of 200,000 bad lines): the records up to the bound are reported and the caller
+/// gets 413 `input_too_large` through `res`, pointing at the inbox container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_body_whose_rejections_outgrow_an_invocation_gets_413_through_res() {
+    let stack = stack(&[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let body = gzip(&b"x\n".repeat(200_000));
+    assert!(body.len() < 2048, "{} bytes", body.len());
+    let request =
+        devkit::host::HttpTriggerRequest::post("indicators", "application/octet-stream", body);
+    let answer = handler
+        .driver()
+        .invoke_http("Ingest", "req", &request)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let res = answer.http_output("res").unwrap();
+    assert_eq!(res.status, 413, "{:?}", res.body["inputError"]);
+    let e = &res.body["inputError"];
+    assert_eq!(e["code"], "input_too_large");
+    // The same bound as a work item's: 69,616 records of this kind (tests above).
+    assert!(
+        e["message"].as_str().unwrap().starts_with(
+            "the input's rejected records and warnings outgrow what one invocation may hold: the first 69616 records are reported"
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        res.body["summary"],
+        json!({"records": 69_616, "uploaded": 0, "rejected": 69_616})
+    );
+    assert_eq!(res.body["errors"].as_array().unwrap().len(), 10_000);
+    assert_eq!(
+        res.body["errorCounts"],
+        json!({"unknown_observable_type": 69_616})
+    );
+    assert!(peak_rss(handler.pid()) <= SINGLE_INPUT_MAX_RSS);
+}
