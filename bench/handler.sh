@@ -12,6 +12,9 @@
 #   BENCH_ITEM_RECORDS TI_WORK_ITEM_RECORDS (default 100000)
 #   BENCH_KEEP=1       keep the temporary directory with the bundles
 #   BENCH_VERBOSE=1    print every invocation as it finishes
+#   BENCH_REJECTED_LINES lines of the all-rejected input (default 1000000; 0 skips it): a gzip
+#                      (~2 KB) of that many lines that are no observable, every record
+#                      rejected (issue 12), run after the bundles with the same settings
 #   TMPDIR             where the bundles go (needs the sum of the sizes, ~1.8 GiB by default)
 #
 # Before the first run, --probe-download reads the first 24 chunks of the blob in the bench
@@ -73,6 +76,14 @@ gen_start=$(date +%s.%N)
 log "$(printf 'generated in %.1f s:' "$(echo "$(date +%s.%N) - $gen_start" | bc)") $(
     for a in "${gen_args[@]}"; do f="${a%:*}"; printf '%s=%s bytes ' "$(basename "$f")" "$(stat -c %s "$f")"; done
 )"
+
+rejected_lines="${BENCH_REJECTED_LINES:-1000000}"
+if [ "$rejected_lines" -gt 0 ]; then
+    python3 -c 'import gzip, sys; sys.stdout.buffer.write(gzip.compress(b"x\n" * int(sys.argv[1]), 9))' \
+        "$rejected_lines" >"$work/bad-lines-${rejected_lines}.txt.gz"
+    inputs+=(--rejected-input "$work/bad-lines-${rejected_lines}.txt.gz:$rejected_lines")
+    log "all-rejected input: $rejected_lines lines in $(stat -c %s "$work/bad-lines-${rejected_lines}.txt.gz") bytes of gzip"
+fi
 
 # --- run ---------------------------------------------------------------------------------------
 extra=()

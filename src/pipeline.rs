@@ -2,8 +2,10 @@
 //!
 //! It knows nothing of the Functions host or of storage: it takes a stream of byte chunks and
 //! returns the report and the original text of every rejected record, so the handler, the CLI
-//! and the tests all run this same code. Memory stays bounded by the frame limits, the batch
-//! size and the upload concurrency, whatever the input size (plus the per-record report entries).
+//! and the tests all run this same code. Memory stays bounded by the frame limits, the records
+//! decoded per slice, the batch size and the upload concurrency, whatever the input size; the
+//! report entries and rejected texts a run holds are bounded by its record range and, in the
+//! Functions, by `max_held_bytes` (the run then ends early and a later work item continues).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
@@ -713,7 +715,7 @@ const MAX_RECORDS_PER_PIECE: usize = 4096;
 /// every record is rejected is processed in bounded slices; an HTTP input reaching it is too
 /// large for one invocation's answer. With the entries' allocation overhead and the part
 /// written from them, a work item then peaks well under 256 MiB (tests/bounds.rs).
-pub const INVOCATION_MAX_HELD_BYTES: usize = 32 << 20;
+pub const INVOCATION_MAX_HELD_BYTES: usize = 16 << 20;
 
 /// How many valid records' ids are remembered for the duplicate check (about 3 MiB).
 pub const DEDUP_WINDOW: usize = 100_000;
@@ -1575,6 +1577,36 @@ mod tests {
         let e = out.report.input_error.unwrap();
         assert_eq!(e.code, "input_invalid");
         assert!(e.message.contains("2 record(s)"), "{}", e.message);
+    }
+
+    /// A run that holds `max_held_bytes` of report entries and rejected texts starts no further
+    /// record: it says where to continue (a work item), or, for an input that cannot continue
+    /// (HTTP, a queue message), ends as `input_too_large` with the records before counted.
+    #[tokio::test]
+    async fn a_run_holding_too_many_rejections_stops_where_a_later_item_continues() {
+        let lines: String = (0..500)
+            .map(|i| format!("not-an-observable-{i}\n"))
+            .collect();
+        let mut ctx = ctx(1 << 20, 1 << 20);
+        ctx.max_held_bytes = Some(20_000);
+        let out = run_chunks(&lines, &ctx).await;
+        out.report.check_invariants().unwrap();
+        let stop = out.next_start.expect("stopped early");
+        assert!((20..500).contains(&stop), "{stop}");
+        assert_eq!(out.report.summary.rejected, stop);
+        assert_eq!(out.rejected.len() as u64, stop);
+        // The next range starts there and takes the rest.
+        ctx.range = stop..u64::MAX;
+        ctx.max_held_bytes = None;
+        let rest = run_chunks(&lines, &ctx).await;
+        assert_eq!(rest.report.summary.rejected, 500 - stop);
+        assert_eq!(rest.report.errors[0].record_index, stop);
+        // Cut short with nowhere to continue: input_too_large, the first records reported.
+        let cut = out.cut_short_is_too_large();
+        assert_eq!(cut.next_start, None);
+        let e = cut.report.input_error.unwrap();
+        assert_eq!(e.code, "input_too_large");
+        assert!(e.message.starts_with(&format!("the input's rejected records and warnings outgrow what one invocation may hold: the first {stop} records are reported")), "{}", e.message);
     }
 
     #[tokio::test]

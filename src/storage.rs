@@ -243,10 +243,12 @@ impl Storage {
                     .map(|at| lines[at].1.as_str());
                 page.add_error(&e, original);
                 split.error(e, &mut errors.buf);
+                errors.stage_full().await?;
             }
             for w in report.warnings {
                 page.add_warning(&w);
                 split.warning(w, &mut warnings.buf);
+                warnings.stage_full().await?;
             }
             any_rejected_text |= !lines.is_empty();
             for (_, text) in lines {
@@ -260,8 +262,6 @@ impl Storage {
                 rejected.buf.push(b'\n');
                 rejected.stage_full().await?;
             }
-            errors.stage_full().await?;
-            warnings.stage_full().await?;
         }
         let split = split.context("a report needs at least one piece")?;
         let wrote_errors = errors.finish().await?;

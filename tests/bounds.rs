@@ -36,6 +36,15 @@ async fn stack(extra_env: &[(&str, &str)]) -> Stack {
     .expect("the stack starts (run scripts/setup-azurite.sh first)")
 }
 
+/// The handler's CPU seconds so far (utime + stime, `/proc/<pid>/stat` fields 14 and 15, in
+/// clock ticks of 100 Hz, the Linux default `USER_HZ`).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0
+}
+
 /// The handler's peak resident set so far (`VmHWM` in `/proc/<pid>/status`, in kB).
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -66,7 +75,13 @@ fn bad_lines() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
     let n = bad_lines();
-    let stack = stack(&[("TI_MAX_REQUESTS_PER_MINUTE", "100000")]).await;
+    // Work items as long as the record count allows: they end at the handler's bound on held
+    // report entries (16 MiB, about 70,000 such records), not at a record count.
+    let stack = stack(&[
+        ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
+        ("TI_WORK_ITEM_RECORDS", "10000000"),
+    ])
+    .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let body = gzip(&b"x\n".repeat(n as usize));
     eprintln!("{n} lines, {} bytes of gzip", body.len());
@@ -95,12 +110,18 @@ async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
         .unwrap();
     let peak = peak_rss(handler.pid());
     eprintln!(
-        "{} invocations in {:.1} s, handler peak RSS {} MiB",
+        "{} invocations in {:.1} s (handler CPU {:.1} s), handler peak RSS {} MiB",
         deliveries.len(),
         started.elapsed().as_secs_f64(),
+        cpu_secs(handler.pid()),
         peak >> 20
     );
+    let checked = std::time::Instant::now();
     assert!(deliveries.iter().all(|(_, d)| d.final_status == 200));
+    if n == 1_000_000 {
+        // The event and 14 work items of ~69,600 records each (the held-entries bound).
+        assert_eq!(deliveries.len(), 15, "{} invocations", deliveries.len());
+    }
     let report = stack.report(name).await.unwrap().expect("the final report");
     assert_eq!(
         report["summary"],
@@ -150,6 +171,10 @@ async fn a_million_bad_lines_in_a_tiny_gzip_stay_within_the_memory_bound() {
     let rejected = read(".rejected.ndjson").await;
     assert_eq!(rejected.len() as u64, 2 * n);
     assert!(rejected.lines().all(|l| l == "x"));
+    eprintln!(
+        "report files checked in {:.1} s",
+        checked.elapsed().as_secs_f64()
+    );
     assert!(peak <= SINGLE_INPUT_MAX_RSS, "peak RSS {} MiB", peak >> 20);
 }
 
@@ -265,4 +290,44 @@ async fn a_record_nested_100_deep_is_its_own_error_between_two_good_ones() {
         .map(|i| format!("indicator--{}", common::uuid_for(*i)))
         .collect();
     assert_eq!(stack.sim().accepted_ids(), expected);
+}
+
+/// A small body that expands into more rejected records than one invocation may hold (a
+/// 1 KB gzip of 200,000 bad lines): the records up to the bound are reported and the caller
+/// gets 413 `input_too_large` through `res`, pointing at the inbox container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_body_whose_rejections_outgrow_an_invocation_gets_413_through_res() {
+    let stack = stack(&[]).await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let body = gzip(&b"x\n".repeat(200_000));
+    assert!(body.len() < 2048, "{} bytes", body.len());
+    let request =
+        devkit::host::HttpTriggerRequest::post("indicators", "application/octet-stream", body);
+    let answer = handler
+        .driver()
+        .invoke_http("Ingest", "req", &request)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let res = answer.http_output("res").unwrap();
+    assert_eq!(res.status, 413, "{:?}", res.body["inputError"]);
+    let e = &res.body["inputError"];
+    assert_eq!(e["code"], "input_too_large");
+    // The same bound as a work item's: 69,616 records of this kind (tests above).
+    assert!(
+        e["message"].as_str().unwrap().starts_with(
+            "the input's rejected records and warnings outgrow what one invocation may hold: the first 69616 records are reported"
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        res.body["summary"],
+        json!({"records": 69_616, "uploaded": 0, "rejected": 69_616})
+    );
+    assert_eq!(res.body["errors"].as_array().unwrap().len(), 10_000);
+    assert_eq!(
+        res.body["errorCounts"],
+        json!({"unknown_observable_type": 69_616})
+    );
+    assert!(peak_rss(handler.pid()) <= SINGLE_INPUT_MAX_RSS);
 }

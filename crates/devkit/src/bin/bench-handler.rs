@@ -16,6 +16,10 @@
 //! 5. checks the final report (records = uploaded = RECORDS, nothing rejected, no input error)
 //!    and the simulator (RECORDS distinct ids accepted), then prints one row per input.
 //!
+//! `--rejected-input FILE:RECORDS` is an input whose every record is rejected (e.g. a gzip of a
+//! million lines that are no observable, issue 12): the same run, checking instead that the
+//! report counts RECORDS rejected, nothing uploaded, and `rejected.ndjson` holds RECORDS lines.
+//!
 //! Wall time runs from the event being queued to the final report; it includes the simulator
 //! and Azurite, which share the machine's cores with the handler, so the handler's own CPU time
 //! (utime + stime from `/proc/<pid>/stat`) is printed as well.
@@ -52,8 +56,11 @@ struct Args {
     handler: PathBuf,
     /// `FILE:RECORDS`: a STIX bundle and the number of indicators in it (repeatable; each
     /// input gets a fresh stack and handler).
-    #[arg(long = "input", required = true)]
+    #[arg(long = "input")]
     inputs: Vec<String>,
+    /// `FILE:RECORDS`: an input whose RECORDS records are all rejected (repeatable).
+    #[arg(long = "rejected-input")]
+    rejected_inputs: Vec<String>,
     /// `TI_WORK_ITEM_RECORDS`.
     #[arg(long, default_value_t = 100_000)]
     work_item_records: u64,
@@ -198,6 +205,11 @@ struct Invocation {
     hwm_after_kb: u64,
 }
 
+/// Lines of a file (its `\n` bytes).
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// One input's result.
 #[derive(Debug)]
 struct Row {
@@ -215,6 +227,7 @@ struct Row {
     requests: usize,
     accepted: usize,
     probe: Option<Probe>,
+    all_rejected: bool,
 }
 
 /// Streams `path` into the inbox as a block blob of 32 MiB staged blocks.
@@ -310,7 +323,13 @@ async fn probe_download(stack: &Stack, name: &str) -> Result<Probe> {
     Ok(probe)
 }
 
-async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Row> {
+async fn run_one(
+    args: &Args,
+    input: &str,
+    ticks: f64,
+    probe: bool,
+    all_rejected: bool,
+) -> Result<Row> {
     let (path, records) = input
         .rsplit_once(':')
         .with_context(|| format!("--input {input}: expected FILE:RECORDS"))?;
@@ -478,7 +497,11 @@ async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Ro
 
     // Checks: the report accounts for every record, the simulator holds every id.
     let summary = &report["summary"];
-    let want = serde_json::json!({"records": records, "uploaded": records, "rejected": 0});
+    let want = if all_rejected {
+        serde_json::json!({"records": records, "uploaded": 0, "rejected": records})
+    } else {
+        serde_json::json!({"records": records, "uploaded": records, "rejected": 0})
+    };
     if summary != &want || !report["inputError"].is_null() {
         bail!(
             "{name}: unexpected final report summary {summary} (inputError {}), expected {want}",
@@ -488,7 +511,11 @@ async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Ro
     let accepted = stack.sim().accepted_ids().len();
     // `TI_TARGET=dry-run` (an experiment: the cost without the uploads) sends nothing.
     let dry_run = args.extra_env.iter().any(|kv| kv == "TI_TARGET=dry-run");
-    if accepted as u64 != records && !dry_run {
+    if all_rejected {
+        if accepted != 0 {
+            bail!("{name}: the simulator accepted {accepted} ids, expected none");
+        }
+    } else if accepted as u64 != records && !dry_run {
         bail!("{name}: the simulator accepted {accepted} distinct ids, expected {records}");
     }
     let requests = stack.sim().requests();
@@ -500,8 +527,9 @@ async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Ro
         .storage()
         .try_read_blob(REPORTS_CONTAINER, &format!("{name}.rejected.ndjson"))
         .await?;
-    if rejected_file.is_some_and(|b| !b.is_empty()) {
-        bail!("{name}: a non-empty rejected.ndjson was written");
+    let rejected_lines = rejected_file.map_or(0, |b| bytecount_lines(&b));
+    if rejected_lines != if all_rejected { records } else { 0 } {
+        bail!("{name}: rejected.ndjson has {rejected_lines} lines");
     }
 
     let items = invocations.iter().filter(|i| i.status / 100 == 2).count();
@@ -518,6 +546,7 @@ async fn run_one(args: &Args, input: &str, ticks: f64, probe: bool) -> Result<Ro
         peak_hwm_kb: final_mem.hwm_kb.max(samples.max_rss_kb),
         item_rss_kb: invocations.iter().map(|i| i.rss_after_kb).collect(),
         requests: requests.len(),
+        all_rejected,
         accepted,
         probe,
     };
@@ -578,7 +607,10 @@ async fn main() -> Result<()> {
     let ticks = clock_ticks();
     let mut rows = Vec::new();
     for (i, input) in args.inputs.iter().enumerate() {
-        rows.push(run_one(&args, input, ticks, args.probe_download && i == 0).await?);
+        rows.push(run_one(&args, input, ticks, args.probe_download && i == 0, false).await?);
+    }
+    for input in &args.rejected_inputs {
+        rows.push(run_one(&args, input, ticks, false, true).await?);
     }
 
     println!();
@@ -590,9 +622,10 @@ async fn main() -> Result<()> {
         let min = r.item_rss_kb.iter().copied().min().unwrap_or(0) as f64 / 1024.0;
         let max = r.item_rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
         println!(
-            "| {:.0} MiB ({} bytes) | {} | {} | {:.1} | {:.0} | {:.1} | **{:.1} MiB** | {:.1}–{:.1} MiB | {:.1} MiB |",
+            "| {:.0} MiB ({} bytes){} | {} | {} | {:.1} | {:.0} | {:.1} | **{:.1} MiB** | {:.1}–{:.1} MiB | {:.1} MiB |",
             r.bytes as f64 / MIB,
             r.bytes,
+            if r.all_rejected { ", every record rejected" } else { "" },
             r.records,
             r.items,
             r.wall_secs,
@@ -607,8 +640,18 @@ async fn main() -> Result<()> {
     println!();
     for r in &rows {
         println!(
-            "{}: checks passed (report summary = {} records uploaded, 0 rejected; simulator accepted {} distinct ids in {} requests); {} invocations; blob upload to Azurite {:.1} s",
-            r.name, r.records, r.accepted, r.requests, r.invocations, r.upload_secs
+            "{}: checks passed (report summary = {} records {}; simulator accepted {} distinct ids in {} requests); {} invocations; blob upload to Azurite {:.1} s",
+            r.name,
+            r.records,
+            if r.all_rejected {
+                "rejected, 0 uploaded, every one in rejected.ndjson"
+            } else {
+                "uploaded, 0 rejected"
+            },
+            r.accepted,
+            r.requests,
+            r.invocations,
+            r.upload_secs
         );
         if let Some(p) = r.probe {
             println!(

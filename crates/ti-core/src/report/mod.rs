@@ -562,4 +562,82 @@ mod tests {
         assert_eq!(n, Code::ALL.len() + 1, "dangling_relationship has two rows");
         assert_eq!(listed.len(), Code::ALL.len());
     }
+
+    /// Past REPORT_MAX_ENTRIES the entries go to the overflow, one NDJSON line each, in order;
+    /// the counts cover them all and the report names the file only when it has lines.
+    #[test]
+    fn a_report_lists_the_first_entries_and_counts_them_all() {
+        let entry = |i: u64, code: Code| RecordError {
+            record_index: i,
+            line: Some(i + 1),
+            id: None,
+            stage: code.stage(),
+            code,
+            messages: vec![format!("m{i}")],
+        };
+        let n = REPORT_MAX_ENTRIES as u64 + 3;
+        let report = Report {
+            source: Source {
+                kind: "file".into(),
+                name: "f".into(),
+                format: None,
+            },
+            target: "validate".into(),
+            started_at: "s".into(),
+            finished_at: "f".into(),
+            summary: Summary {
+                records: n + 1,
+                uploaded: 1,
+                rejected: n,
+            },
+            input_error: None,
+            errors: (0..n)
+                .map(|i| {
+                    entry(
+                        i,
+                        if i % 2 == 0 {
+                            Code::JsonInvalid
+                        } else {
+                            Code::InvalidId
+                        },
+                    )
+                })
+                .collect(),
+            warnings: vec![RecordWarning {
+                record_index: n,
+                line: None,
+                id: None,
+                code: Code::Expired,
+                messages: vec![],
+            }],
+            error_counts: Default::default(),
+            warning_counts: Default::default(),
+            more_errors_in: None,
+            more_warnings_in: None,
+        };
+        report.check_invariants().unwrap();
+        let (written, errors, warnings) = report.split("f.errors.ndjson", "f.warnings.ndjson");
+        written.check_invariants().unwrap();
+        assert_eq!(written.errors.len(), REPORT_MAX_ENTRIES);
+        assert_eq!(written.errors[..], report.errors[..REPORT_MAX_ENTRIES]);
+        let lines: Vec<RecordError> = std::str::from_utf8(&errors)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[..], report.errors[REPORT_MAX_ENTRIES..]);
+        assert!(warnings.is_empty());
+        let v = serde_json::to_value(&written).unwrap();
+        assert_eq!(
+            v["errorCounts"],
+            serde_json::json!({"json_invalid": 5002, "invalid_id": 5001})
+        );
+        assert_eq!(v["warningCounts"], serde_json::json!({"expired": 1}));
+        assert_eq!(v["moreErrorsIn"], "f.errors.ndjson");
+        assert!(v.get("moreWarningsIn").is_none());
+        // A listed entry short: the invariants see it.
+        let mut broken = written.clone();
+        broken.errors.pop();
+        assert!(broken.check_invariants().is_err());
+    }
 }
