@@ -20,138 +20,117 @@ pub enum Stage {
     Upload,
 }
 
-/// The fixed vocabulary of error and warning codes (documented in docs/REPORTS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Code {
+/// Declares [`Code`] from one list: each variant with the one spelling reports use, from which
+/// serde's name, [`Code::name`] and [`Code::ALL`] are all derived (no second list to keep equal).
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// The fixed vocabulary of error and warning codes (documented in docs/REPORTS.md).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Code {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl Code {
+            /// How many codes there are.
+            const COUNT: usize = [$($name),*].len();
+
+            /// Every code, in declaration order (`Code::ALL[c as usize] == c`).
+            pub const ALL: [Code; Code::COUNT] = [$(Code::$variant),*];
+
+            /// The code as it is spelt in reports (`pattern_invalid`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
     // parse
     /// The record's text is not valid JSON.
-    JsonInvalid,
+    JsonInvalid = "json_invalid",
     /// The record is valid JSON but not a JSON object.
-    NotAnObject,
+    NotAnObject = "not_an_object",
     /// The record exceeds the per-record size bound.
-    RecordTooLarge,
+    RecordTooLarge = "record_too_large",
     /// The record nests arrays and objects deeper than the nesting bound (64 levels).
-    RecordTooDeep,
+    RecordTooDeep = "record_too_deep",
     /// A CSV row is not valid CSV, or has more fields than the header names.
-    CsvInvalid,
+    CsvInvalid = "csv_invalid",
     /// A line of a CSV or text input is not valid UTF-8.
-    InvalidEncoding,
+    InvalidEncoding = "invalid_encoding",
     // validate
     /// A property the service requires is absent.
-    MissingProperty,
+    MissingProperty = "missing_property",
     /// A property has the wrong JSON type or an unaccepted value.
-    InvalidProperty,
+    InvalidProperty = "invalid_property",
     /// `id` is not `<type>--<uuid>` for the object's type.
-    InvalidId,
+    InvalidId = "invalid_id",
     /// A timestamp is not RFC 3339.
-    InvalidTimestamp,
+    InvalidTimestamp = "invalid_timestamp",
     /// `valid_until` is not after `valid_from`.
-    InvalidValidity,
+    InvalidValidity = "invalid_validity",
     /// `confidence` is not an integer 0–100.
-    ConfidenceOutOfRange,
+    ConfidenceOutOfRange = "confidence_out_of_range",
     /// `pattern` does not parse as a STIX 2.1 pattern.
-    PatternInvalid,
+    PatternInvalid = "pattern_invalid",
     /// An observable value is not valid for its type (IP, hash, domain, URL, e-mail).
-    InvalidObservable,
+    InvalidObservable = "invalid_observable",
     /// The object type is not one the target accepts.
-    UnsupportedType,
+    UnsupportedType = "unsupported_type",
     /// Another record with the same id came later in the input; the last one wins.
-    Duplicate,
+    Duplicate = "duplicate",
     /// `TI_ON_INVALID=reject-file`: a valid record not uploaded because others in the input were
     /// invalid.
-    FileRejected,
+    FileRejected = "file_rejected",
     // convert
     /// A CSV `type` / text line names or holds no observable type ti-ingest knows.
-    UnknownObservableType,
+    UnknownObservableType = "unknown_observable_type",
     /// A line of a text list has no observable's shape at all (a heading, a sentence): not an
     /// indicator that failed, but no indicator.
-    NotAnIndicator,
+    NotAnIndicator = "not_an_indicator",
     /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
     /// that is not one observable comparison, for a Graph tiIndicator).
-    NotConvertible,
+    NotConvertible = "not_convertible",
     // upload
     /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
     /// (Sentinel) answered 400 because it published none of the request's objects.
-    RejectedByService,
+    RejectedByService = "rejected_by_service",
     /// The service answered 400 for the request itself (Graph; Sentinel for an api-version it
     /// does not serve).
-    BadRequest,
+    BadRequest = "bad_request",
     /// The service answered 401: the identity's token was refused.
-    Unauthorized,
+    Unauthorized = "unauthorized",
     /// The service answered 403: the identity lacks the role on the workspace.
-    Forbidden,
+    Forbidden = "forbidden",
     /// The service answered 404: the workspace does not exist.
-    WorkspaceNotFound,
+    WorkspaceNotFound = "workspace_not_found",
     /// The service answered another permanent 4xx.
-    HttpError,
+    HttpError = "http_error",
     /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
     /// 2026): nothing sent to it is kept; another target must be used.
-    ApiRetired,
+    ApiRetired = "api_retired",
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
-    RetriesExhausted,
+    RetriesExhausted = "retries_exhausted",
     /// The token for the service could not be obtained.
-    AuthFailed,
+    AuthFailed = "auth_failed",
     // warnings
     /// `valid_until` is in the past; the service accepts it.
-    Expired,
+    Expired = "expired",
     /// A harmless deviation was normalised (e.g. confidence given as a string).
-    Normalised,
+    Normalised = "normalised",
     /// A value was cut to fit the target (Graph's 100-character `description`): what the
     /// service holds is shorter than the input.
-    ValueShortened,
+    ValueShortened = "value_shortened",
     /// A relationship's `source_ref` or `target_ref` is an object the target will not hold (of
     /// a type it does not accept, or refused earlier in the same input). With
     /// `TI_DANGLING_RELATIONSHIPS=skip` the relationship is rejected with this code instead.
-    DanglingRelationship,
+    DanglingRelationship = "dangling_relationship",
 }
 
 impl Code {
-    /// Every code, in declaration order (`Code::ALL[c as usize] == c`).
-    pub const ALL: [Code; 33] = {
-        use Code::*;
-        [
-            JsonInvalid,
-            NotAnObject,
-            RecordTooLarge,
-            RecordTooDeep,
-            CsvInvalid,
-            InvalidEncoding,
-            MissingProperty,
-            InvalidProperty,
-            InvalidId,
-            InvalidTimestamp,
-            InvalidValidity,
-            ConfidenceOutOfRange,
-            PatternInvalid,
-            InvalidObservable,
-            UnsupportedType,
-            Duplicate,
-            FileRejected,
-            UnknownObservableType,
-            NotAnIndicator,
-            NotConvertible,
-            RejectedByService,
-            BadRequest,
-            Unauthorized,
-            Forbidden,
-            WorkspaceNotFound,
-            HttpError,
-            ApiRetired,
-            RetriesExhausted,
-            AuthFailed,
-            Expired,
-            Normalised,
-            ValueShortened,
-            DanglingRelationship,
-        ]
-    };
-
-    /// The code as it is spelt in reports (`pattern_invalid`).
-    pub fn name(self) -> &'static str {
-        CODE_NAMES[self as usize]
-    }
-
     /// What to do about a record with this code, in one line: the "what to do" column of the
     /// code table in docs/REPORTS.md (a test keeps the two equal). Backticks mark code spans.
     pub fn fix(self) -> &'static str {
@@ -212,43 +191,6 @@ impl Code {
         }
     }
 }
-
-/// [`Code::name`] by discriminant; a test checks each against the serde spelling.
-const CODE_NAMES: [&str; Code::ALL.len()] = [
-    "json_invalid",
-    "not_an_object",
-    "record_too_large",
-    "record_too_deep",
-    "csv_invalid",
-    "invalid_encoding",
-    "missing_property",
-    "invalid_property",
-    "invalid_id",
-    "invalid_timestamp",
-    "invalid_validity",
-    "confidence_out_of_range",
-    "pattern_invalid",
-    "invalid_observable",
-    "unsupported_type",
-    "duplicate",
-    "file_rejected",
-    "unknown_observable_type",
-    "not_an_indicator",
-    "not_convertible",
-    "rejected_by_service",
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "workspace_not_found",
-    "http_error",
-    "api_retired",
-    "retries_exhausted",
-    "auth_failed",
-    "expired",
-    "normalised",
-    "value_shortened",
-    "dangling_relationship",
-];
 
 /// One rejected record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
