@@ -91,6 +91,16 @@ struct Group {
     shown: Vec<Shown>,
 }
 
+impl Group {
+    /// Counts one entry, and keeps it (built only then) when it is among the group's first.
+    fn add(&mut self, entry: impl FnOnce() -> Shown) {
+        self.count += 1;
+        if self.shown.len() < SHOWN_PER_GROUP {
+            self.shown.push(entry());
+        }
+    }
+}
+
 /// The page of one report, fed entry by entry (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -153,17 +163,15 @@ impl Page {
 
     /// Counts a rejected record, and keeps it for showing when it is among its code's first.
     pub fn add_error(&mut self, e: &RecordError, original: Option<&str>) {
-        let group = &mut self.errors[e.code as usize];
-        group.count += 1;
-        if group.shown.len() < SHOWN_PER_GROUP {
-            group.shown.push(shown(
+        self.errors[e.code as usize].add(|| {
+            shown(
                 e.record_index,
                 e.line,
                 e.id.as_deref(),
                 &e.messages,
                 original,
-            ));
-        }
+            )
+        });
     }
 
     /// Counts `n` more rejected records of `code` that are not fed one by one (e.g. a report
@@ -174,17 +182,8 @@ impl Page {
 
     /// Counts a warning, and keeps it for showing when it is among its code's first.
     pub fn add_warning(&mut self, w: &RecordWarning) {
-        let group = &mut self.warnings[w.code as usize];
-        group.count += 1;
-        if group.shown.len() < SHOWN_PER_GROUP {
-            group.shown.push(shown(
-                w.record_index,
-                w.line,
-                w.id.as_deref(),
-                &w.messages,
-                None,
-            ));
-        }
+        self.warnings[w.code as usize]
+            .add(|| shown(w.record_index, w.line, w.id.as_deref(), &w.messages, None));
     }
 
     /// Writes the document.
