@@ -256,6 +256,7 @@ impl Puller {
     /// A puller sharing the handler's storage settings and uploader (and so its upload quota).
     /// The credential is the app's managed identity (`AZURE_CLIENT_ID`), as for storage.
     pub fn new(app: &AppState, env: Env) -> Result<Self> {
+        crate::install_crypto_provider();
         let settings = PullSettings::from_env(&env)?;
         let credential = auth::managed_identity(env.get("AZURE_CLIENT_ID"))?;
         let blobs = Arc::new(

@@ -97,6 +97,7 @@ enum Attempt {
 
 /// The HTTP client every target uses (connection pool shared by clones).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    crate::install_crypto_provider();
     use anyhow::Context;
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
