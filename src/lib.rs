@@ -1,6 +1,8 @@
 //! ti-ingest: gets threat-intelligence indicators into Microsoft Sentinel.
 //!
 //! Layout (one module per pipeline stage; the I/O-free stages live in the `ti-core` crate):
+//! - [`startup`]: builds the app once: every setting checked, the credential, storage, uploader
+//!   and puller built and owned by the shared state.
 //! - [`settings`]: app settings parsed once into typed values.
 //! - [`auth`]: the token credential (managed identity, or Azure CLI for the CLI).
 //! - [`storage`]: blobs through the official SDK: streamed reads, reports and rejected records.
@@ -12,6 +14,9 @@
 //! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
 //! - [`doctor`]: `ti-ingest doctor` and the `Health` function: what is wrong, with the fix.
 //! - [`cli`]: `serve`, `validate`, `upload`, `convert`, `pull`, `doctor`.
+//!
+//! Imports go one way: `cli` → `startup` → (`pull`, `storage`, `upload`, `settings`, `auth`);
+//! `functions` → `startup`'s [`startup::AppState`]; nothing below reaches back up.
 
 pub mod auth;
 pub mod cli;
@@ -20,6 +25,7 @@ pub mod functions;
 pub mod pipeline;
 pub mod pull;
 pub mod settings;
+pub mod startup;
 pub mod storage;
 pub mod upload;
 pub mod work;

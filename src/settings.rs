@@ -308,6 +308,7 @@ pub const MAX_BATCH_SIZE: usize = 100;
 pub const MAX_REQUESTS_PER_MINUTE: u32 = 100;
 
 /// A view of the environment, so tests can parse settings without touching the process env.
+#[derive(Clone)]
 pub struct Env(HashMap<String, String>);
 
 impl Env {
@@ -621,6 +622,23 @@ impl Settings {
                 )?),
             },
         })
+    }
+}
+
+/// `TI_MAX_HTTP_BYTES` default: the body size the `Ingest` HTTP function accepts.
+pub const DEFAULT_MAX_HTTP_BYTES: u64 = 4 << 20;
+
+/// `TI_MAX_HTTP_BYTES`: the largest HTTP body `Ingest` accepts.
+pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
+    match env.get("TI_MAX_HTTP_BYTES") {
+        None => Ok(DEFAULT_MAX_HTTP_BYTES),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(v) if (1..=100 << 20).contains(&v) => Ok(v),
+            _ => anyhow::bail!(
+                "setting TI_MAX_HTTP_BYTES={raw:?}: expected a number of bytes, 1..={}",
+                100u64 << 20
+            ),
+        },
     }
 }
 

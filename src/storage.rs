@@ -105,6 +105,12 @@ impl Storage {
         })
     }
 
+    /// The account's blob client, shared with what else reads the app's storage (the feeds
+    /// configuration and state: [`crate::pull`]).
+    pub fn blob_service(&self) -> Arc<BlobServiceClient> {
+        self.service.clone()
+    }
+
     /// Opens a blob of the inbox container for streaming; returns its length when known.
     pub async fn open_inbox_blob(
         &self,
