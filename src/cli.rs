@@ -20,6 +20,7 @@ use crate::functions::{self, AppState};
 use crate::pipeline::{self, RunContext, RunOutcome};
 use crate::settings::{Env, OnInvalid, Settings, StorageSettings, TargetKind, UploadSettings};
 use crate::storage::Storage;
+use crate::upload::ledger::LedgerStore;
 use crate::upload::Uploader;
 
 #[derive(Parser, Debug)]
@@ -183,7 +184,9 @@ pub fn app_state(env: &Env) -> Result<AppState> {
     }
     let credential = auth::managed_identity(settings.client_id.as_deref())?;
     let storage = Storage::new(storage_settings, credential.clone())?;
-    let uploader = Uploader::new(settings.upload.clone(), Some(credential))?;
+    // Every instance shares the identity's quota through the ledger in the app's storage.
+    let ledger = LedgerStore::from_env(env, &credential)?;
+    let uploader = Uploader::with_ledger(settings.upload.clone(), Some(credential), ledger)?;
     Ok(AppState {
         storage,
         uploader,
@@ -296,7 +299,13 @@ async fn offline(
             return Ok(ExitCode::from(2));
         }
     }
-    let uploader = Uploader::new(upload, credential)?;
+    // Given the app's storage settings, an upload from a workstation takes its turns through the
+    // same quota ledger as the app's instances.
+    let ledger = match (&credential, validate_only) {
+        (Some(c), false) => LedgerStore::from_env(&env, c)?,
+        _ => None,
+    };
+    let uploader = Uploader::with_ledger(upload, credential, ledger)?;
     let ctx = RunContext {
         format: settings.input.format,
         defaults: settings.input.defaults,
