@@ -158,13 +158,13 @@ impl Snapshot {
         }
     }
 
-    /// The accepted indicators in key order.
-    pub fn finish(self) -> io::Result<Sorted> {
-        let (sorter, error) = self.inner.into_inner().expect("snapshot lock");
-        if let Some(e) = error {
+    /// The accepted indicators in key order (what was collected so far: the run is over).
+    pub fn finish(&self) -> io::Result<Sorted> {
+        let mut inner = self.inner.lock().expect("snapshot lock");
+        if let Some(e) = inner.1.take() {
             return Err(e);
         }
-        sorter.finish()
+        std::mem::replace(&mut inner.0, Sorter::new(0)).finish()
     }
 }
 
