@@ -83,6 +83,23 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Revoke the indicators a file lists: each is sent as a new version with `revoked: true`
+    /// (like `upload`, same identity, targets and report; a revoke file dropped under `revoke/`
+    /// in the inbox does the same).
+    Revoke {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Defaults to TI_TARGET.
+        #[arg(long)]
+        target: Option<String>,
+        /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
+        #[arg(long)]
+        workspace_id: Option<String>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Run the configured feed pulls (TI_FEEDS_CONFIG) once, like the PullFeeds timer, with
     /// storage and identity from the environment.
     Pull {
@@ -130,7 +147,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 target,
                 ..Default::default()
             };
-            offline(&files, report.as_deref(), o, true).await
+            offline(&files, report.as_deref(), o, Mode::Validate).await
         }
         Command::Upload {
             files,
@@ -144,7 +161,21 @@ pub async fn run(cli: Cli) -> ExitCode {
                 workspace_id,
                 format,
             };
-            offline(&files, report.as_deref(), o, false).await
+            offline(&files, report.as_deref(), o, Mode::Upload).await
+        }
+        Command::Revoke {
+            files,
+            target,
+            workspace_id,
+            report,
+            format,
+        } => {
+            let o = Overrides {
+                target,
+                workspace_id,
+                format,
+            };
+            offline(&files, report.as_deref(), o, Mode::Revoke).await
         }
         Command::Convert { file, to, format } => convert(&file, to, format).await,
         Command::Pull { feed } => crate::pull::cli(feed).await,
@@ -254,12 +285,22 @@ impl Overrides {
     }
 }
 
+/// What `offline` does with the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Validate,
+    Upload,
+    /// Upload every valid object revoked (src/lifecycle, `mark_revoked`).
+    Revoke,
+}
+
 async fn offline(
     files: &[PathBuf],
     report: Option<&Path>,
     overrides: Overrides,
-    validate_only: bool,
+    mode: Mode,
 ) -> Result<ExitCode> {
+    let validate_only = mode == Mode::Validate;
     // validate sends nothing (the dry run), but applies the rules of the targets it was given.
     let validate_as = if validate_only {
         let given = overrides
@@ -302,6 +343,7 @@ async fn offline(
         defaults: settings.input.defaults,
         max_input_bytes: settings.max_input_bytes,
         validate_only,
+        revoke: mode == Mode::Revoke,
         ..RunContext::new(uploader)
     };
     if files.len() > 1 {
@@ -322,7 +364,8 @@ async fn offline(
             let outcome = run_file(file, &file_ctx).await;
             bar.finish();
             outcome?
-        } else if file.as_os_str() == "-" {
+        } else if file.as_os_str() == "-" || mode == Mode::Revoke {
+            // A revoke file is short and sent whole (an upload's checkpoints are not its own).
             run_file(file, &ctx).await?
         } else {
             match upload_resumable(file, &ctx).await? {
@@ -336,7 +379,11 @@ async fn offline(
             r.source.name,
             r.summary.records,
             r.summary.uploaded,
-            if validate_only { "valid" } else { "uploaded" },
+            match mode {
+                Mode::Validate => "valid",
+                Mode::Upload => "uploaded",
+                Mode::Revoke => "revoked",
+            },
             r.summary.rejected,
             r.input_error
                 .as_ref()

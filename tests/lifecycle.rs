@@ -341,3 +341,93 @@ async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
     assert!(ts(&v3[&id(2)]["valid_until"]) <= OffsetDateTime::now_utc());
     assert_ne!(index().await, saved);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_list() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let handler = stack
+        .spawn_handler(env!("CARGO_BIN_EXE_ti-ingest"))
+        .await
+        .unwrap();
+    let driver = handler.driver();
+    // A text list: three indicators, ids from their observables (uuidv5), so a later file
+    // naming the same observables names the same indicators.
+    let d = stack
+        .ingest_blob(
+            driver,
+            "lists/blocklist.txt",
+            "203.0.113.7\nevil.example.com\n198.51.100.9\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.final_status, 200);
+    let v1 = held(&stack);
+    assert_eq!(v1.len(), 3);
+    let by_pattern = |objects: &BTreeMap<String, Value>, needle: &str| -> String {
+        let found: Vec<&String> = objects
+            .iter()
+            .filter(|(_, o)| o["pattern"].as_str().unwrap().contains(needle))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(found.len(), 1, "{needle}");
+        found[0].clone()
+    };
+    let ip = by_pattern(&v1, "203.0.113.7");
+    let domain = by_pattern(&v1, "evil.example.com");
+    let other = by_pattern(&v1, "198.51.100.9");
+
+    // Dropped under revoke/: both listed indicators are sent revoked, with a report.
+    let d = stack
+        .ingest_blob(
+            driver,
+            "revoke/retract.txt",
+            "203.0.113.7\nevil.example.com\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.final_status, 200, "{}", handler.output());
+    let r = stack.report("revoke/retract.txt").await.unwrap().unwrap();
+    assert_eq!(
+        r["summary"],
+        json!({"records": 2, "uploaded": 2, "rejected": 0}),
+        "{r}"
+    );
+    let v2 = held(&stack);
+    assert_eq!(
+        changed(&v1, &v2),
+        BTreeSet::from([ip.clone(), domain.clone()])
+    );
+    for id in [&ip, &domain] {
+        assert_eq!(v2[id]["revoked"], true, "{}", v2[id]);
+        assert!(ts(&v2[id]["modified"]) >= ts(&v1[id]["modified"]));
+    }
+    assert!(v2[&other].get("revoked").is_none());
+
+    // `ti-ingest revoke FILE`: the same, from the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("retract.txt");
+    std::fs::write(&file, "198.51.100.9\n").unwrap();
+    let report_path = dir.path().join("retract.report.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ti-ingest"))
+        .arg("revoke")
+        .arg(&file)
+        .arg("--report")
+        .arg(&report_path)
+        .env_clear()
+        .envs(stack.handler_env())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 records, 1 revoked, 0 rejected"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["summary"]["uploaded"], 1);
+    let v3 = held(&stack);
+    assert_eq!(changed(&v2, &v3), BTreeSet::from([other.clone()]));
+    assert_eq!(v3[&other]["revoked"], true);
+}

@@ -91,6 +91,15 @@ fn unix(t: &str) -> Option<i64> {
         .map(OffsetDateTime::unix_timestamp)
 }
 
+/// Inbox blobs under this prefix are revoke files: every indicator they list is sent revoked
+/// (README, "Indicator lifecycle").
+pub const REVOKE_PREFIX: &str = "revoke/";
+
+/// Whether an inbox blob is a revoke file.
+pub fn is_revoke_blob(name: &str) -> bool {
+    name.starts_with(REVOKE_PREFIX)
+}
+
 /// Makes `object` a revoked new version (a revoke file, `ti-ingest revoke`): `revoked` true
 /// (STIX 2.1 §3.2) and `modified` later than before (§3.6).
 pub fn mark_revoked(object: &mut Map<String, Value>, now: OffsetDateTime) {
