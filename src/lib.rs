@@ -12,6 +12,8 @@
 //! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
 //! - [`work`]: work items (record ranges), their checkpoints and the final assembly.
 //! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
+//! - [`lifecycle`]: list feeds' indicators retired when dropped and refreshed before expiry;
+//!   revocation.
 //! - [`doctor`]: `ti-ingest doctor` and the `Health` function: what is wrong, with the fix.
 //! - [`cli`]: `serve`, `validate`, `upload`, `convert`, `pull`, `doctor`.
 //!
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod doctor;
 pub mod functions;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod pull;
 pub mod settings;
