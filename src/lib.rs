@@ -32,3 +32,12 @@ pub mod startup;
 pub mod storage;
 pub mod upload;
 pub mod work;
+
+/// Installs rustls' *ring* crypto provider as the process default, once; every HTTPS client of
+/// the process (reqwest's, the Azure SDK's) uses it. reqwest is built with `rustls-no-provider`
+/// (Cargo.toml says why), so a client built before this panics; `main` calls it first, and the
+/// constructors of our clients call it too, so library users (tests) need not.
+pub fn install_crypto_provider() {
+    // Err only when a provider is already installed: that one stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

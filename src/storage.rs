@@ -91,6 +91,7 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     pub fn new(settings: StorageSettings, credential: Credential) -> Result<Self> {
+        crate::install_crypto_provider();
         let service =
             BlobServiceClient::new(settings.blob_url.clone(), Some(credential.clone()), None)
                 .context("creating the blob service client")?;

@@ -147,6 +147,7 @@ impl Medallion {
             port,
             _dir: dir,
         };
+        devkit::install_crypto_provider();
         let client = reqwest::Client::new();
         let discovery = format!("http://127.0.0.1:{port}/taxii2/");
         for _ in 0..200 {

@@ -275,6 +275,7 @@ impl Puller {
         app: &Settings,
         env: Env,
     ) -> Result<Self> {
+        crate::install_crypto_provider();
         let settings = PullSettings::from_env(&env)?;
         let blobs = storage.blob_service();
         let http = reqwest::Client::builder()
