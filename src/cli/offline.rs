@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::checkpoints::upload_resumable;
+use super::exit::Exit;
 use super::progress::progress_bar;
 use super::read::run_file;
 use super::report_files::write_report_files;
@@ -76,7 +77,7 @@ pub async fn offline(
         .await
         {
             eprintln!("ti-ingest: {message}");
-            return Ok(ExitCode::from(2));
+            return Ok(Exit::Unusable.into());
         }
     }
     let uploader = offline.uploader()?;
@@ -93,7 +94,7 @@ pub async fn offline(
                 .with_context(|| format!("creating the report directory {}", dir.display()))?;
         }
     }
-    let mut worst = 0u8;
+    let mut worst = Exit::Fine;
     for file in files {
         let outcome = if validate_only {
             // Validation is fast, but a large file still takes seconds: show it moving.
@@ -110,7 +111,7 @@ pub async fn offline(
         } else {
             match upload_resumable(file, &ctx).await? {
                 Some(o) => o,
-                None => return Ok(ExitCode::from(130)),
+                None => return Ok(Exit::Interrupted.into()),
             }
         };
         let r = &outcome.report;
@@ -153,14 +154,7 @@ pub async fn offline(
             };
             write_report_files(&path, &outcome)?;
         }
-        let code = if r.input_error.is_some() {
-            2
-        } else if r.summary.rejected > 0 {
-            1
-        } else {
-            0
-        };
-        worst = worst.max(code);
+        worst = worst.max(Exit::of_report(r));
     }
-    Ok(ExitCode::from(worst))
+    Ok(worst.into())
 }
