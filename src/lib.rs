@@ -14,6 +14,8 @@
 //!   algorithm) over blobs and local files.
 //! - [`work`]: work items: a large blob as a chain of ranges handed from invocation to invocation.
 //! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
+//! - [`lifecycle`]: list feeds' indicators retired when dropped and refreshed before expiry;
+//!   revocation.
 //! - [`doctor`]: `ti-ingest doctor` and the `Health` function: what is wrong, with the fix.
 //! - [`cli`]: `serve`, `validate`, `upload`, `convert`, `pull`, `doctor`.
 //!
@@ -25,6 +27,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod doctor;
 pub mod functions;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod pull;
 pub mod settings;

@@ -74,6 +74,7 @@ mod tests {
             input_error: None,
             report: None,
             transient: 0,
+            lifecycle: None,
         }
     }
 

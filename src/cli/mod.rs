@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 
 pub use convert::ConvertTo;
 use exit::Exit;
-use offline::Overrides;
+use offline::{Mode, Overrides};
 
 use crate::settings::Env;
 
@@ -92,6 +92,23 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Revoke the indicators a file lists: each is sent as a new version with `revoked: true`
+    /// (like `upload`, same identity, targets and report; a revoke file dropped under `revoke/`
+    /// in the inbox does the same).
+    Revoke {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Defaults to TI_TARGET.
+        #[arg(long)]
+        target: Option<String>,
+        /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
+        #[arg(long)]
+        workspace_id: Option<String>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Run the configured feed pulls (TI_FEEDS_CONFIG) once, like the PullFeeds timer, with
     /// storage and identity from the environment.
     Pull {
@@ -139,7 +156,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 target,
                 ..Default::default()
             };
-            offline::offline(&files, report.as_deref(), o, true).await
+            offline::offline(&files, report.as_deref(), o, Mode::Validate).await
         }
         Command::Upload {
             files,
@@ -153,7 +170,21 @@ pub async fn run(cli: Cli) -> ExitCode {
                 workspace_id,
                 format,
             };
-            offline::offline(&files, report.as_deref(), o, false).await
+            offline::offline(&files, report.as_deref(), o, Mode::Upload).await
+        }
+        Command::Revoke {
+            files,
+            target,
+            workspace_id,
+            report,
+            format,
+        } => {
+            let o = Overrides {
+                target,
+                workspace_id,
+                format,
+            };
+            offline::offline(&files, report.as_deref(), o, Mode::Revoke).await
         }
         Command::Convert { file, to, format } => convert::convert(&file, to, format).await,
         Command::Pull { feed } => pull::pull(feed).await,

@@ -44,12 +44,22 @@ impl Overrides {
     }
 }
 
+/// What `offline` does with the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Validate,
+    Upload,
+    /// Upload every valid object revoked (src/lifecycle, `mark_revoked`).
+    Revoke,
+}
+
 pub async fn offline(
     files: &[PathBuf],
     report: Option<&Path>,
     overrides: Overrides,
-    validate_only: bool,
+    mode: Mode,
 ) -> Result<ExitCode> {
+    let validate_only = mode == Mode::Validate;
     // validate sends nothing (the dry run), but applies the rules of the targets it was given.
     let validate_as = if validate_only {
         let given = overrides
@@ -86,6 +96,7 @@ pub async fn offline(
         defaults: settings.input.defaults,
         max_input_bytes: settings.max_input_bytes,
         validate_only,
+        revoke: mode == Mode::Revoke,
         ..RunContext::new(uploader)
     };
     if files.len() > 1 {
@@ -106,7 +117,8 @@ pub async fn offline(
             let outcome = run_file(file, &file_ctx).await;
             bar.finish();
             outcome?
-        } else if file.as_os_str() == "-" {
+        } else if file.as_os_str() == "-" || mode == Mode::Revoke {
+            // A revoke file is short and sent whole (an upload's checkpoints are not its own).
             run_file(file, &ctx).await?
         } else {
             match upload_resumable(file, &ctx).await? {
@@ -120,7 +132,11 @@ pub async fn offline(
             r.source.name,
             r.summary.records,
             r.summary.uploaded,
-            if validate_only { "valid" } else { "uploaded" },
+            match mode {
+                Mode::Validate => "valid",
+                Mode::Upload => "uploaded",
+                Mode::Revoke => "revoked",
+            },
             r.summary.rejected,
             r.input_error
                 .as_ref()

@@ -275,6 +275,7 @@ impl AppState {
                 }
             };
             let mut ctx = self.run_context(started);
+            ctx.revoke = crate::lifecycle::is_revoke_blob(&blob.name);
             ctx.range = start..start.saturating_add(self.work_item_records);
             ctx.soft_deadline = Some(started + self.invocation_deadline / 2);
             match pipeline::run_input(open, source.clone(), &ctx).await {

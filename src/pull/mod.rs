@@ -33,11 +33,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Serialize;
 use ti_core::convert::Defaults;
 use ti_core::input::InputFormat;
-use ti_core::report::{InputError, Source, Summary};
+use ti_core::report::{InputError, Lifecycle, Source, Summary};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::auth::{self, Credential};
+use crate::lifecycle::{self, Snapshot};
 use crate::pipeline::{
     self, empty_report, input_error_report as error_report, now_rfc3339, RunContext, RunOutcome,
 };
@@ -169,6 +170,9 @@ pub struct FeedOutcome {
     pub report: Option<String>,
     /// Records left to a later run because transient upload failures outlasted the retries.
     pub transient: usize,
+    /// A list feed's retirements and refreshes (README, "Indicator lifecycle").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 impl FeedOutcome {
@@ -180,6 +184,7 @@ impl FeedOutcome {
             input_error: None,
             report: None,
             transient: 0,
+            lifecycle: None,
         }
     }
 
@@ -208,6 +213,18 @@ impl FeedOutcome {
                 "; {} left by transient upload failures",
                 self.transient
             ));
+        }
+        if let Some(l) = &self.lifecycle {
+            line.push_str(&format!(
+                "; {} listed, {} added, {} retired, {} refreshed",
+                l.listed, l.added, l.retired, l.refreshed
+            ));
+            if l.pending + l.failed > 0 {
+                line.push_str(&format!(
+                    " ({} left for the next run, {} refused)",
+                    l.pending, l.failed
+                ));
+            }
         }
         if let Some(e) = &self.input_error {
             line.push_str(&format!("; {}: {}", e.code, e.message));
@@ -508,7 +525,15 @@ impl Puller {
             }
         };
         let saved = saved.for_source(&feed.source.identity());
+        // A list feed's accepted indicators, for the lifecycle step after the run.
+        let snapshot = feed.list.then(|| {
+            Arc::new(Snapshot::new(
+                OffsetDateTime::now_utc(),
+                lifecycle::SORT_BUDGET_BYTES,
+            ))
+        });
         let ctx = RunContext {
+            accepted: snapshot.clone(),
             deadline: Some(started + self.invocation_deadline),
             defaults: feed.defaults.apply_to(self.defaults),
             max_input_bytes: feed.max_bytes.unwrap_or(self.max_input_bytes),
@@ -516,14 +541,20 @@ impl Puller {
             labels: feed.defaults.labels.clone(),
             ..RunContext::new(uploader.clone())
         };
-        // (outcome, the state to save if everything read was settled, not-modified)
-        let (outcome, next_state, not_modified) = match &feed.source {
+        // (outcome, the state to save if everything read was settled, not-modified, whether
+        // the whole feed was read: `None` when it was not read at all)
+        let (mut outcome, next_state, not_modified, whole) = match &feed.source {
             FeedSource::Taxii(t) => {
                 let pull = taxii::TaxiiPull {
                     http: self.http.clone(),
                     feed: t.clone(),
                     auth,
-                    added_after: saved.bookmark.clone().or_else(|| t.added_after.clone()),
+                    // A list collection is read whole every run (its snapshot is the list).
+                    added_after: if feed.list {
+                        t.added_after.clone()
+                    } else {
+                        saved.bookmark.clone().or_else(|| t.added_after.clone())
+                    },
                     defaults: feed.defaults.clone(),
                     soft_deadline: Some(started + self.invocation_deadline / 2),
                 };
@@ -557,7 +588,8 @@ impl Puller {
                 if progress.truncated {
                     tracing::info!(feed = %feed.name, objects = progress.objects, "stopped at maxObjectsPerRun or the deadline; the next run continues from the bookmark");
                 }
-                (outcome, next, false)
+                let whole = !progress.truncated && progress.error.is_none();
+                (outcome, next, false, Some(whole))
             }
             FeedSource::Https(h) => {
                 let ctx = RunContext {
@@ -565,11 +597,12 @@ impl Puller {
                     ..ctx
                 };
                 match https::fetch(&self.http, h, auth, &saved).await {
-                    Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false),
+                    Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false, None),
                     Ok(https::Fetched::NotModified) => (
                         RunOutcome::of_report(empty_report(source.clone(), target, None)),
                         saved.clone(),
                         true,
+                        None,
                     ),
                     Ok(https::Fetched::Changed { len: Some(len), .. })
                         if len > ctx.max_input_bytes =>
@@ -584,6 +617,7 @@ impl Puller {
                             ),
                             saved.clone(),
                             false,
+                            None,
                         )
                     }
                     Ok(https::Fetched::Changed {
@@ -608,13 +642,38 @@ impl Puller {
                             last_modified,
                             ..saved.clone()
                         };
-                        (outcome, next, false)
+                        (outcome, next, false, Some(true))
                     }
                 }
             }
         };
+        // The lifecycle step, only after a settled run (a failed run changes no state, so
+        // what it would retire is retired by the next run that succeeds).
+        let mut index = None;
+        if let Some(snapshot) = snapshot {
+            if outcome.report.input_error.is_none() && outcome.transient_failures() == 0 {
+                let step = lifecycle::Step {
+                    uploader: &uploader,
+                    deadline: Some(started + self.invocation_deadline),
+                    now: OffsetDateTime::now_utc(),
+                    valid_days: feed.defaults.apply_to(self.defaults).valid_days,
+                };
+                match self.lifecycle(&lock, &snapshot, whole, &step).await {
+                    Ok((file, summary)) => {
+                        outcome.report.lifecycle = Some(summary);
+                        index = Some(file);
+                    }
+                    Err(e) => {
+                        outcome.report.input_error = Some(InputError {
+                            code: "feed_state_unavailable".into(),
+                            message: format!("the feed's indicator index: {e:#}"),
+                        })
+                    }
+                }
+            }
+        }
         let result = self
-            .finish(&feed.name, outcome, Some((lock, next_state)))
+            .finish(&feed.name, outcome, Some((lock, next_state, index)))
             .await;
         if not_modified && result.status == FeedStatus::Pulled {
             return FeedOutcome {
@@ -625,19 +684,45 @@ impl Puller {
         result
     }
 
-    /// Writes the feed's report, then (when everything read was settled) saves `next` under
-    /// the lease, and releases the lease.
+    /// Merges a list feed's saved index with this run's snapshot (`whole`: `None` when the
+    /// feed was not read, `Some(false)` when only part of it was), sends the retirements and
+    /// refreshes, and returns the new index (saved by [`Self::finish`]) and the counts.
+    async fn lifecycle(
+        &self,
+        lock: &state::FeedLock,
+        snapshot: &Snapshot,
+        whole: Option<bool>,
+        step: &lifecycle::Step<'_>,
+    ) -> Result<(std::fs::File, Lifecycle)> {
+        let saved = lock.load_index().await?;
+        let current = match whole {
+            None => None,
+            Some(_) => Some(snapshot.finish().context("sorting the run's indicators")?),
+        };
+        let (file, mut summary) =
+            lifecycle::apply(saved, current, whole != Some(false), step).await?;
+        if whole == Some(false) {
+            summary.note = Some(
+                "the feed was not read whole this run (maxObjectsPerRun, the deadline or a fetch error), so nothing it did not list was retired".into(),
+            );
+        }
+        Ok((file, summary))
+    }
+
+    /// Writes the feed's report, then (when everything read was settled) saves the list
+    /// feed's indicator index and `next` under the lease, and releases the lease.
     async fn finish(
         &self,
         feed: &str,
         outcome: RunOutcome,
-        lock: Option<(state::FeedLock, FeedState)>,
+        lock: Option<(state::FeedLock, FeedState, Option<std::fs::File>)>,
     ) -> FeedOutcome {
         let path = format!("pulls/{feed}/{}", report_stamp(OffsetDateTime::now_utc()));
         let report_name = format!("{path}.report.json");
         let transient = outcome.transient_failures();
         let mut input_error = outcome.report.input_error.clone();
         let summary = outcome.report.summary;
+        let lifecycle = outcome.report.lifecycle.clone();
         let written = self
             .storage
             .write_report(&path, crate::storage::single(outcome), false)
@@ -656,11 +741,21 @@ impl Puller {
                 message: format!("{e:#}"),
             });
         }
-        if let Some((lock, mut next)) = lock {
+        if let Some((lock, mut next, index)) = lock {
             if status == FeedStatus::Pulled {
                 next.updated_at = Some(now_rfc3339());
                 next.last_report = Some(report_name.clone());
-                if let Err(e) = lock.save(&next).await {
+                // The index first: a state saved without it would skip the snapshot it
+                // belongs to (a 304 next), so dropped indicators would never be retired.
+                let saved = match index {
+                    Some(file) => lock.save_index(file).await,
+                    None => Ok(()),
+                };
+                let saved = match saved {
+                    Ok(()) => lock.save(&next).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = saved {
                     status = FeedStatus::Failed;
                     input_error.get_or_insert(InputError {
                         code: "feed_state_unavailable".into(),
@@ -677,6 +772,7 @@ impl Puller {
             input_error,
             report: written.is_ok().then_some(report_name),
             transient,
+            lifecycle,
         }
     }
 }
@@ -705,6 +801,7 @@ mod tests {
             }),
             report: Some("pulls/osint/x.report.json".into()),
             transient: 0,
+            lifecycle: None,
         };
         let line = o.line();
         assert!(line.starts_with("feed osint: failed"), "{line}");
