@@ -463,7 +463,15 @@ async fn faults_and_a_storage_restart_lose_nothing() {
         d.pump_queues(&storage, &Stack::default_routes(), Duration::from_secs(60))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Storage restarts mid-run: once the first work item's records are in, before the last.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.sim().accepted_ids().len() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not get going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stack.azurite_mut().restart().await.unwrap();
     let _ = pump.await;
 
@@ -612,8 +620,23 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
     );
     assert!(queued_items(&stack).await.is_empty());
 
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
+    // Once its last activity is 3 s old (TI_SWEEP_STALE_SECS) a Sweep re-drives it; until
+    // then every Sweep leaves it alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rsp = loop {
+        let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
+        let rv = &rsp.body["ReturnValue"];
+        if rv["redriven"] != 0 {
+            break rsp;
+        }
+        assert_eq!(rv["inProgress"], 1, "{rv}");
+        assert!(queued_items(&stack).await.is_empty());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never re-driven: {rv}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(rsp.body["ReturnValue"]["redriven"], 1, "{}", rsp.text);
     assert!(
         rsp.logs()
