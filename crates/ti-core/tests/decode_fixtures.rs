@@ -18,13 +18,7 @@ use ti_core::stix::{self, ValidationContext};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-const ACCEPTED: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+const ACCEPTED: &[&str] = stix::STIX_OBJECTS_API_TYPES;
 
 #[derive(Deserialize)]
 struct Table {
