@@ -25,12 +25,11 @@ use azure_core::http::{ClientOptions, RetryOptions, StatusCode};
 use azure_storage_blob::{BlobServiceClient, BlobServiceClientOptions};
 use azure_storage_queue::{QueueServiceClient, QueueServiceClientOptions};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use ti_core::report::Code;
 
 use crate::auth::{self, Credential};
-use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings, GRAPH_SCOPE};
-use crate::upload::sentinel_stix::Sentinel;
+use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
 
 /// How long one check may take (a token, a storage call, a probe request).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -148,10 +147,8 @@ impl Diagnosis {
 pub fn scopes(settings: &UploadSettings) -> Vec<(&'static str, Vec<TargetKind>)> {
     let mut out: Vec<(&'static str, Vec<TargetKind>)> = Vec::new();
     for &kind in &settings.targets {
-        let scope = match kind {
-            TargetKind::DryRun => continue,
-            TargetKind::Graph => GRAPH_SCOPE,
-            _ => settings.cloud.management_scope(),
+        let Some(scope) = kind.scope(settings.cloud) else {
+            continue;
         };
         match out.iter_mut().find(|(s, _)| *s == scope) {
             Some((_, kinds)) => kinds.push(kind),
@@ -508,26 +505,9 @@ fn first_line(s: &str) -> String {
 
 /// The URL and the empty body of target `kind`'s upload request.
 fn empty_request(settings: &UploadSettings, kind: TargetKind) -> anyhow::Result<(String, Value)> {
-    match kind {
-        TargetKind::SentinelStix => Ok((
-            Sentinel::url(kind, settings)?,
-            json!({"sourcesystem": settings.source_system, "stixobjects": []}),
-        )),
-        TargetKind::SentinelIndicators => Ok((
-            Sentinel::url(kind, settings)?,
-            json!({"sourcesystem": settings.source_system, "indicators": []}),
-        )),
-        TargetKind::Graph => {
-            let base = settings
-                .graph_base_url
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("Graph is only offered in the public cloud"))?;
-            Ok((
-                crate::upload::graph::request::url(base),
-                json!({"value": []}),
-            ))
-        }
-        TargetKind::DryRun => anyhow::bail!("dry-run sends nothing"),
+    match kind.spec() {
+        Some(spec) => (spec.probe)(settings),
+        None => anyhow::bail!("dry-run sends nothing"),
     }
 }
 
@@ -590,10 +570,7 @@ async fn probe(
     let error_code = header("x-ms-error-code");
     let text = response.text().await.unwrap_or_default();
     let answer: String = text.chars().take(300).collect();
-    let scope = match kind {
-        TargetKind::Graph => GRAPH_SCOPE,
-        _ => settings.cloud.management_scope(),
-    };
+    let scope = kind.scope(settings.cloud).unwrap_or_default();
     if kind == TargetKind::Graph && (200..300).contains(&status) {
         return Check::pass(
             "target",
@@ -649,10 +626,7 @@ async fn probe(
             "target",
             name,
             format!("{host} refused the identity (HTTP 403): {answer}"),
-            match kind {
-                TargetKind::Graph => "grant the identity the Microsoft Graph application permission ThreatIndicators.ReadWrite.OwnedBy".to_string(),
-                _ => "assign the identity the Microsoft Sentinel Contributor role on the workspace (infra/modules/sentinel-role.bicep does); role assignments take a few minutes to apply".to_string(),
-            },
+            kind.spec().map_or("", |s| s.permission).to_string(),
         ),
         404 if kind.is_sentinel() => Check::fail(
             "target",

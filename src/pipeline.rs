@@ -28,14 +28,9 @@ use tokio::time::Instant;
 use crate::settings::{DanglingRelationships, OnInvalid};
 use crate::upload::{BatchOutcome, Failure, RequestBuilder, Uploader};
 
-/// The STIX object types the `sentinel-stix` target accepts (README.md, Upload targets).
-pub const SENTINEL_STIX_TYPES: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+/// The STIX object types validation lets through (README.md, Upload targets): the Sentinel STIX
+/// objects API's; a target that takes fewer refuses the rest itself.
+pub const SENTINEL_STIX_TYPES: &[&str] = ti_core::stix::STIX_OBJECTS_API_TYPES;
 
 /// Everything a run needs besides its input.
 #[derive(Debug, Clone)]
@@ -428,22 +423,12 @@ impl TargetRules {
         }
         let mut found = Vec::new();
         for (name, builder) in &self.targets {
-            if let RequestBuilder::Graph {
-                action,
-                target_product,
-            } = builder
-            {
-                if let Ok((_, warnings)) =
-                    ti_core::convert::stix_to_ti_with_warnings(object, action, target_product)
-                {
-                    found.extend(
-                        warnings
-                            .into_iter()
-                            .filter(|w| w.code == Code::ValueShortened)
-                            .map(|w| stix::Problem::new(w.code, format!("{name}: {}", w.message))),
-                    );
-                }
-            }
+            found.extend(
+                builder
+                    .shortenings(object)
+                    .into_iter()
+                    .map(|w| stix::Problem::new(w.code, format!("{name}: {}", w.message))),
+            );
         }
         found
     }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use devkit::stack::REPORTS_CONTAINER;
 use devkit::{Stack, StackConfig};
 use serde_json::{json, Value};
-use ti_ingest::pull::{FeedOutcome, FeedStatus, Puller};
+use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -82,10 +82,8 @@ impl FeedServer {
 }
 
 async fn pull(stack: &Stack) -> FeedOutcome {
-    let env = stack.handler_env();
-    let app = ti_ingest::cli::app_state(&Env::from_pairs(env.clone())).unwrap();
-    let puller = Puller::new(&app, Env::from_pairs(env)).unwrap();
-    let mut outcomes = puller.run(None).await.unwrap();
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(stack.handler_env())).unwrap();
+    let mut outcomes = app.puller.run(None).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     outcomes.remove(0)
 }

@@ -13,16 +13,15 @@
 //! garbage gets a report saying so and is retried next run; the others are not held up.
 //! Feed URLs come only from the configuration document, never from a message or a request.
 //!
-//! Layout: [`config`] (the document, typed), [`state`] (state + lease), [`taxii`], [`https`],
-//! [`function`] (the `PullFeeds` timer handler); this file runs the feeds.
+//! Layout: [`config`] (the document, typed), [`state`] (state + lease), [`taxii`], [`https`];
+//! this file runs the feeds. The [`Puller`] is built once, by [`crate::startup`]; the
+//! `PullFeeds` timer (`crate::functions::pull_feeds`) and `ti-ingest pull` (`crate::cli`) use it.
 
 pub mod config;
-pub mod function;
 pub mod https;
 pub mod state;
 pub mod taxii;
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,12 +38,11 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::auth::{self, Credential};
-use crate::functions::AppState;
 use crate::lifecycle::{self, Snapshot};
 use crate::pipeline::{
     self, empty_report, input_error_report as error_report, now_rfc3339, RunContext, RunOutcome,
 };
-use crate::settings::Env;
+use crate::settings::{Env, Settings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
 use config::{Auth, Feed, FeedEntry, FeedSource, PullSettings};
@@ -238,7 +236,9 @@ impl FeedOutcome {
     }
 }
 
-/// Everything a pull needs; built per run from the handler's state (or the CLI's).
+/// Everything a pull needs, built once at start-up ([`crate::startup`]) and shared by every
+/// run: the app's storage client, uploader (and so its upload quota), credential (and so its
+/// token cache) and one HTTP client for the feeds (and so its connection pool).
 pub struct Puller {
     storage: Storage,
     blobs: Arc<BlobServiceClient>,
@@ -269,20 +269,32 @@ fn report_stamp(t: OffsetDateTime) -> String {
     )
 }
 
+/// Why the feeds configuration could not be used as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The blob could not be read (storage unreachable, no token, ...): nothing is known about
+    /// the document yet.
+    #[error("{0:#}")]
+    Unreadable(anyhow::Error),
+    /// The document was read and refused (not JSON, not `{"feeds": [...]}`, a secret value, two
+    /// feeds alike: docs/PULL.md).
+    #[error("{0:#}")]
+    Refused(anyhow::Error),
+}
+
 impl Puller {
-    /// A puller sharing the handler's storage settings and uploader (and so its upload quota).
-    /// The credential is the app's managed identity (`AZURE_CLIENT_ID`), as for storage.
-    pub fn new(app: &AppState, env: Env) -> Result<Self> {
+    /// A puller sharing the app's storage, uploader and credential (the app's managed
+    /// identity, `AZURE_CLIENT_ID`, as for storage). `TI_FEEDS_CONFIG` is checked here.
+    pub fn new(
+        storage: &Storage,
+        uploader: &Uploader,
+        credential: Credential,
+        app: &Settings,
+        env: Env,
+    ) -> Result<Self> {
+        crate::install_crypto_provider();
         let settings = PullSettings::from_env(&env)?;
-        let credential = auth::managed_identity(env.get("AZURE_CLIENT_ID"))?;
-        let blobs = Arc::new(
-            BlobServiceClient::new(
-                app.storage.settings.blob_url.clone(),
-                Some(credential.clone()),
-                None,
-            )
-            .context("creating the blob service client")?,
-        );
+        let blobs = storage.blob_service();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
@@ -291,10 +303,10 @@ impl Puller {
             .build()
             .context("building the feeds' HTTP client")?;
         Ok(Puller {
-            storage: app.storage.clone(),
-            states: StateStore::new(blobs.clone(), &app.storage.settings.reports_container),
+            storage: storage.clone(),
+            states: StateStore::new(blobs.clone(), &storage.settings.reports_container),
             blobs,
-            uploader: app.uploader.clone(),
+            uploader: uploader.clone(),
             http,
             credential,
             settings,
@@ -305,24 +317,34 @@ impl Puller {
         })
     }
 
+    /// `container/path` of the feeds configuration, for messages.
+    pub fn location(&self) -> String {
+        self.settings.location()
+    }
+
     /// Reads the feeds configuration; `None` when there is none (nothing to pull).
     pub async fn load_config(&self) -> Result<Option<Vec<FeedEntry>>> {
+        Ok(self.read_config().await?)
+    }
+
+    /// [`Puller::load_config`], telling a document that could not be read from one that was
+    /// refused (start-up refuses only the latter: [`crate::startup`]).
+    pub async fn read_config(&self) -> Result<Option<Vec<FeedEntry>>, ConfigError> {
         let blob = self
             .blobs
             .blob_container_client(&self.settings.config_container)
             .blob_client(&self.settings.config_blob);
         let location = self.settings.location();
+        let unreadable =
+            |e: anyhow::Error| ConfigError::Unreadable(e.context(format!("reading {location}")));
         let body = match blob.download(None).await {
-            Ok(r) => r
-                .body
-                .collect()
-                .await
-                .with_context(|| format!("reading {location}"))?,
+            Ok(r) => r.body.collect().await.map_err(|e| unreadable(e.into()))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {location}")),
+            Err(e) => return Err(unreadable(e.into())),
         };
-        let entries = config::parse_document(&body)
-            .with_context(|| format!("the feeds configuration {location}"))?;
+        let entries = config::parse_document(&body).map_err(|e| {
+            ConfigError::Refused(e.context(format!("the feeds configuration {location}")))
+        })?;
         Ok(Some(entries))
     }
 
@@ -753,47 +775,6 @@ impl Puller {
             lifecycle,
         }
     }
-}
-
-/// `ti-ingest pull [--feed NAME]`: the same pulls as the timer, once, with the handler's
-/// settings and identity from the environment. Exit 0 when every feed was pulled (or not
-/// modified), 1 when records were rejected, 2 when a feed failed or nothing could run.
-pub async fn cli(feed: Option<String>) -> Result<ExitCode> {
-    let env = Env::from_process();
-    let app = crate::cli::app_state(&env)?;
-    // A credential that cannot work is found before any feed is read: one message, exit 2.
-    let settings = crate::settings::Settings::from_env(&env)?;
-    let credential = crate::auth::managed_identity(settings.client_id.as_deref())?;
-    if let Err(message) = crate::doctor::preflight(
-        &credential,
-        app.uploader.settings(),
-        false,
-        settings.client_id.as_deref(),
-    )
-    .await
-    {
-        eprintln!("ti-ingest: {message}");
-        return Ok(ExitCode::from(2));
-    }
-    let puller = Puller::new(&app, env)?;
-    let outcomes = puller.run(feed.as_deref()).await?;
-    if outcomes.is_empty() {
-        eprintln!(
-            "ti-ingest: no feeds configured at {}",
-            puller.settings.location()
-        );
-    }
-    let mut worst = 0u8;
-    for o in &outcomes {
-        eprintln!("{}", o.line());
-        let code = match o.status {
-            FeedStatus::Failed => 2,
-            _ if o.summary.rejected > 0 => 1,
-            _ => 0,
-        };
-        worst = worst.max(code);
-    }
-    Ok(ExitCode::from(worst))
 }
 
 #[cfg(test)]

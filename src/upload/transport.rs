@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::pacer::Pacer;
 use super::retry::{self, Backoff, Verdict};
+use super::target::Spec;
 use crate::auth::{self, Credential};
 use crate::settings::UploadSettings;
 
@@ -39,6 +40,19 @@ impl Lane {
     pub fn new(settings: &UploadSettings) -> Self {
         Lane {
             pacer: Pacer::new(settings.max_requests_per_minute, settings.rate_window),
+            slots: Arc::new(Semaphore::new(settings.max_concurrency)),
+        }
+    }
+
+    /// The lane of `spec`'s API: `TI_MAX_REQUESTS_PER_MINUTE`, or the API's own lower quota.
+    pub fn for_target(spec: &Spec, settings: &UploadSettings) -> Self {
+        let limit = spec
+            .max_requests_per_minute
+            .map_or(settings.max_requests_per_minute, |own| {
+                own(settings).min(settings.max_requests_per_minute)
+            });
+        Lane {
+            pacer: Pacer::new(limit, settings.rate_window),
             slots: Arc::new(Semaphore::new(settings.max_concurrency)),
         }
     }
@@ -97,6 +111,7 @@ enum Attempt {
 
 /// The HTTP client every target uses (connection pool shared by clones).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    crate::install_crypto_provider();
     use anyhow::Context;
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)

@@ -15,6 +15,23 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// The STIX object types the Sentinel STIX objects upload API accepts (Microsoft Learn,
+/// https://learn.microsoft.com/azure/sentinel/stix-objects-api: indicator, attack pattern,
+/// threat actor, identity, relationship): what validation lets through for every target. The one
+/// list the app, the tests and the tools read.
+pub const STIX_OBJECTS_API_TYPES: &[&str] = &[
+    "indicator",
+    "attack-pattern",
+    "threat-actor",
+    "identity",
+    "relationship",
+];
+
+/// The types of the targets that take indicators only: the legacy Upload Indicators API, Graph
+/// tiIndicators and Defender for Endpoint indicators. Each refuses any other object itself
+/// (`unsupported_type`), so it costs no request.
+pub const INDICATOR_TYPES: &[&str] = &["indicator"];
+
 /// One reason a record is rejected or flagged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
