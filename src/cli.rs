@@ -183,7 +183,10 @@ pub fn app_state(env: &Env) -> Result<AppState> {
     }
     let credential = auth::managed_identity(settings.client_id.as_deref())?;
     let storage = Storage::new(storage_settings, credential.clone())?;
-    let uploader = Uploader::new(settings.upload.clone(), Some(credential))?;
+    let mut upload = settings.upload.clone();
+    // Targets keep their state (the Defender budget) in the app's storage.
+    upload.state_store = Some(std::sync::Arc::new(storage.clone()));
+    let uploader = Uploader::new(upload, Some(credential))?;
     Ok(AppState {
         storage,
         uploader,
