@@ -134,7 +134,8 @@ impl LedgerStore {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerState {
-    /// Reserved start times (ms since the Unix epoch), in order; the last `limit` are kept.
+    /// Reserved start times (ms since the Unix epoch), in order; the last `limit` within a
+    /// window of the latest reservation are kept.
     pub starts: VecDeque<u64>,
     /// No request starts before this (a 429's stated wait).
     #[serde(default)]
@@ -175,7 +176,11 @@ impl LedgerState {
             self.starts.push_back(t);
             out.push(t);
         }
-        while self.starts.len() > limit {
+        // Only the last `limit` can bind the next time, and only those less than a window
+        // before the earliest next one: the blob stays small whatever the limit.
+        while self.starts.len() > limit
+            || self.starts.front().is_some_and(|t| t + window <= earliest)
+        {
             self.starts.pop_front();
         }
         out
@@ -465,8 +470,16 @@ impl Ledger {
     async fn reserve(&self, want: usize) -> Result<Vec<u64>> {
         let (limit, window) = (self.limit, self.window_ms);
         let lead = self.inner.local.lock().expect("ledger lock").lead_ms;
-        self.update(move |state| state.reserve(now_ms() + lead, want, limit, window))
-            .await
+        self.update(move |state| {
+            let now = now_ms();
+            // A time sent late by the write's round trip matters only once the window fills
+            // (its successor a window on is then on time): reserve ahead only then, so a
+            // process far below the quota pays no waiting for it.
+            let busy = state.starts.iter().filter(|t| **t + window > now).count() + want;
+            let earliest = if busy * 2 >= limit { now + lead } else { now };
+            state.reserve(earliest, want, limit, window)
+        })
+        .await
     }
 
     /// Read, change, write with the read's ETag as the condition, until a write wins.
@@ -658,6 +671,16 @@ mod tests {
         // And the quota is used: request k+100 starts exactly one window after request k.
         assert_eq!(all[100], all[0] + W);
         assert_eq!(all[900], all[800] + W);
+    }
+
+    #[test]
+    fn times_a_window_old_are_forgotten() {
+        let mut s = LedgerState::default();
+        s.reserve(0, 10, 100_000, W);
+        assert_eq!(s.starts.len(), 10);
+        // A window later none of them can bind any more: only the new one is kept.
+        assert_eq!(s.reserve(W, 1, 100_000, W), vec![W]);
+        assert_eq!(s.starts, VecDeque::from([W]));
     }
 
     #[test]
