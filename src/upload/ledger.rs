@@ -437,10 +437,12 @@ impl Ledger {
         }
     }
 
-    /// The earliest reserved time not yet handed out; times already past by more than half the
-    /// window's margin are dropped (sent that late, they could crowd the next window).
+    /// The earliest reserved time not yet handed out; times already past by more than the
+    /// window's margin are dropped: sent that late, the request could land in the service's
+    /// window of its successor a window on, and a 429 pauses everyone for seconds, while a
+    /// dropped time costs one request's turn.
     fn take_slot(&self) -> Option<u64> {
-        let tolerance = self.window_ms / 400;
+        let tolerance = self.window_ms / 200;
         let now = now_ms();
         let mut l = self.inner.local.lock().expect("ledger lock");
         while let Some(t) = l.pool.pop_front() {
@@ -469,14 +471,15 @@ impl Ledger {
 
     async fn reserve(&self, want: usize) -> Result<Vec<u64>> {
         let (limit, window) = (self.limit, self.window_ms);
-        let lead = self.inner.local.lock().expect("ledger lock").lead_ms;
-        self.update(move |state| {
+        self.update(|state| {
             let now = now_ms();
-            // A time sent late by the write's round trip matters only once the window fills
-            // (its successor a window on is then on time): reserve ahead only then, so a
-            // process far below the quota pays no waiting for it.
+            let lead = self.inner.local.lock().expect("ledger lock").lead_ms;
+            // A time sent late by the write's round trip matters only if the window fills
+            // (its successor a window on is then on time): reserve ahead once a sixteenth of
+            // the quota is in use, so a process far below it (a few requests a minute, or a
+            // simulator's huge quota) pays no waiting.
             let busy = state.starts.iter().filter(|t| **t + window > now).count() + want;
-            let earliest = if busy * 2 >= limit { now + lead } else { now };
+            let earliest = if busy * 16 >= limit { now + lead } else { now };
             state.reserve(earliest, want, limit, window)
         })
         .await
@@ -494,7 +497,16 @@ impl Ledger {
         for attempt in 0..MAX_CONFLICTS {
             let (mut state, etag) = match cached.take() {
                 Some((state, etag)) => (state, Some(etag)),
-                None => self.read(&client).await?,
+                None => {
+                    let read = Instant::now();
+                    let r = self.read(&client).await?;
+                    // Before the first write, the read's round trip stands in for its own.
+                    let mut l = self.inner.local.lock().expect("ledger lock");
+                    if l.lead_ms == 0 {
+                        l.lead_ms = (2 * millis(read.elapsed()) + 2).min(self.window_ms / 20);
+                    }
+                    r
+                }
             };
             let times = change(&mut state);
             let body = serde_json::to_vec(&state).context("serialising the quota ledger")?;
