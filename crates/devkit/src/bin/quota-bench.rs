@@ -422,7 +422,7 @@ async fn invoke(
         .await?;
     if rsp.is_success() {
         storage.delete_message(queue, m).await
-    } else if m.dequeue_count >= devkit::host::MAX_DEQUEUE_COUNT {
+    } else if m.dequeue_count >= devkit::host::QueueSettings::from_repo()?.max_dequeue_count {
         eprintln!("{function}: message {} poisoned: {}", m.id, rsp.status);
         storage
             .put_message(&format!("{queue}-poison"), &m.text)

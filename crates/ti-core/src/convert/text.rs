@@ -151,12 +151,19 @@ pub enum ReadValue {
     Refused(Refusal),
 }
 
+/// Whether a text-list line (or cell) is blank or a `#` comment: no record at all
+/// ([`read_value`] reads it as [`ReadValue::Empty`], [`line_to_stix`] as `None`).
+pub fn is_blank_or_comment(cell: &str) -> bool {
+    let s = cell.trim();
+    s.is_empty() || s.starts_with('#')
+}
+
 /// Reads one line of a text list (or one cell): the observable and the comment or port around it.
 pub fn read_value(cell: &str) -> ReadValue {
-    let s = cell.trim();
-    if s.is_empty() || s.starts_with('#') {
+    if is_blank_or_comment(cell) {
         return ReadValue::Empty;
     }
+    let s = cell.trim();
     // A list item copied from a page or a Markdown file: `- value`, `* value`, `• value`.
     let s = match s.strip_prefix(['-', '*', '•', '+']) {
         Some(r) if r.starts_with(char::is_whitespace) => r.trim_start(),

@@ -547,6 +547,8 @@ enum Queued {
     Json,
     /// A CSV row: split its fields and convert it with the header.
     Csv,
+    /// A text-list line (not blank, not a comment): read its observable and convert it.
+    Text,
 }
 
 impl Ctx {
@@ -635,8 +637,24 @@ impl Ctx {
         });
     }
 
-    /// The records decoded since the last call, with the ones [`Ctx::json_record`] and
-    /// [`Ctx::csv_record`] queued.
+    /// A text-list line, queued for [`Chunk::decode`] (on any thread) to convert: reading the
+    /// observable (defangs, comments, the Public Suffix List) and building the STIX object is
+    /// most of a text list's work, and the converted objects of the pieces read ahead are what
+    /// peaked the memory of a text list when it was done here (BENCHMARKS.md, Lists).
+    fn text_record(&mut self, out: &mut Vec<Decoded>, index: u64, line: u64, text: String) {
+        self.deferred.push((out.len(), Queued::Text));
+        out.push(Decoded {
+            index,
+            line,
+            original: Some(text),
+            // (An empty message does not allocate: this is per line, on the framing thread.)
+            object: Err(Problem::new(Code::NotAnIndicator, "")),
+            warnings: Vec::new(),
+        });
+    }
+
+    /// The records decoded since the last call, with the ones [`Ctx::json_record`],
+    /// [`Ctx::csv_record`] and [`Ctx::text_record`] queued.
     fn take_chunk(&mut self, items: Vec<Decoded>) -> Chunk {
         let mut queued = vec![Queued::No; items.len()];
         for &(p, q) in &self.deferred {
@@ -653,9 +671,9 @@ impl Ctx {
     }
 }
 
-/// The records framed from one chunk of input, in input order. JSON records (after the first)
-/// and CSV rows are framed but not parsed yet: [`Chunk::decode`] parses and converts them, on
-/// any thread, so
+/// The records framed from one chunk of input, in input order. JSON records (after the first),
+/// CSV rows and text-list lines are framed but not parsed yet: [`Chunk::decode`] parses and
+/// converts them, on any thread, so
 /// a caller can parse and validate several chunks on several cores while it frames the next one,
 /// and can first drop the records it will not use ([`Chunk::keep_range`]) without paying for
 /// their parsing. Framing is the cheap part (about a tenth of the work for STIX JSON).
@@ -706,7 +724,8 @@ impl Chunk {
         past_end
     }
 
-    /// Parses and converts the queued JSON records and CSV rows; every record is then final.
+    /// Parses and converts the queued JSON records, CSV rows and text lines; every record is
+    /// then final.
     pub fn decode(self) -> Vec<Decoded> {
         self.decode_then(|d| d)
     }
@@ -737,6 +756,8 @@ impl Chunk {
                     csv_row(splitter, header, text, &defaults, now)
                 }
                 (Queued::Csv, None) => unreachable!("a CSV row is only queued after its header"),
+                (Queued::Text, _) => convert::text::line_to_stix(text, &defaults, now)
+                    .expect("blank and comment lines are never queued"),
             };
             match result {
                 Ok((object, warnings)) => {
@@ -1862,14 +1883,16 @@ impl LineBody {
                 return;
             }
         };
-        let Some(result) = convert::text::line_to_stix(s, &ctx.opts.defaults, ctx.opts.now) else {
+        // Blank and comment lines are no records; every other line is one, converted later by
+        // `Chunk::decode` (on the decode workers).
+        if convert::text::is_blank_or_comment(s) {
             return;
-        };
+        }
         let index = self.take_index();
         if index < ctx.skip_below {
             return;
         }
-        out.push(ctx.decoded(index, line, Some(s.to_string()), result));
+        ctx.text_record(out, index, line, s.to_string());
     }
 }
 

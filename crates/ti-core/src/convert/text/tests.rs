@@ -225,6 +225,34 @@ fn messages_quote_the_line_as_written() {
     assert!(line_to_stix("# c", &Defaults::default(), now).is_none());
 }
 
+/// The framer queues every line `is_blank_or_comment` keeps for conversion on the decode workers,
+/// which expect `line_to_stix` to make a record of it: the two must agree on every line.
+#[test]
+fn blank_and_comment_lines_are_exactly_the_lines_that_are_no_record() {
+    let now = datetime!(2025-01-01 0:00 UTC);
+    let cases: &[(&str, bool)] = &[
+        ("", true),
+        ("   \t", true),
+        ("\u{a0}\u{2003}", true),
+        ("# heading", true),
+        ("  \u{a0}# indented comment", true),
+        ("#", true),
+        ("evil.example", false),
+        ("- ", false),
+        ("Startup script for JARLEASH", false),
+        ("1.2.3.4 # c2", false),
+        ("\u{feff}", false),
+    ];
+    for &(line, none) in cases {
+        assert_eq!(is_blank_or_comment(line), none, "{line:?}");
+        assert_eq!(
+            line_to_stix(line, &Defaults::default(), now).is_none(),
+            none,
+            "{line:?}"
+        );
+    }
+}
+
 #[test]
 fn a_line_becomes_an_indicator_with_description_and_one_normalised_warning() {
     let now = datetime!(2025-01-01 0:00 UTC);
