@@ -565,7 +565,9 @@ fn converted_stix_is_read_by_oasis_stix2() {
             input.display()
         );
         let objects: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for o in objects["objects"].as_array().unwrap() {
+        let objects = objects["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), n, "{}", input.display());
+        for o in objects {
             assert!(o["name"].is_string(), "{o}");
             assert_eq!(o["created"].as_str().unwrap().len(), 24, "{o}");
         }

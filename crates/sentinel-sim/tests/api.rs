@@ -591,31 +591,46 @@ async fn faults_are_deterministic_for_a_seed() {
     assert!(runs[0].iter().any(|s| *s != 200), "some faults at 40%");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_answers_and_can_change_at_runtime() {
-    // A latency far above what a loaded machine adds to a loopback request, so the second check
-    // (the latency removed at run time) cannot fail for a slow test host.
-    const LATENCY: Duration = Duration::from_millis(1500);
+    // No upper time bound anywhere (a loaded test host cannot fail this): the configured
+    // latency is an hour, which no request here waits out; a request answered at all proves the
+    // latency it was sent under was not that hour.
+    const HOUR: Duration = Duration::from_secs(3600);
     let sim = start(SimConfig {
-        latency: LATENCY,
+        latency: HOUR,
         ..SimConfig::default()
     })
     .await;
     let body = upload_body(vec![indicator(1)]);
-    let started = Instant::now();
-    assert_eq!(
-        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
-        200
-    );
-    assert!(started.elapsed() >= LATENCY);
+    let (url, token) = (stix_url(&sim), sim.token("a"));
+    // Sent under the configured hour: accepted (the answer is computed first), not answered.
+    let held = {
+        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        tokio::spawn(async move { post(&url, &token, &body).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
+    // Removed at run time: the next request is answered (a hang guard, not a time bound).
     sim.set_latency(Duration::ZERO);
+    let answer = tokio::time::timeout(HOUR / 6, post(&url, &token, &body))
+        .await
+        .expect("answered once the latency is removed");
+    assert_eq!(answer.status, 200);
+    assert!(!held.is_finished(), "the first request waits out its hour");
+
+    // Set at run time: the answer comes no sooner than the latency.
+    const LATENCY: Duration = Duration::from_millis(1500);
+    sim.set_latency(LATENCY);
     let started = Instant::now();
-    assert_eq!(
-        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
-        200
-    );
-    assert!(started.elapsed() < LATENCY, "{:?}", started.elapsed());
+    assert_eq!(post(&url, &token, &body).await.status, 200);
+    assert!(started.elapsed() >= LATENCY);
+    assert_eq!(sim.requests().len(), 3);
+    held.abort();
 }
 
 #[tokio::test]
