@@ -802,3 +802,41 @@ async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
         "feed_config_invalid"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taxii_list_is_read_whole_every_run_and_a_revoked_version_arrives_revoked() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let medallion = Medallion::start(&indicators(0..30)).await;
+    let mut feed = taxii_feed(&medallion, "taxii-list");
+    feed["list"] = json!(true);
+    put_config(&stack, json!([feed])).await;
+
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    let l = o
+        .lifecycle
+        .as_ref()
+        .expect("a list feed's run has lifecycle counts");
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (30, 30, 0, 0));
+
+    // A producer revokes indicator 5 (a new version, STIX 2.1 §3.2): the next run reads the
+    // whole collection again (not only what was added since), sends 5 revoked, forgets it.
+    let mut revoked = common::indicator(5);
+    revoked["revoked"] = json!(true);
+    revoked["modified"] = json!("2026-02-01T00:00:00.000Z");
+    medallion.add(&[revoked]).await;
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(o.summary.records, 30, "{}", o.line());
+    let l = o.lifecycle.as_ref().unwrap();
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (29, 0, 0, 1));
+    let held: Vec<Value> = stack
+        .sim()
+        .accepted()
+        .into_iter()
+        .filter(|o| o["id"] == format!("indicator--{}", common::uuid_for(5)))
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["revoked"], true, "{}", held[0]);
+}
