@@ -243,42 +243,34 @@ mod tests {
     use ti_core::report::{Code, RecordError, Source, Stage};
 
     fn part(start: u64, next: Option<u64>, records: u64, rejected_at: &[u64]) -> Part {
+        let source = Source {
+            kind: "blob".into(),
+            name: "inbox/x".into(),
+            format: Some("stix-bundle".into()),
+        };
+        let mut report = crate::pipeline::empty_report(source, "sentinel-stix", None);
+        report.started_at = format!("t{start}");
+        report.finished_at = format!("f{start}");
+        report.summary = Summary {
+            records,
+            uploaded: records - rejected_at.len() as u64,
+            rejected: rejected_at.len() as u64,
+        };
+        report.errors = rejected_at
+            .iter()
+            .map(|i| RecordError {
+                record_index: *i,
+                line: Some(i + 2),
+                id: None,
+                stage: Stage::Validate,
+                code: Code::PatternInvalid,
+                messages: vec!["x".into()],
+            })
+            .collect();
         Part {
             start,
             next,
-            report: Report {
-                source: Source {
-                    kind: "blob".into(),
-                    name: "inbox/x".into(),
-                    format: Some("stix-bundle".into()),
-                },
-                target: "sentinel-stix".into(),
-                started_at: format!("t{start}"),
-                finished_at: format!("f{start}"),
-                summary: Summary {
-                    records,
-                    uploaded: records - rejected_at.len() as u64,
-                    rejected: rejected_at.len() as u64,
-                },
-                input_error: None,
-                errors: rejected_at
-                    .iter()
-                    .map(|i| RecordError {
-                        record_index: *i,
-                        line: Some(i + 2),
-                        id: None,
-                        stage: Stage::Validate,
-                        code: Code::PatternInvalid,
-                        messages: vec!["x".into()],
-                    })
-                    .collect(),
-                warnings: vec![],
-                error_counts: Default::default(),
-                warning_counts: Default::default(),
-                more_errors_in: None,
-                more_warnings_in: None,
-                lifecycle: None,
-            },
+            report,
             rejected: rejected_at.iter().map(|i| (*i, format!("r{i}"))).collect(),
             csv_header: None,
         }

@@ -78,37 +78,11 @@ pub enum Command {
     },
     /// Upload files to the target with the identity from the environment (managed identity when
     /// IDENTITY_ENDPOINT is set, else the Azure CLI login).
-    Upload {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// sentinel-stix (default) or dry-run; defaults to TI_TARGET.
-        #[arg(long)]
-        target: Option<String>,
-        /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
-        #[arg(long)]
-        workspace_id: Option<String>,
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long)]
-        format: Option<String>,
-    },
+    Upload(SendArgs),
     /// Revoke the indicators a file lists: each is sent as a new version with `revoked: true`
     /// (like `upload`, same identity, targets and report; a revoke file dropped under `revoke/`
     /// in the inbox does the same).
-    Revoke {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Defaults to TI_TARGET.
-        #[arg(long)]
-        target: Option<String>,
-        /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
-        #[arg(long)]
-        workspace_id: Option<String>,
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long)]
-        format: Option<String>,
-    },
+    Revoke(SendArgs),
     /// Run the configured feed pulls (TI_FEEDS_CONFIG) once, like the PullFeeds timer, with
     /// storage and identity from the environment.
     Pull {
@@ -124,6 +98,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `upload` and `revoke` take: files sent to the targets.
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The target, or several comma-separated, as TI_TARGET names them; defaults to TI_TARGET.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The Log Analytics workspace id; defaults to TI_WORKSPACE_ID.
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+impl SendArgs {
+    async fn run(self, mode: Mode) -> Result<ExitCode> {
+        let o = Overrides {
+            target: self.target,
+            workspace_id: self.workspace_id,
+            format: self.format,
+        };
+        offline::offline(&self.files, self.report.as_deref(), o, mode).await
+    }
 }
 
 /// Runs the command line; `main` only maps the result to a process exit code.
@@ -158,34 +160,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             offline::offline(&files, report.as_deref(), o, Mode::Validate).await
         }
-        Command::Upload {
-            files,
-            target,
-            workspace_id,
-            report,
-            format,
-        } => {
-            let o = Overrides {
-                target,
-                workspace_id,
-                format,
-            };
-            offline::offline(&files, report.as_deref(), o, Mode::Upload).await
-        }
-        Command::Revoke {
-            files,
-            target,
-            workspace_id,
-            report,
-            format,
-        } => {
-            let o = Overrides {
-                target,
-                workspace_id,
-                format,
-            };
-            offline::offline(&files, report.as_deref(), o, Mode::Revoke).await
-        }
+        Command::Upload(args) => args.run(Mode::Upload).await,
+        Command::Revoke(args) => args.run(Mode::Revoke).await,
         Command::Convert { file, to, format } => convert::convert(&file, to, format).await,
         Command::Pull { feed } => pull::pull(feed).await,
         Command::Doctor { json } => doctor(json).await,
