@@ -466,6 +466,33 @@ fn service_url(env: &Env, name: &str, service: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// Where this process keeps the identity's shared quota ledger (src/upload/ledger.rs): the app's
+/// blob endpoint and reports container, when the environment names the app's storage and
+/// `TI_QUOTA_LEDGER` is not `off`; `None`: the process paces its requests alone.
+pub fn quota_ledger_location(env: &Env) -> Result<Option<(Url, String)>> {
+    match env.or("TI_QUOTA_LEDGER", "on") {
+        "on" => {}
+        "off" => return Ok(None),
+        other => bail!("setting TI_QUOTA_LEDGER={other:?}: expected on or off"),
+    }
+    let named = [
+        "TI_STORAGE_BLOB_URL",
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__accountName",
+    ]
+    .iter()
+    .any(|k| env.get(k).is_some());
+    if !named {
+        return Ok(None);
+    }
+    let url = service_url(env, "TI_STORAGE_BLOB_URL", "blob")?;
+    Ok(Some((
+        url,
+        env.or("TI_REPORTS_CONTAINER", "indicator-reports")
+            .to_string(),
+    )))
+}
+
 impl StorageSettings {
     pub fn from_env(env: &Env) -> Result<Self> {
         let name = |key: &str, default: &str| -> Result<String> {

@@ -20,6 +20,7 @@ use crate::settings::{
     self, Env, InputSettings, Settings, StorageSettings, SweepSettings, TargetKind, UploadSettings,
 };
 use crate::storage::Storage;
+use crate::upload::ledger::LedgerStore;
 use crate::upload::Uploader;
 
 /// What every invocation shares, built once by [`AppState::build`].
@@ -66,7 +67,10 @@ impl AppState {
         }
         let credential = auth::managed_identity(settings.client_id.as_deref())?;
         let storage = Storage::new(storage_settings, credential.clone())?;
-        let uploader = Uploader::new(settings.upload.clone(), Some(credential.clone()))?;
+        // Every instance shares the identity's quota through the ledger in the app's storage.
+        let ledger = LedgerStore::from_env(env, &credential)?;
+        let uploader =
+            Uploader::with_ledger(settings.upload.clone(), Some(credential.clone()), ledger)?;
         let puller = Puller::new(
             &storage,
             &uploader,
@@ -136,6 +140,9 @@ pub struct Offline {
     /// The upload settings, with the targets `validate` applies the rules of.
     pub upload: UploadSettings,
     pub credential: Option<Credential>,
+    /// Given the app's storage settings, an upload from a workstation takes its turns through
+    /// the same quota ledger as the app's instances.
+    pub ledger: Option<LedgerStore>,
 }
 
 impl Offline {
@@ -148,15 +155,24 @@ impl Offline {
         } else {
             None
         };
+        let ledger = match &credential {
+            Some(c) => LedgerStore::from_env(env, c)?,
+            None => None,
+        };
         Ok(Offline {
             settings,
             upload,
             credential,
+            ledger,
         })
     }
 
     /// The uploader, built once for every file of the command.
     pub fn uploader(&self) -> Result<Uploader> {
-        Uploader::new(self.upload.clone(), self.credential.clone())
+        Uploader::with_ledger(
+            self.upload.clone(),
+            self.credential.clone(),
+            self.ledger.clone(),
+        )
     }
 }

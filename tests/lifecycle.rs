@@ -82,7 +82,8 @@ impl FeedServer {
 }
 
 async fn pull(stack: &Stack) -> FeedOutcome {
-    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(stack.handler_env())).unwrap();
+    let env = stack.handler_env();
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env)).unwrap();
     let mut outcomes = app.puller.run(None).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     outcomes.remove(0)

@@ -599,14 +599,8 @@ async fn https_feeds_through_the_timer_function_304_changed_and_garbage() {
         "\"v2\"",
         "evil.example.com\n203.0.113.7\nphish.example.net\n",
     );
-    let out = tokio::process::Command::new(HANDLER)
-        .args(["pull", "--feed", "blocklist"])
-        .envs(app_env(&stack))
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = run_pull(&stack, &["--feed", "blocklist"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("feed blocklist: pulled; 3 records, 3 uploaded"),
         "{stderr}"
@@ -712,6 +706,21 @@ async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota()
     );
 }
 
+/// `ti-ingest pull ARGS` with the handler's settings: the exit code and stderr.
+async fn run_pull(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(HANDLER)
+        .arg("pull")
+        .args(args)
+        .envs(app_env(stack))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `serve` with `env` on a free port: the exit code and stderr if it stops within 30 s, `None`
 /// if it is still running (then it is killed).
 async fn serve_exit(env: Vec<(String, String)>) -> Option<(Option<i32>, String)> {
@@ -768,14 +777,8 @@ async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
         "{stderr}"
     );
     // The same document through `ti-ingest pull`: the same message, exit 2.
-    let out = tokio::process::Command::new(HANDLER)
-        .arg("pull")
-        .envs(app_env(&stack))
-        .output()
-        .await
-        .unwrap();
-    let pull_stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{pull_stderr}");
+    let (code, pull_stderr) = run_pull(&stack, &[]).await;
+    assert_eq!(code, Some(2), "{pull_stderr}");
     assert!(
         pull_stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON"),
         "{pull_stderr}"
