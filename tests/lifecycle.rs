@@ -430,3 +430,55 @@ async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_
     assert_eq!(changed(&v2, &v3), BTreeSet::from([other.clone()]));
     assert_eq!(v3[&other]["revoked"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_304() {
+    common::shared_identity();
+    let stack = stack(&[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")]).await;
+    let server = FeedServer::default();
+    let base = server.start().await;
+    let put = serde_json::to_vec(&json!({"feeds": [{
+        "name": "emptied", "kind": "https", "url": format!("{base}/emptied"), "format": "ndjson"
+    }]}))
+    .unwrap();
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
+        .await
+        .unwrap();
+    server.set(
+        "emptied",
+        "\"1\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (3, 3, 0, 0, 0), "{}", o.line());
+    let v1 = held(&stack);
+
+    // The feed now lists one invalid record only (rejected before any request: the run
+    // settles), so all three are to be retired, but the service fails every request.
+    server.set("emptied", "\"2\"", &[common::invalid_indicator(9, 3)]);
+    stack.sim().set_faults(0.0, 1.0);
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!((o.summary.records, o.summary.rejected), (1, 1));
+    let l = o.lifecycle.clone().unwrap();
+    assert_eq!(
+        (l.listed, l.retired, l.pending, l.failed),
+        (0, 0, 3, 0),
+        "{l:?}"
+    );
+    assert_eq!(held(&stack), v1);
+
+    // Recovered; the feed is unchanged (304), and the pending retirements go out.
+    stack.sim().set_faults(0.0, 0.0);
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::NotModified, "{}", o.line());
+    let l = o.lifecycle.clone().unwrap();
+    assert_eq!((l.listed, l.retired, l.pending), (0, 3, 0), "{l:?}");
+    let v3 = held(&stack);
+    assert_eq!(changed(&v1, &v3), ids(&[0, 1, 2]));
+    for i in 0..3 {
+        assert!(ts(&v3[&id(i)]["valid_until"]) <= OffsetDateTime::now_utc());
+    }
+}
