@@ -1183,6 +1183,8 @@ where
         "input processed"
     );
     debug_assert_eq!(report.check_invariants(), Ok(()));
+    // Targets that keep state (the Defender budget) write it once the run is done.
+    ctx.uploader.flush().await;
     Ok(RunOutcome {
         report,
         rejected: c.rejected,

@@ -108,6 +108,11 @@ pub struct UploadSettings {
     pub dry_run_as: TargetKind,
     /// `TI_DRY_RUN_DIR`: where the dry run writes each request body it would send.
     pub dry_run_dir: Option<std::path::PathBuf>,
+    /// `TI_DEFENDER_*`: the `defender` target's fields and budget.
+    pub defender: crate::upload::defender::DefenderSettings,
+    /// Not a setting: where targets keep state (the Defender budget): the app's storage, when
+    /// the app has one; `None` keeps it for the process only.
+    pub state_store: Option<std::sync::Arc<dyn crate::upload::defender::budget::StateStore>>,
     /// Not a setting: the targets whose rules a validate-only run applies (`ti-ingest validate
     /// --target`); empty means the configured targets.
     pub validate_as: Vec<TargetKind>,
@@ -215,11 +220,11 @@ impl Env {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
-    fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+    pub(crate) fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         self.get(name).unwrap_or(default)
     }
 
-    fn number<T>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
+    pub(crate) fn number<T>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -314,6 +319,7 @@ impl UploadSettings {
                 "setting TI_DANGLING_RELATIONSHIPS={other:?}: accepted values are warn (upload them with a warning), skip (report them rejected)"
             ),
         };
+        let defender = crate::upload::defender::DefenderSettings::from_env(env, &source_system)?;
         let settings = UploadSettings {
             target: targets[0],
             targets,
@@ -341,6 +347,8 @@ impl UploadSettings {
             on_invalid,
             dangling_relationships,
             dry_run_as,
+            defender,
+            state_store: None,
             validate_as: Vec::new(),
             dry_run_dir: env.get("TI_DRY_RUN_DIR").map(std::path::PathBuf::from),
         };

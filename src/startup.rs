@@ -69,8 +69,10 @@ impl AppState {
         let storage = Storage::new(storage_settings, credential.clone())?;
         // Every instance shares the identity's quota through the ledger in the app's storage.
         let ledger = LedgerStore::from_env(env, &credential)?;
-        let uploader =
-            Uploader::with_ledger(settings.upload.clone(), Some(credential.clone()), ledger)?;
+        let mut upload = settings.upload.clone();
+        // Targets keep their state (the Defender budget) in the app's storage.
+        upload.state_store = Some(Arc::new(storage.clone()));
+        let uploader = Uploader::with_ledger(upload, Some(credential.clone()), ledger)?;
         let puller = Puller::new(
             &storage,
             &uploader,

@@ -14,6 +14,7 @@
 //! failing target's (in `TI_TARGET` order) and every failing target's messages are kept, each
 //! prefixed with the target's name (`graph: ...`).
 
+pub mod defender;
 pub mod dry_run;
 pub mod graph;
 pub mod ledger;
@@ -356,6 +357,15 @@ impl Uploader {
     /// The report's `target`: `sentinel-stix`, or `sentinel-stix,graph` for several.
     pub fn target_name(&self) -> &str {
         &self.name
+    }
+
+    /// Writes the state the targets keep (the Defender budget); the end of every run calls it.
+    pub async fn flush(&self) {
+        for b in self.targets.iter() {
+            if let Target::Real { service, .. } = &b.target {
+                service.flush().await;
+            }
+        }
     }
 
     /// Uploads one batch (at most `batch_size` objects) to every target, retrying transient

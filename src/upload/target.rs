@@ -90,6 +90,8 @@ targets! {
     SentinelIndicators => sentinel_indicators,
     /// Microsoft Graph `submitTiIndicators` (beta; public cloud only).
     Graph => graph,
+    /// Microsoft Defender for Endpoint indicators (Import Indicators API).
+    Defender => defender,
 }
 
 /// The name `dry-run` goes by.
@@ -212,6 +214,11 @@ pub trait Service: Debug + Send + Sync {
         objects: &'a [Map<String, Value>],
         deadline: Option<Instant>,
     ) -> BoxFuture<'a, BatchOutcome>;
+
+    /// Writes whatever state the target keeps (called at the end of each run).
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A request builder that refuses what is not among `types`, with the target's own message.

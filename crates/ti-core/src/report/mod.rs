@@ -94,6 +94,9 @@ codes! {
     /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible = "not_convertible",
+    /// The record is a network range (CIDR notation), which the target does not take (Defender
+    /// for Endpoint indicators).
+    CidrNotSupported = "cidr_not_supported",
     // upload
     /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
     /// (Sentinel) answered 400 because it published none of the request's objects.
@@ -112,6 +115,9 @@ codes! {
     /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
     /// 2026): nothing sent to it is kept; another target must be used.
     ApiRetired = "api_retired",
+    /// Not sent to Defender for Endpoint: its active-indicator budget (15,000 per tenant, or
+    /// `TI_DEFENDER_MAX_ACTIVE`) is spent, and records that rank higher were sent instead.
+    OverBudget = "over_budget",
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
     RetriesExhausted = "retries_exhausted",
     /// The token for the service could not be obtained.
@@ -156,6 +162,7 @@ impl Code {
             UnknownObservableType => "Use an observable type ti-ingest knows in the CSV `type` column, or one IP, domain, URL, e-mail or hash per text line.",
             NotAnIndicator => "Nothing, if the line is a heading or a note; otherwise write the indicator alone on its line (a comment may follow after `#`, a tab or in parentheses).",
             NotConvertible => "Give the record one observable comparison (and an expiry, for Graph), or send it to `sentinel-stix`.",
+            CidrNotSupported => "List the range's addresses one by one, or send the range to `sentinel-stix`: Defender for Endpoint indicators take no CIDR notation.",
             RejectedByService => "Correct the record as the service's message says and drop it again.",
             BadRequest => "Read the service's message: it refused the whole request; check `TI_TARGET` and `TI_SENTINEL_API_VERSION`.",
             Unauthorized => "Check that the identity's role assignment has taken effect and that `TI_CLOUD` is the workspace's cloud.",
@@ -163,6 +170,7 @@ impl Code {
             WorkspaceNotFound => "Set `TI_WORKSPACE_ID` to the workspace id (a GUID), not its name.",
             HttpError => "Read the status and message the service gave, fix the cause and drop the file again.",
             ApiRetired => "Use `TI_TARGET=sentinel-stix`: Microsoft removed the Graph tiIndicators API in April 2026, and nothing sent to it is kept.",
+            OverBudget => "Nothing to fix in the record: let indicators expire or raise their `confidence`, or lower what other tools place in Defender (`TI_DEFENDER_MAX_ACTIVE`).",
             RetriesExhausted => "Drop the file again later (uploads are idempotent); if it recurs, lower `TI_MAX_REQUESTS_PER_MINUTE`.",
             AuthFailed => "Check that the managed identity is assigned to the app (and `AZURE_CLIENT_ID` names it), then drop the file again.",
             Expired => "Nothing (uploaded); remove or renew indicators that are no longer valid.",
@@ -183,11 +191,13 @@ impl Code {
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {
                 Stage::Validate
             }
-            UnknownObservableType | NotAnIndicator | NotConvertible | ValueShortened => {
-                Stage::Convert
-            }
+            UnknownObservableType
+            | NotAnIndicator
+            | NotConvertible
+            | CidrNotSupported
+            | ValueShortened => Stage::Convert,
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
-            | HttpError | ApiRetired | RetriesExhausted | AuthFailed => Stage::Upload,
+            | HttpError | ApiRetired | OverBudget | RetriesExhausted | AuthFailed => Stage::Upload,
         }
     }
 }

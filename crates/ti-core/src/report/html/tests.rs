@@ -280,7 +280,7 @@ fn ordinary_entries_are_all_shown_up_to_twenty_per_code() {
     );
     let original = format!(
         "{{\"type\":\"indicator\",\"name\":\"{}\"}}",
-        "x".repeat(300)
+        "x".repeat(250)
     );
     for i in 0..1_000_000u64 {
         e.record_index = i;
