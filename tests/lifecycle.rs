@@ -82,7 +82,9 @@ impl FeedServer {
 }
 
 async fn pull(stack: &Stack) -> FeedOutcome {
-    let env = stack.handler_env();
+    // The Defender target's host is the simulator too (feeds that name `defender`).
+    let mut env = stack.handler_env();
+    env.push(("TI_DEFENDER_BASE_URL".into(), stack.sim().url()));
     let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env)).unwrap();
     let mut outcomes = app.puller.run(None).await.unwrap();
     assert_eq!(outcomes.len(), 1);
@@ -481,4 +483,73 @@ async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_3
     for i in 0..3 {
         assert!(ts(&v3[&id(i)]["valid_until"]) <= OffsetDateTime::now_utc());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let server = FeedServer::default();
+    let base = server.start().await;
+    let put = serde_json::to_vec(&json!({"feeds": [{
+        "name": "both", "kind": "https", "url": format!("{base}/both"), "format": "ndjson",
+        "targets": ["sentinel-stix", "defender"]
+    }]}))
+    .unwrap();
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
+        .await
+        .unwrap();
+    // Defender's indicators by value (corpus indicator i is 10.0.0.i).
+    let defender = |stack: &Stack| -> BTreeMap<String, Value> {
+        stack
+            .sim()
+            .defender_indicators()
+            .into_iter()
+            .map(|d| (d["indicatorValue"].as_str().unwrap().to_string(), d))
+            .collect()
+    };
+    server.set(
+        "both",
+        "\"1\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(lifecycle(&o), (3, 3, 0, 0, 0), "{}", o.line());
+    let d1 = defender(&stack);
+    assert_eq!(d1.len(), 3);
+    assert_eq!(d1["10.0.0.2"]["expirationTime"], "2099-01-01T00:00:00Z");
+
+    // 2 dropped: retired in both targets — in Defender its expirationTime is now (expired).
+    server.set("both", "\"2\"", &[listed(0, None), listed(1, None)]);
+    let before = OffsetDateTime::now_utc().replace_millisecond(0).unwrap();
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (2, 0, 1, 0, 0), "{}", o.line());
+    let d2 = defender(&stack);
+    let expires = ts(&d2["10.0.0.2"]["expirationTime"]);
+    assert!(
+        expires >= before && expires <= OffsetDateTime::now_utc(),
+        "{}",
+        d2["10.0.0.2"]
+    );
+    for v in ["10.0.0.0", "10.0.0.1"] {
+        assert_eq!(d2[v], d1[v], "{v}");
+    }
+    assert!(ts(&held(&stack)[&id(2)]["valid_until"]) <= OffsetDateTime::now_utc());
+
+    // Listed again: active again in both.
+    server.set(
+        "both",
+        "\"3\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (3, 1, 0, 0, 0), "{}", o.line());
+    assert_eq!(
+        defender(&stack)["10.0.0.2"]["expirationTime"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert_eq!(held(&stack)[&id(2)]["valid_until"], "2099-01-01T00:00:00Z");
 }
