@@ -20,5 +20,5 @@ for l in sys.stdin:
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 for phase in first changed unchanged; do
-  /usr/bin/time -f "$phase: peak RSS %M KiB" "$BIN" "$phase" "$DIR" "$N"
+  /usr/bin/time -f "$phase: peak RSS %M KiB, %e s elapsed, %U s user + %S s system CPU" "$BIN" "$phase" "$DIR" "$N"
 done

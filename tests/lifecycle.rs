@@ -82,7 +82,9 @@ impl FeedServer {
 }
 
 async fn pull(stack: &Stack) -> FeedOutcome {
-    let env = stack.handler_env();
+    // The Defender target's host is the simulator too (feeds that name `defender`).
+    let mut env = stack.handler_env();
+    env.push(("TI_DEFENDER_BASE_URL".into(), stack.sim().url()));
     let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env)).unwrap();
     let mut outcomes = app.puller.run(None).await.unwrap();
     assert_eq!(outcomes.len(), 1);
@@ -429,4 +431,125 @@ async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_
     let v3 = held(&stack);
     assert_eq!(changed(&v2, &v3), BTreeSet::from([other.clone()]));
     assert_eq!(v3[&other]["revoked"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_304() {
+    common::shared_identity();
+    let stack = stack(&[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")]).await;
+    let server = FeedServer::default();
+    let base = server.start().await;
+    let put = serde_json::to_vec(&json!({"feeds": [{
+        "name": "emptied", "kind": "https", "url": format!("{base}/emptied"), "format": "ndjson"
+    }]}))
+    .unwrap();
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
+        .await
+        .unwrap();
+    server.set(
+        "emptied",
+        "\"1\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (3, 3, 0, 0, 0), "{}", o.line());
+    let v1 = held(&stack);
+
+    // The feed now lists one invalid record only (rejected before any request: the run
+    // settles), so all three are to be retired, but the service fails every request.
+    server.set("emptied", "\"2\"", &[common::invalid_indicator(9, 3)]);
+    stack.sim().set_faults(0.0, 1.0);
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!((o.summary.records, o.summary.rejected), (1, 1));
+    let l = o.lifecycle.clone().unwrap();
+    assert_eq!(
+        (l.listed, l.retired, l.pending, l.failed),
+        (0, 0, 3, 0),
+        "{l:?}"
+    );
+    assert_eq!(held(&stack), v1);
+
+    // Recovered; the feed is unchanged (304), and the pending retirements go out.
+    stack.sim().set_faults(0.0, 0.0);
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::NotModified, "{}", o.line());
+    let l = o.lifecycle.clone().unwrap();
+    assert_eq!((l.listed, l.retired, l.pending), (0, 3, 0), "{l:?}");
+    let v3 = held(&stack);
+    assert_eq!(changed(&v1, &v3), ids(&[0, 1, 2]));
+    for i in 0..3 {
+        assert!(ts(&v3[&id(i)]["valid_until"]) <= OffsetDateTime::now_utc());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let server = FeedServer::default();
+    let base = server.start().await;
+    let put = serde_json::to_vec(&json!({"feeds": [{
+        "name": "both", "kind": "https", "url": format!("{base}/both"), "format": "ndjson",
+        "targets": ["sentinel-stix", "defender"]
+    }]}))
+    .unwrap();
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
+        .await
+        .unwrap();
+    // Defender's indicators by value (corpus indicator i is 10.0.0.i).
+    let defender = |stack: &Stack| -> BTreeMap<String, Value> {
+        stack
+            .sim()
+            .defender_indicators()
+            .into_iter()
+            .map(|d| (d["indicatorValue"].as_str().unwrap().to_string(), d))
+            .collect()
+    };
+    server.set(
+        "both",
+        "\"1\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(lifecycle(&o), (3, 3, 0, 0, 0), "{}", o.line());
+    let d1 = defender(&stack);
+    assert_eq!(d1.len(), 3);
+    assert_eq!(d1["10.0.0.2"]["expirationTime"], "2099-01-01T00:00:00Z");
+
+    // 2 dropped: retired in both targets — in Defender its expirationTime is now (expired).
+    server.set("both", "\"2\"", &[listed(0, None), listed(1, None)]);
+    let before = OffsetDateTime::now_utc().replace_millisecond(0).unwrap();
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (2, 0, 1, 0, 0), "{}", o.line());
+    let d2 = defender(&stack);
+    let expires = ts(&d2["10.0.0.2"]["expirationTime"]);
+    assert!(
+        expires >= before && expires <= OffsetDateTime::now_utc(),
+        "{}",
+        d2["10.0.0.2"]
+    );
+    for v in ["10.0.0.0", "10.0.0.1"] {
+        assert_eq!(d2[v], d1[v], "{v}");
+    }
+    assert!(ts(&held(&stack)[&id(2)]["valid_until"]) <= OffsetDateTime::now_utc());
+
+    // Listed again: active again in both.
+    server.set(
+        "both",
+        "\"3\"",
+        &[listed(0, None), listed(1, None), listed(2, None)],
+    );
+    let o = pull(&stack).await;
+    assert_eq!(lifecycle(&o), (3, 1, 0, 0, 0), "{}", o.line());
+    assert_eq!(
+        defender(&stack)["10.0.0.2"]["expirationTime"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert_eq!(held(&stack)[&id(2)]["valid_until"], "2099-01-01T00:00:00Z");
 }

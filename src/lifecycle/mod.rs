@@ -490,6 +490,62 @@ mod tests {
         assert_eq!(o["modified"], "2026-12-01T10:00:00.001Z");
     }
 
+    fn record(object: Value) -> Record {
+        Record {
+            key: [0; 16],
+            hash: 0,
+            sent: 0,
+            until: NEVER,
+            flags: 0,
+            object: serde_json::to_vec(&object).unwrap(),
+        }
+    }
+
+    #[test]
+    fn retired_and_refreshed_versions_keep_valid_until_after_valid_from() {
+        let uploader = Uploader::new(
+            crate::settings::UploadSettings::from_env(&crate::settings::Env::from_pairs([(
+                "TI_TARGET",
+                "dry-run",
+            )]))
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        let step = Step {
+            uploader: &uploader,
+            deadline: None,
+            now: time::macros::datetime!(2026-12-01 10:00:00 UTC),
+            valid_days: 30,
+        };
+        let listed = json!({"id": "indicator--x", "modified": "2026-11-01T00:00:00.000Z",
+            "valid_from": "2026-11-01T00:00:00Z", "valid_until": "2026-12-02T00:00:00.000Z"});
+        let r = step.retired(&record(listed.clone())).unwrap();
+        assert_eq!(r["valid_until"], "2026-12-01T10:00:00.000Z");
+        assert_eq!(r["modified"], "2026-12-01T10:00:00.000Z");
+        let r = step.refreshed(&record(listed)).unwrap();
+        assert_eq!(r["valid_until"], "2026-12-31T10:00:00.000Z");
+        // Not valid yet: it ends 1 ms after it starts; a refresh counts from its start.
+        let future = json!({"id": "indicator--x", "modified": "2026-11-01T00:00:00.000Z",
+            "valid_from": "2027-01-01T00:00:00Z"});
+        let r = step.retired(&record(future.clone())).unwrap();
+        assert_eq!(r["valid_until"], "2027-01-01T00:00:00.001Z");
+        let r = step.refreshed(&record(future)).unwrap();
+        assert_eq!(r["valid_until"], "2027-01-31T00:00:00.000Z");
+        // Due: under half of 30 days left, or no longer valid; never without an expiry.
+        let now = step.now.unix_timestamp();
+        let due = |until: i64| {
+            step.refresh_due(&Record {
+                until,
+                ..record(json!({}))
+            })
+        };
+        assert!(due(now + 14 * 86_400));
+        assert!(due(now - 1));
+        assert!(!due(now + 16 * 86_400));
+        assert!(!due(NEVER));
+    }
+
     #[test]
     fn keys_are_indicator_uuids_only() {
         assert_eq!(
