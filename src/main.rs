@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    ti_ingest::install_crypto_provider();
     let cli = Cli::parse();
     // The handler logs its per-invocation lines at INFO; the commands a person runs print their
     // own summaries, so their logs default to warnings only.

@@ -64,6 +64,11 @@ pub struct RunContext {
     /// (`RunOutcome::next_start`). What bounds a work item's memory when most records are
     /// rejected. `None`: no bound (the CLI).
     pub max_held_bytes: Option<usize>,
+    /// Told of every object the targets accepted: a pulled list feed's snapshot
+    /// (src/lifecycle).
+    pub accepted: Option<Arc<crate::lifecycle::Snapshot>>,
+    /// Send every valid object revoked (a revoke file: src/lifecycle, `mark_revoked`).
+    pub revoke: bool,
 }
 
 /// Live counts of a run, updated as records are read and settled.
@@ -116,6 +121,8 @@ impl RunContext {
             progress: None,
             labels: Vec::new(),
             max_held_bytes: None,
+            accepted: None,
+            revoke: false,
         }
     }
 }
@@ -739,6 +746,7 @@ pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> 
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     }
 }
 
@@ -818,6 +826,7 @@ where
         let uploader = ctx.uploader.clone();
         let deadline = ctx.deadline;
         let validate_only = ctx.validate_only;
+        let accepted = ctx.accepted.clone();
         async move {
             let (pending, objects): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let outcome = if validate_only {
@@ -825,6 +834,13 @@ where
             } else {
                 uploader.upload(&objects, deadline).await
             };
+            if let Some(snapshot) = &accepted {
+                for (object, o) in objects.iter().zip(&outcome) {
+                    if o.is_none() {
+                        snapshot.accepted(object);
+                    }
+                }
+            }
             (pending, outcome)
         }
     };
@@ -982,6 +998,9 @@ where
                     mut valid,
                 } => {
                     add_labels(&mut valid.object, &ctx.labels);
+                    if ctx.revoke {
+                        crate::lifecycle::mark_revoked(&mut valid.object, validation.now);
+                    }
                     (index, line, text, valid)
                 }
             };
@@ -1154,6 +1173,7 @@ where
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     };
     tracing::info!(
         source = %report.source.name,

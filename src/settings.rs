@@ -196,6 +196,7 @@ pub const MAX_BATCH_SIZE: usize = 100;
 pub const MAX_REQUESTS_PER_MINUTE: u32 = 100;
 
 /// A view of the environment, so tests can parse settings without touching the process env.
+#[derive(Clone)]
 pub struct Env(HashMap<String, String>);
 
 impl Env {
@@ -473,6 +474,33 @@ fn service_url(env: &Env, name: &str, service: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// Where this process keeps the identity's shared quota ledger (src/upload/ledger.rs): the app's
+/// blob endpoint and reports container, when the environment names the app's storage and
+/// `TI_QUOTA_LEDGER` is not `off`; `None`: the process paces its requests alone.
+pub fn quota_ledger_location(env: &Env) -> Result<Option<(Url, String)>> {
+    match env.or("TI_QUOTA_LEDGER", "on") {
+        "on" => {}
+        "off" => return Ok(None),
+        other => bail!("setting TI_QUOTA_LEDGER={other:?}: expected on or off"),
+    }
+    let named = [
+        "TI_STORAGE_BLOB_URL",
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__accountName",
+    ]
+    .iter()
+    .any(|k| env.get(k).is_some());
+    if !named {
+        return Ok(None);
+    }
+    let url = service_url(env, "TI_STORAGE_BLOB_URL", "blob")?;
+    Ok(Some((
+        url,
+        env.or("TI_REPORTS_CONTAINER", "indicator-reports")
+            .to_string(),
+    )))
+}
+
 impl StorageSettings {
     pub fn from_env(env: &Env) -> Result<Self> {
         let name = |key: &str, default: &str| -> Result<String> {
@@ -523,6 +551,23 @@ impl Settings {
                 )?),
             },
         })
+    }
+}
+
+/// `TI_MAX_HTTP_BYTES` default: the body size the `Ingest` HTTP function accepts.
+pub const DEFAULT_MAX_HTTP_BYTES: u64 = 4 << 20;
+
+/// `TI_MAX_HTTP_BYTES`: the largest HTTP body `Ingest` accepts.
+pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
+    match env.get("TI_MAX_HTTP_BYTES") {
+        None => Ok(DEFAULT_MAX_HTTP_BYTES),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(v) if (1..=100 << 20).contains(&v) => Ok(v),
+            _ => anyhow::bail!(
+                "setting TI_MAX_HTTP_BYTES={raw:?}: expected a number of bytes, 1..={}",
+                100u64 << 20
+            ),
+        },
     }
 }
 

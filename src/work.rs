@@ -413,6 +413,7 @@ mod tests {
                 warning_counts: Default::default(),
                 more_errors_in: None,
                 more_warnings_in: None,
+                lifecycle: None,
             },
             rejected: rejected_at.iter().map(|i| (*i, format!("r{i}"))).collect(),
             csv_header: None,

@@ -344,7 +344,7 @@ async fn a_feed_of_20000_fills_the_15000_budget_and_reports_the_rest() {
     .expect("the stack starts (run scripts/setup-azurite.sh first)");
     let mut env = stack.handler_env();
     env.push(("TI_DEFENDER_BASE_URL".into(), stack.sim().url()));
-    let app = ti_ingest::cli::app_state(&Env::from_pairs(env.clone())).unwrap();
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env.clone())).unwrap();
     let out = run(app.uploader.clone(), &common::corpus(20_000, &[])).await;
     let r = &out.report;
     assert_eq!(
@@ -378,7 +378,7 @@ async fn a_feed_of_20000_fills_the_15000_budget_and_reports_the_rest() {
 
     // A new process: it reads the state, so updates of placed indicators go (one call) and
     // new ones are left out (no call).
-    let app = ti_ingest::cli::app_state(&Env::from_pairs(env)).unwrap();
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env)).unwrap();
     let mut again: Vec<Value> = (0..10).map(common::indicator).collect();
     again.extend((30_000..30_010).map(common::indicator));
     let out = run(app.uploader.clone(), &again).await;

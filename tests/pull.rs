@@ -20,7 +20,7 @@ use devkit::process::{Spec, Supervised};
 use devkit::stack::{free_port, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
 use serde_json::{json, Value};
-use ti_ingest::pull::{FeedOutcome, FeedStatus, Puller};
+use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
@@ -147,6 +147,7 @@ impl Medallion {
             port,
             _dir: dir,
         };
+        devkit::install_crypto_provider();
         let client = reqwest::Client::new();
         let discovery = format!("http://127.0.0.1:{port}/taxii2/");
         for _ in 0..200 {
@@ -235,10 +236,8 @@ fn app_env(stack: &Stack) -> Vec<(String, String)> {
 
 /// One pull, in-process, with the handler's settings.
 async fn pull(stack: &Stack, feed: Option<&str>) -> Vec<FeedOutcome> {
-    let env = app_env(stack);
-    let app = ti_ingest::cli::app_state(&Env::from_pairs(env.clone())).unwrap();
-    let puller = Puller::new(&app, Env::from_pairs(env)).unwrap();
-    puller.run(feed).await.unwrap()
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(app_env(stack))).unwrap();
+    app.puller.run(feed).await.unwrap()
 }
 
 async fn state(stack: &Stack, feed: &str) -> Value {
@@ -710,5 +709,93 @@ async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota()
     assert!(
         at[2] - at[0] >= Duration::from_millis(1500),
         "requests went out together: {at:?}"
+    );
+}
+
+/// `serve` with `env` on a free port: the exit code and stderr if it stops within 30 s, `None`
+/// if it is still running (then it is killed).
+async fn serve_exit(env: Vec<(String, String)>) -> Option<(Option<i32>, String)> {
+    let child = tokio::process::Command::new(HANDLER)
+        .arg("serve")
+        .envs(env)
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            free_port().unwrap().to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .ok()?
+        .unwrap();
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+
+    // A setting that names no blob: refused before anything is contacted.
+    let mut env = app_env(&stack);
+    env.push(("TI_FEEDS_CONFIG".into(), "feeds.json".into()));
+    let (code, stderr) = serve_exit(env).await.expect("serve stops at start-up");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ti-ingest: setting TI_FEEDS_CONFIG=\"feeds.json\": expected <container>/<blob path>, e.g. indicator-config/feeds.json"),
+        "{stderr}"
+    );
+
+    // A document that is not JSON: refused as a whole, at start-up, not at the first timer run.
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", b"{\"feeds\": [".to_vec())
+        .await
+        .unwrap();
+    let (code, stderr) = serve_exit(app_env(&stack))
+        .await
+        .expect("serve stops at start-up");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON: EOF while parsing a list"),
+        "{stderr}"
+    );
+    // The same document through `ti-ingest pull`: the same message, exit 2.
+    let out = tokio::process::Command::new(HANDLER)
+        .arg("pull")
+        .envs(app_env(&stack))
+        .output()
+        .await
+        .unwrap();
+    let pull_stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{pull_stderr}");
+    assert!(
+        pull_stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON"),
+        "{pull_stderr}"
+    );
+
+    // A good document with one bad feed entry: serve starts (the entry is reported per run).
+    put_config(
+        &stack,
+        json!([{"name": "typo", "kind": "https", "url": "https://feeds.example.net/x.txt", "formt": "text"}]),
+    )
+    .await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let answer = handler
+        .driver()
+        .invoke_timer("PullFeeds", "timer")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", handler.output());
+    assert_eq!(
+        outcome(&answer.body, "typo")["inputError"]["code"],
+        "feed_config_invalid"
     );
 }

@@ -1,5 +1,6 @@
 //! The Functions layer: decodes the host's envelopes, calls the pipeline, writes reports, and
-//! answers the host. It only orchestrates; what to do with a record is the pipeline's business.
+//! answers the host. It only orchestrates; what to do with a record is the pipeline's business,
+//! and what every invocation shares ([`AppState`]) is built once by [`crate::startup`].
 //!
 //! Outcome rule (docs/ARCHITECTURE.md): 2xx when every record was uploaded or reported; non-2xx (so the
 //! host retries) only when work is left because of transient failures and retries remain; a
@@ -9,10 +10,10 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod protocol;
+pub mod pull_feeds;
 pub mod sweep;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -26,9 +27,8 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::pipeline::{self, input_error_report, RunContext, RunOutcome};
-use crate::settings::{InputSettings, SweepSettings};
-use crate::storage::{self, OpenError, Storage};
-use crate::upload::Uploader;
+use crate::startup::AppState;
+use crate::storage::{self, OpenError};
 use crate::work::{self, fault, Part, Run, RunState, WorkItem};
 use events::{BlobRef, EventAction};
 use protocol::{Answer, QueueInvocation};
@@ -40,21 +40,6 @@ pub const MAX_DEQUEUE_COUNT: u32 = 5;
 /// The queue binding name in every queue-triggered `function.json`.
 pub const QUEUE_BINDING: &str = "message";
 
-/// Shared by every invocation.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub storage: Storage,
-    pub uploader: Uploader,
-    pub input: InputSettings,
-    pub max_input_bytes: u64,
-    /// Records per work item (`TI_WORK_ITEM_RECORDS`).
-    pub work_item_records: u64,
-    pub sweep: SweepSettings,
-    pub invocation_deadline: Duration,
-    /// `TI_MAX_HTTP_BYTES`: the largest body the `Ingest` HTTP function accepts.
-    pub max_http_bytes: u64,
-}
-
 /// The router, built in a function so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -64,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/IngestMessage", post(ingest_message))
         .route("/IngestWorkItem", post(ingest_work_item))
         .route("/Sweep", post(sweep::sweep_handler))
-        .route("/PullFeeds", post(crate::pull::function::pull_feeds))
+        .route("/PullFeeds", post(pull_feeds::pull_feeds))
         .route("/Ingest", http::route())
         .route("/Health", post(health::health))
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
@@ -282,6 +267,7 @@ impl AppState {
                 }
             };
             let mut ctx = self.run_context(started);
+            ctx.revoke = crate::lifecycle::is_revoke_blob(&blob.name);
             ctx.range = start..start.saturating_add(self.work_item_records);
             ctx.soft_deadline = Some(started + self.invocation_deadline / 2);
             match pipeline::run_input(open, source.clone(), &ctx).await {

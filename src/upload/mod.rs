@@ -17,6 +17,7 @@
 pub mod defender;
 pub mod dry_run;
 pub mod graph;
+pub mod ledger;
 pub mod pacer;
 pub mod retry;
 pub mod sentinel_indicators;
@@ -139,6 +140,8 @@ struct Registry {
     http: reqwest::Client,
     credential: Option<Credential>,
     policy: RetryPolicy,
+    /// The app's storage, where every lane keeps its shared quota ledger (`None`: paced alone).
+    ledger: Option<ledger::LedgerStore>,
     lanes: Mutex<HashMap<&'static str, Lane>>,
     built: Mutex<HashMap<TargetKind, Arc<Built>>>,
 }
@@ -213,7 +216,14 @@ impl Registry {
             .lock()
             .expect("lanes lock")
             .entry(scope)
-            .or_insert_with(|| Lane::for_target(spec, settings))
+            .or_insert_with(|| {
+                let limit = Lane::limit_for(spec, settings);
+                let ledger = self
+                    .ledger
+                    .as_ref()
+                    .map(|store| store.ledger(scope, credential.clone(), settings, limit));
+                Lane::with_ledger(limit, settings, ledger)
+            })
             .clone();
         let outbound = Outbound::new(
             self.http.clone(),
@@ -237,10 +247,21 @@ impl Uploader {
     /// Builds the targets from settings; fails when a setting one needs is missing. Build it
     /// once per process: every clone (and every [`Uploader::only`]) shares the quota.
     pub fn new(settings: UploadSettings, credential: Option<Credential>) -> anyhow::Result<Self> {
+        Self::with_ledger(settings, credential, None)
+    }
+
+    /// [`Uploader::new`], sharing the identity's quota with every other process through the
+    /// ledger in `ledger` (the app's storage; see [`ledger`]) when given.
+    pub fn with_ledger(
+        settings: UploadSettings,
+        credential: Option<Credential>,
+        ledger: Option<ledger::LedgerStore>,
+    ) -> anyhow::Result<Self> {
         let registry = Arc::new(Registry {
             http: transport::http_client()?,
             credential,
             policy: RetryPolicy::from_settings(&settings),
+            ledger,
             lanes: Mutex::new(HashMap::new()),
             built: Mutex::new(HashMap::new()),
         });
@@ -287,6 +308,22 @@ impl Uploader {
 
     pub fn settings(&self) -> &UploadSettings {
         &self.settings
+    }
+
+    /// What the quota ledgers did in this process, summed over the lanes built so far (`None`:
+    /// no ledger).
+    pub fn ledger_stats(&self) -> Option<ledger::LedgerStats> {
+        let lanes = self.registry.lanes.lock().expect("lanes lock");
+        lanes
+            .values()
+            .filter_map(Lane::ledger_stats)
+            .reduce(|a, b| ledger::LedgerStats {
+                reserved: a.reserved + b.reserved,
+                conflicts: a.conflicts + b.conflicts,
+                writes: a.writes + b.writes,
+                write_ms: a.write_ms + b.write_ms,
+                fallbacks: a.fallbacks + b.fallbacks,
+            })
     }
 
     /// The targets whose rules a validate-only run applies (`validate_as`, else the configured

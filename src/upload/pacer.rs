@@ -108,6 +108,24 @@ impl Pacer {
         }
     }
 
+    /// Records a start granted elsewhere (the shared quota ledger), so that if this pacer takes
+    /// over it knows this process's recent requests.
+    pub async fn record_start(&self) {
+        let mut st = self.state.lock().await;
+        let now = Instant::now();
+        while st
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            st.starts.pop_front();
+        }
+        st.starts.push_back(now);
+        if st.starts.len() > self.limit {
+            st.starts.pop_front();
+        }
+    }
+
     /// Holds every caller back until `wait` has passed (the server's stated wait after a 429).
     pub async fn pause_for(&self, wait: Duration) {
         let until = Instant::now() + wait;

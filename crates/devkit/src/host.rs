@@ -518,6 +518,7 @@ impl HostDriver {
     /// A driver for the handler at `handler_base_url` (`http://127.0.0.1:PORT`).
     pub fn new(handler_base_url: impl Into<String>) -> HostDriver {
         let base = handler_base_url.into().trim_end_matches('/').to_string();
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(format!("Azure-Functions-Host/{HOST_VERSION}"))
             // The host waits functionTimeout + 1 minute; 10 minutes covers the default timeout.

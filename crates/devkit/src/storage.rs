@@ -63,6 +63,7 @@ pub fn managed_identity_credential(client_id: Option<&str>) -> Result<Arc<dyn To
         user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
         ..ManagedIdentityCredentialOptions::default()
     };
+    crate::install_crypto_provider();
     let credential = ManagedIdentityCredential::new(Some(options))
         .context("building ManagedIdentityCredential")?;
     Ok(credential)

@@ -60,12 +60,19 @@ impl Answer {
     }
 }
 
+/// A client for the tests' requests. reqwest is built with `rustls-no-provider` (the workspace
+/// Cargo.toml says why): a process installs the provider before its first client.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 async fn post(url: &str, token: &str, body: &Value) -> Answer {
     post_raw(url, Some(token), body.to_string()).await
 }
 
 async fn post_raw(url: &str, token: Option<&str>, body: String) -> Answer {
-    let client = reqwest::Client::new();
+    let client = http();
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -674,7 +681,7 @@ async fn shutdown_closes_the_port() {
     let body = upload_body(vec![indicator(1)]);
     assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
     sim.shutdown().await;
-    let result = reqwest::Client::new()
+    let result = http()
         .post(&url)
         .bearer_auth(&token)
         .json(&body)

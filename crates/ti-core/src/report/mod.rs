@@ -284,6 +284,40 @@ pub struct Report {
     /// Likewise for warnings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub more_warnings_in: Option<String>,
+    /// A pulled list feed's run: what happened to the indicators the feed listed before
+    /// (README, "Indicator lifecycle").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The indicator lifecycle of one run of a list feed (docs/REPORTS.md): counts of indicators,
+/// not of records (`summary` counts the records read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    /// Indicators the feed lists after this run (tracked for retirement and refresh).
+    pub listed: u64,
+    /// Listed now and not before (new, or listed again after being retired).
+    pub added: u64,
+    /// Listed before and now with different content.
+    pub changed: u64,
+    /// No longer listed: sent again with `valid_until` = now, and forgotten.
+    pub retired: u64,
+    /// Still listed and close to expiry: sent again with `modified` and `valid_until` moved on.
+    pub refreshed: u64,
+    /// Arrived revoked: sent as they are, and forgotten.
+    pub revoked: u64,
+    /// Retirements and refreshes left by transient failures: tried again next run.
+    pub pending: u64,
+    /// Retirements and refreshes the target refused.
+    pub failed: u64,
+    /// The first refusal's messages, when some were refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// Why nothing was retired this run, when that is the case though the feed was read
+    /// (an incomplete snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The most `errors` (and, separately, `warnings`) a written report lists; the rest go to an
@@ -396,6 +430,7 @@ impl Report {
             warning_counts: self.warning_counts.clone(),
             more_errors_in: self.more_errors_in.clone(),
             more_warnings_in: self.more_warnings_in.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 
@@ -566,6 +601,7 @@ mod tests {
             warning_counts: Default::default(),
             more_errors_in: None,
             more_warnings_in: None,
+            lifecycle: None,
         };
         report.check_invariants().unwrap();
         let (written, errors, warnings) = report.split("f.errors.ndjson", "f.warnings.ndjson");

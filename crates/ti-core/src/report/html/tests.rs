@@ -24,6 +24,7 @@ fn report(errors: Vec<RecordError>, warnings: Vec<RecordWarning>, records: u64) 
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     }
 }
 
