@@ -10,7 +10,9 @@
 //!   of the Functions host, so the CLI runs exactly the same code.
 //! - [`upload`]: the targets, the shared pacer and the retry decision.
 //! - [`functions`]: the Functions custom-handler protocol and the handlers (orchestration only).
-//! - [`work`]: work items (record ranges), their checkpoints and the final assembly.
+//! - [`checkpoint`]: checkpointed runs (record ranges kept as parts; one resume and assembly
+//!   algorithm) over blobs and local files.
+//! - [`work`]: work items: a large blob as a chain of ranges handed from invocation to invocation.
 //! - [`pull`]: scheduled pulls of TAXII 2.1 collections and HTTPS feeds into the pipeline.
 //! - [`lifecycle`]: list feeds' indicators retired when dropped and refreshed before expiry;
 //!   revocation.
@@ -21,6 +23,7 @@
 //! `functions` → `startup`'s [`startup::AppState`]; nothing below reaches back up.
 
 pub mod auth;
+pub mod checkpoint;
 pub mod cli;
 pub mod doctor;
 pub mod functions;

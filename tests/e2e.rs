@@ -27,6 +27,19 @@ async fn stack(sim: SimConfig, extra_env: &[(&str, &str)]) -> Stack {
     .expect("the stack starts (run scripts/setup-azurite.sh first)")
 }
 
+/// The handler's last-attempt rule (it reports leftovers when `DequeueCount` reaches its count)
+/// and the host's poison rule must use the same number: host.json's `maxDequeueCount`, which
+/// the test host driver reads.
+#[test]
+fn the_handlers_last_attempt_is_host_jsons_max_dequeue_count() {
+    assert_eq!(
+        ti_ingest::functions::MAX_DEQUEUE_COUNT,
+        devkit::host::QueueSettings::from_repo()
+            .unwrap()
+            .max_dequeue_count
+    );
+}
+
 fn ids(report: &Value) -> Vec<u64> {
     report["errors"]
         .as_array()
@@ -325,7 +338,9 @@ async fn transient_failures_make_the_host_retry_and_the_last_attempt_reports() {
     .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let mut driver = handler.driver().clone();
-    driver.retry_delay = Duration::from_millis(10);
+    // Retried after 10 ms instead of host.json's 30 s: what is tested is the attempts and the
+    // last one's report, not the delay between them.
+    driver.queues.visibility_timeout = Duration::from_millis(10);
     let name = "always-503.json";
     let delivery = stack
         .ingest_blob(&driver, name, common::bundle(&common::corpus(5, &[])))

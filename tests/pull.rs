@@ -599,14 +599,8 @@ async fn https_feeds_through_the_timer_function_304_changed_and_garbage() {
         "\"v2\"",
         "evil.example.com\n203.0.113.7\nphish.example.net\n",
     );
-    let out = tokio::process::Command::new(HANDLER)
-        .args(["pull", "--feed", "blocklist"])
-        .envs(app_env(&stack))
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = run_pull(&stack, &["--feed", "blocklist"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("feed blocklist: pulled; 3 records, 3 uploaded"),
         "{stderr}"
@@ -712,6 +706,21 @@ async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota()
     );
 }
 
+/// `ti-ingest pull ARGS` with the handler's settings: the exit code and stderr.
+async fn run_pull(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(HANDLER)
+        .arg("pull")
+        .args(args)
+        .envs(app_env(stack))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `serve` with `env` on a free port: the exit code and stderr if it stops within 30 s, `None`
 /// if it is still running (then it is killed).
 async fn serve_exit(env: Vec<(String, String)>) -> Option<(Option<i32>, String)> {
@@ -768,14 +777,8 @@ async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
         "{stderr}"
     );
     // The same document through `ti-ingest pull`: the same message, exit 2.
-    let out = tokio::process::Command::new(HANDLER)
-        .arg("pull")
-        .envs(app_env(&stack))
-        .output()
-        .await
-        .unwrap();
-    let pull_stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{pull_stderr}");
+    let (code, pull_stderr) = run_pull(&stack, &[]).await;
+    assert_eq!(code, Some(2), "{pull_stderr}");
     assert!(
         pull_stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON"),
         "{pull_stderr}"
@@ -798,4 +801,42 @@ async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
         outcome(&answer.body, "typo")["inputError"]["code"],
         "feed_config_invalid"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taxii_list_is_read_whole_every_run_and_a_revoked_version_arrives_revoked() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let medallion = Medallion::start(&indicators(0..30)).await;
+    let mut feed = taxii_feed(&medallion, "taxii-list");
+    feed["list"] = json!(true);
+    put_config(&stack, json!([feed])).await;
+
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    let l = o
+        .lifecycle
+        .as_ref()
+        .expect("a list feed's run has lifecycle counts");
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (30, 30, 0, 0));
+
+    // A producer revokes indicator 5 (a new version, STIX 2.1 §3.2): the next run reads the
+    // whole collection again (not only what was added since), sends 5 revoked, forgets it.
+    let mut revoked = common::indicator(5);
+    revoked["revoked"] = json!(true);
+    revoked["modified"] = json!("2026-02-01T00:00:00.000Z");
+    medallion.add(&[revoked]).await;
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(o.summary.records, 30, "{}", o.line());
+    let l = o.lifecycle.as_ref().unwrap();
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (29, 0, 0, 1));
+    let held: Vec<Value> = stack
+        .sim()
+        .accepted()
+        .into_iter()
+        .filter(|o| o["id"] == format!("indicator--{}", common::uuid_for(5)))
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["revoked"], true, "{}", held[0]);
 }

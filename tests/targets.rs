@@ -276,17 +276,26 @@ async fn throttled(target: &str, retry_after_header: bool) {
         target,
         &[("TI_BATCH_SIZE", "10"), ("TI_MAX_CONCURRENCY", "2")],
     );
-    let started = std::time::Instant::now();
     let out = run(up, &common::corpus(50, &[])).await;
     assert_eq!(out.report.summary.uploaded, 50, "{:?}", out.report.errors);
+    assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
     assert_eq!(accepted(&sim, target), 50);
-    let statuses: Vec<u16> = sim.requests().iter().map(|q| q.status).collect();
+    let requests = sim.requests();
+    let statuses: Vec<u16> = requests.iter().map(|q| q.status).collect();
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert!(throttled >= 1, "{statuses:?}");
+    // Five batches of 10, each accepted once; nothing but 200s (206 for Graph) and 429s.
+    let ok: Vec<Duration> = requests
+        .iter()
+        .filter(|q| q.status != 429)
+        .map(|q| q.at)
+        .collect();
+    assert_eq!(ok.len(), 5, "{target}: {statuses:?}");
+    assert_eq!(statuses.len(), 5 + throttled, "{target}: {statuses:?}");
     // The client waited for the stated time instead of hammering: 5 requests needed at least
-    // two more windows, and few 429s were spent on the way.
+    // two more windows (on the simulator's clock), and few 429s were spent on the way.
     assert!(throttled <= 4, "{target}: {statuses:?}");
-    assert!(started.elapsed() >= Duration::from_secs(4), "{statuses:?}");
+    assert!(ok[4] - ok[0] >= Duration::from_secs(4), "{statuses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,18 @@
 //! `ti-ingest upload`'s checkpointed ranges: a file is uploaded in ranges of
-//! [`CLI_RANGE_RECORDS`], each checkpointed in the state folder, so an interrupted upload resumes
-//! after its last completed range.
+//! [`CLI_RANGE_RECORDS`], each checkpointed in the state folder ([`FileParts`], resumed and
+//! assembled by the engine every checkpointed run uses, [`crate::checkpoint`]), so an
+//! interrupted upload resumes after its last completed range.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::offline::run_file;
+use std::sync::Arc;
+
 use super::progress::progress_bar;
+use super::read::run_file;
+use crate::checkpoint::file::FileParts;
+use crate::checkpoint::{Checkpoints, Progress, Resume};
 use crate::pipeline::{RunContext, RunOutcome};
 
 /// Records per checkpointed range of `ti-ingest upload`: what an interrupted upload redoes.
@@ -17,9 +22,6 @@ const CLI_RANGE_RECORDS: u64 = 10_000;
 /// (returning `None`), and the same command later resumes after the last completed range
 /// (records of the interrupted range are sent again; uploads are idempotent by id).
 pub async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<RunOutcome>> {
-    use crate::work::{assemble, Part};
-    use std::sync::Arc;
-
     let meta = std::fs::metadata(file).with_context(|| format!("opening {}", file.display()))?;
     let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let modified = meta
@@ -39,56 +41,23 @@ pub async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<Ru
         )
         .as_bytes(),
     );
-    let dir = checkpoint_root().join(key.to_string());
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the checkpoint folder {}", dir.display()))?;
-    let mut parts: Vec<Part> = Vec::new();
-    for entry in std::fs::read_dir(&dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let bytes = std::fs::read(&path)?;
-            match serde_json::from_slice::<Part>(&bytes) {
-                Ok(p) => parts.push(p),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable checkpoint")
-                }
-            }
-        }
-    }
-    parts.sort_by_key(|p| p.start);
-    // Resume after the contiguous checkpoints from record 0.
-    let mut start = 0u64;
-    let mut kept = Vec::new();
-    for p in parts {
-        if p.start != start {
-            break;
-        }
-        let next = p.next;
-        kept.push(p);
-        match next {
-            Some(n) => start = n,
-            None => break,
-        }
-    }
-    let finished = kept.last().is_some_and(|p| p.next.is_none());
-    if start > 0 && !finished {
+    let store = FileParts::create(checkpoint_root().join(key.to_string()))?;
+    let dir = store.dir().to_path_buf();
+    let checkpoints = Checkpoints::new(store);
+    let Resume { progress, done } = checkpoints.resume().await?;
+    if let Progress::Missing(start @ 1..) = progress {
         eprintln!(
             "{}: resuming after record {start} (checkpoints in {})",
             file.display(),
             dir.display()
         );
     }
-    let done_before = kept
-        .iter()
-        .fold(ti_core::report::Summary::default(), |mut a, p| {
-            a.records += p.report.summary.records;
-            a.uploaded += p.report.summary.uploaded;
-            a.rejected += p.report.summary.rejected;
-            a
-        });
-    let bar = progress_bar(file, done_before, ctx, false);
-    let mut parts = kept;
-    while !finished && parts.last().is_none_or(|p| p.next.is_some()) {
+    let bar = progress_bar(file, done, ctx, false);
+    let mut next = match progress {
+        Progress::Missing(start) => Some(start),
+        Progress::Complete { .. } => None,
+    };
+    while let Some(start) = next {
         let progress = Arc::new(crate::pipeline::Progress::default());
         bar.attach(progress.clone());
         let mut range_ctx = ctx.clone();
@@ -105,21 +74,12 @@ pub async fn upload_resumable(file: &Path, ctx: &RunContext) -> Result<Option<Ru
                 return Ok(None);
             }
         };
-        let part = Part::from_outcome(start, &outcome);
-        let path = dir.join(format!("{start:015}.json"));
-        std::fs::write(&path, serde_json::to_vec(&part)?)
-            .with_context(|| format!("writing the checkpoint {}", path.display()))?;
+        let part = checkpoints.record(start, &outcome).await?;
         bar.complete(&part.report.summary);
-        let next = part.next;
-        parts.push(part);
-        match next {
-            Some(n) => start = n,
-            None => break,
-        }
+        next = part.next;
     }
     bar.finish();
-    let outcome =
-        assemble(parts).map_err(|e| anyhow::anyhow!("assembling the checkpoints: {e}"))?;
+    let outcome = checkpoints.assemble().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Some(outcome))
 }

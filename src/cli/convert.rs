@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use ti_core::frame::FrameLimits;
 use tokio::io::AsyncReadExt;
 
+use super::exit::Exit;
 use super::offline::Overrides;
 use crate::pipeline;
 use crate::settings::Settings;
@@ -166,9 +167,9 @@ pub async fn convert(file: &Path, to: ConvertTo, format: Option<String>) -> Resu
             "ti-ingest: the input is not valid at line {}: {}",
             e.line, e.message
         );
-        return Ok(ExitCode::from(2));
+        return Ok(Exit::Unusable.into());
     }
-    Ok(ExitCode::from(if rejected > 0 { 1 } else { 0 }))
+    Ok(Exit::of_rejected(rejected).into())
 }
 
 /// Writes one converted record after the ones already written (`written` of them).

@@ -3,7 +3,7 @@
 //! arguments, or no token for a target's audience (`upload` and `pull` get one for each before
 //! reading anything). `doctor`: 0 every check passed, 2 otherwise.
 //!
-//! Layout: this file holds the arguments, the dispatch and the exit codes; [`serve`] the
+//! Layout: this file holds the arguments and the dispatch; [`exit`] the exit codes; [`serve`] the
 //! handler; [`offline`] `validate` and `upload`; [`convert`] its own streaming loop;
 //! [`checkpoints`] `upload`'s resumable ranges; [`read`] the file reader; [`progress`] the bar;
 //! [`report_files`] the report files; [`pull`] `ti-ingest pull`. What they run with is built by
@@ -11,6 +11,7 @@
 
 pub mod checkpoints;
 pub mod convert;
+pub mod exit;
 pub mod offline;
 pub mod progress;
 pub mod pull;
@@ -25,6 +26,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 pub use convert::ConvertTo;
+use exit::Exit;
 use offline::{Mode, Overrides};
 
 use crate::settings::Env;
@@ -137,7 +139,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 eprintln!(
                     "ti-ingest: no command given (serve, validate, upload, doctor); see --help"
                 );
-                return ExitCode::from(2);
+                return Exit::Unusable.into();
             }
         },
     };
@@ -192,7 +194,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ti-ingest: {e:#}");
-            ExitCode::from(2)
+            Exit::Unusable.into()
         }
     }
 }
@@ -209,5 +211,10 @@ async fn doctor(as_json: bool) -> Result<ExitCode> {
     } else {
         print!("{}", diagnosis.render());
     }
-    Ok(ExitCode::from(if diagnosis.healthy { 0 } else { 2 }))
+    Ok(if diagnosis.healthy {
+        Exit::Fine
+    } else {
+        Exit::Unusable
+    }
+    .into())
 }

@@ -6,17 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ti_core::report::Source;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use super::checkpoints::upload_resumable;
+use super::exit::Exit;
 use super::progress::progress_bar;
-use super::read::read_file;
+use super::read::run_file;
 use super::report_files::write_report_files;
 use crate::auth;
-use crate::pipeline::{self, RunContext, RunOutcome};
-use crate::settings::{Env, OnInvalid, TargetKind};
+use crate::pipeline::RunContext;
+use crate::settings::{Env, TargetKind};
 use crate::startup::Offline;
 
 /// Command-line flags that override settings from the environment.
@@ -89,7 +87,7 @@ pub async fn offline(
         .await
         {
             eprintln!("ti-ingest: {message}");
-            return Ok(ExitCode::from(2));
+            return Ok(Exit::Unusable.into());
         }
     }
     let uploader = offline.uploader()?;
@@ -107,7 +105,7 @@ pub async fn offline(
                 .with_context(|| format!("creating the report directory {}", dir.display()))?;
         }
     }
-    let mut worst = 0u8;
+    let mut worst = Exit::Fine;
     for file in files {
         let outcome = if validate_only {
             // Validation is fast, but a large file still takes seconds: show it moving.
@@ -125,7 +123,7 @@ pub async fn offline(
         } else {
             match upload_resumable(file, &ctx).await? {
                 Some(o) => o,
-                None => return Ok(ExitCode::from(130)),
+                None => return Ok(Exit::Interrupted.into()),
             }
         };
         let r = &outcome.report;
@@ -172,65 +170,7 @@ pub async fn offline(
             };
             write_report_files(&path, &outcome)?;
         }
-        let code = if r.input_error.is_some() {
-            2
-        } else if r.summary.rejected > 0 {
-            1
-        } else {
-            0
-        };
-        worst = worst.max(code);
+        worst = worst.max(Exit::of_report(r));
     }
-    Ok(ExitCode::from(worst))
-}
-
-pub async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
-    let name = file.display().to_string();
-    let source = Source {
-        kind: "file".into(),
-        name: if name == "-" {
-            "stdin".into()
-        } else {
-            name.clone()
-        },
-        format: None,
-    };
-    // A file over the input bound is refused whole, as a blob is: nothing of it is uploaded.
-    if let Ok(meta) = std::fs::metadata(file) {
-        if meta.is_file() && meta.len() > ctx.max_input_bytes {
-            let message = format!(
-                "the file is {} bytes; TI_MAX_INPUT_BYTES allows {}",
-                meta.len(),
-                ctx.max_input_bytes
-            );
-            return Ok(RunOutcome::of_report(pipeline::input_error_report(
-                source,
-                ctx.report_target(),
-                "input_too_large",
-                message,
-            )));
-        }
-    }
-    let outcome = if name == "-" {
-        if ctx.uploader.settings().on_invalid == OnInvalid::RejectFile {
-            // reject-file reads its input twice; standard input can only be read once.
-            let mut bytes = Vec::new();
-            tokio::io::stdin()
-                .take(ctx.max_input_bytes.saturating_add(1))
-                .read_to_end(&mut bytes)
-                .await
-                .context("reading standard input")?;
-            let open = || {
-                let bytes = bytes.clone();
-                async move { Ok::<_, std::io::Error>(ReaderStream::new(std::io::Cursor::new(bytes))) }
-            };
-            pipeline::run_input(open, source, ctx).await
-        } else {
-            pipeline::run(ReaderStream::new(tokio::io::stdin()), source, ctx).await
-        }
-    } else {
-        let open = || async { read_file(file) };
-        pipeline::run_input(open, source, ctx).await
-    };
-    outcome.with_context(|| format!("reading {name}"))
+    Ok(worst.into())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::pull::FeedStatus;
+use super::exit::Exit;
 use crate::settings::Env;
 use crate::startup::AppState;
 
@@ -23,7 +23,7 @@ pub async fn pull(feed: Option<String>) -> Result<ExitCode> {
     .await
     {
         eprintln!("ti-ingest: {message}");
-        return Ok(ExitCode::from(2));
+        return Ok(Exit::Unusable.into());
     }
     let outcomes = app.puller.run(feed.as_deref()).await?;
     if outcomes.is_empty() {
@@ -32,15 +32,8 @@ pub async fn pull(feed: Option<String>) -> Result<ExitCode> {
             app.puller.location()
         );
     }
-    let mut worst = 0u8;
     for o in &outcomes {
         eprintln!("{}", o.line());
-        let code = match o.status {
-            FeedStatus::Failed => 2,
-            _ if o.summary.rejected > 0 => 1,
-            _ => 0,
-        };
-        worst = worst.max(code);
     }
-    Ok(ExitCode::from(worst))
+    Ok(Exit::worst(outcomes.iter().map(Exit::of_feed)).into())
 }

@@ -75,3 +75,56 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The application built in-process on port 0 against the local stack (Azurite: see
+    /// scripts/setup-azurite.sh): it reports the port it bound and answers the host's probe; a
+    /// refused feeds configuration stops the build with the document's message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_application_binds_port_0_reports_it_and_refuses_a_bad_feeds_configuration() {
+        let stack = devkit::Stack::start(Default::default())
+            .await
+            .expect("the stack starts (run scripts/setup-azurite.sh first)");
+        let env = Env::from_pairs(stack.handler_env());
+        let app = Application::build(&env, 0).await.unwrap();
+        let port = app.port();
+        assert_ne!(port, 0);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let probe = reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 200);
+        assert_eq!(probe.text().await.unwrap(), "ti-ingest");
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+
+        stack
+            .storage()
+            .create_container("indicator-config")
+            .await
+            .unwrap();
+        stack
+            .storage()
+            .upload_blob(
+                "indicator-config",
+                "feeds.json",
+                br#"{"feeds": [], "token": "hunter2-hunter2"}"#.to_vec(),
+            )
+            .await
+            .unwrap();
+        let err = match Application::build(&env, 0).await {
+            Ok(_) => panic!("a refused feeds configuration must stop start-up"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.starts_with("the feeds configuration indicator-config/feeds.json: the feeds configuration holds secret values inline ($.token)"),
+            "{err}"
+        );
+    }
+}

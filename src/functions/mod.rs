@@ -26,10 +26,12 @@ use ti_core::report::{Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::checkpoint::blob::BlobParts;
+use crate::checkpoint::{Checkpoints, Part};
 use crate::pipeline::{self, input_error_report, RunContext, RunOutcome};
 use crate::startup::AppState;
 use crate::storage::{self, OpenError};
-use crate::work::{self, fault, Part, Run, RunState, WorkItem};
+use crate::work::{self, fault, Run, RunState, WorkItem};
 use events::{BlobRef, EventAction};
 use protocol::{Answer, QueueInvocation};
 
@@ -67,6 +69,11 @@ impl IntoResponse for Retry {
         tracing::error!(reason = %self.0, "invocation failed; the host will retry the message");
         (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
     }
+}
+
+/// A storage failure: the host retries the message.
+fn retry(e: anyhow::Error) -> Retry {
+    Retry(format!("{e:#}"))
 }
 
 fn answer(logs: Vec<String>, return_value: serde_json::Value) -> Response {
@@ -224,7 +231,8 @@ impl AppState {
                 json!({"alreadyComplete": true}),
             ));
         }
-        if let Some(part) = self.read_part(&run, start).await? {
+        let checkpoints = self.checkpoints(&run);
+        if let Some(part) = checkpoints.part(start).await.map_err(retry)? {
             return self.continue_after(blob, &opened.etag, &run, part).await;
         }
         // Activity Sweep can see: a run that stops updating this was interrupted.
@@ -294,12 +302,7 @@ impl AppState {
                 .write_final(blob, storage::single(outcome), Some(&run))
                 .await;
         }
-        let part = Part::from_outcome(start, &outcome);
-        let json = serde_json::to_vec(&part).map_err(|e| Retry(e.to_string()))?;
-        self.storage
-            .put_report_blob(&run.part(start), json)
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
+        let part = checkpoints.record(start, &outcome).await.map_err(retry)?;
         fault::point(fault::PART_WRITTEN);
         self.continue_after(blob, &opened.etag, &run, part).await
     }
@@ -364,13 +367,9 @@ impl AppState {
         part: Part,
     ) -> Result<Response, Retry> {
         let Some(next) = part.next else {
-            // The chain of parts from record 0 (see crate::work), read one part at a time as
-            // the report is written: memory holds one part, never the whole report.
-            let storage = self.storage.clone();
-            let parts = work::chain_stream(run.clone(), move |name| {
-                let storage = storage.clone();
-                async move { storage.read_report_blob(&name).await }
-            });
+            // The chain of parts from record 0 (see crate::checkpoint), read one part at a time
+            // as the report is written: memory holds one part, never the whole report.
+            let parts = self.checkpoints(run).stream();
             fault::point(fault::ASSEMBLING);
             return self.write_final(blob, parts, Some(run)).await;
         };
@@ -416,18 +415,9 @@ impl AppState {
             .map_err(|e| Retry(format!("{e:#}")))
     }
 
-    async fn read_part(&self, run: &Run, start: u64) -> Result<Option<Part>, Retry> {
-        match self
-            .storage
-            .read_report_blob(&run.part(start))
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Retry(format!("{}: {e}", run.part(start)))),
-            None => Ok(None),
-        }
+    /// The checkpoints of a blob's run: its parts in the reports container.
+    pub(crate) fn checkpoints(&self, run: &Run) -> Checkpoints<BlobParts> {
+        Checkpoints::new(BlobParts::new(self.storage.clone(), run.clone()))
     }
 
     /// Records activity on a run (what Sweep judges staleness by) and its furthest next range:

@@ -8,8 +8,11 @@
 //! into the service's window of the first: that margin costs 0.5% of the quota and saves the
 //! 429s.
 //!
-//! Adaptive, for several processes sharing one identity (scaled-out Function App instances, a
-//! laptop upload beside the app): when the service says "slow down" (a 429 with a stated wait),
+//! Several processes sharing one identity (scaled-out Function App instances, a laptop upload
+//! beside the app) take their turns from the quota ledger in the app's storage
+//! ([`super::ledger`]); this pacer is what a process falls back to without it (no storage
+//! settings, `TI_QUOTA_LEDGER=off`, storage unreachable), and it is adaptive for that case:
+//! when the service says "slow down" (a 429 with a stated wait),
 //! the whole process pauses until then, because the quota is shared and a single caller backing
 //! off alone would let the others keep hitting the limit (a retry storm); and the process's own
 //! share of the quota is cut by a quarter. Each window without a 429 gives a tenth of the quota

@@ -306,6 +306,28 @@ impl Storage {
         Ok(())
     }
 
+    /// Keeps a received message invisible for `visibility_secs` from now (the host renews the
+    /// lease of a message whose invocation is still running); returns the new pop receipt,
+    /// which the next renewal or the delete must use.
+    pub async fn renew_message(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        visibility_secs: i32,
+    ) -> Result<String> {
+        let rsp = self
+            .queue
+            .queue_client(queue)?
+            .update_message(&message.id, &message.pop_receipt, visibility_secs, None)
+            .await
+            .with_context(|| format!("renewing message {} on {queue}", message.id))?;
+        rsp.headers()
+            .get_optional_string(&azure_core::http::headers::HeaderName::from_static(
+                "x-ms-popreceipt",
+            ))
+            .with_context(|| format!("no new pop receipt renewing message {}", message.id))
+    }
+
     /// Makes a received message visible again after `visibility_secs` (a failed invocation).
     pub async fn release_message(
         &self,
