@@ -615,6 +615,9 @@ async fn probe(
                 format!("{host} refused the token for {scope} (HTTP 401): {why}"),
                 match kind {
                     TargetKind::Graph => "Graph needs a token for https://graph.microsoft.com/.default: check TI_CLOUD=public and TI_GRAPH_BASE_URL".to_string(),
+                    TargetKind::Defender => format!(
+                        "Defender for Endpoint needs a token for {scope}: set TI_CLOUD to the tenant's cloud (usgov for GCC High and DoD), and TI_DEFENDER_BASE_URL only to that cloud's API host"
+                    ),
                     _ => format!(
                         "TI_CLOUD={} asks tokens for {scope}: set TI_CLOUD to the cloud the workspace is in (public, usgov, china), and TI_API_BASE_URL only to that cloud's API host",
                         settings.cloud.name()
@@ -674,6 +677,7 @@ async fn probe(
 fn unreachable_fix(kind: TargetKind) -> &'static str {
     match kind {
         TargetKind::Graph => "check TI_GRAPH_BASE_URL and that the app may reach graph.microsoft.com (outbound network, proxy)",
+        TargetKind::Defender => "check TI_CLOUD and TI_DEFENDER_BASE_URL, and that the app may reach the Defender for Endpoint API host (outbound network, proxy, DNS)",
         _ => "check TI_CLOUD and TI_API_BASE_URL (unset it outside tests), and that the app may reach the API host (outbound network, proxy, DNS)",
     }
 }
@@ -711,6 +715,30 @@ mod tests {
             )]
         );
         assert!(scopes(&upload(&[("TI_TARGET", "dry-run")])).is_empty());
+        let s = upload(&[
+            ("TI_TARGET", "sentinel-stix,defender"),
+            ("TI_CLOUD", "usgov"),
+        ]);
+        assert_eq!(
+            scopes(&s),
+            vec![
+                (
+                    "https://management.usgovcloudapi.net/.default",
+                    vec![TargetKind::SentinelStix]
+                ),
+                (
+                    "https://api-gov.securitycenter.microsoft.us/.default",
+                    vec![TargetKind::Defender]
+                ),
+            ]
+        );
+        assert_eq!(
+            empty_request(&s, TargetKind::Defender).unwrap(),
+            (
+                "https://api-gov.securitycenter.microsoft.us/api/indicators/import".to_string(),
+                serde_json::json!({"Indicators": []})
+            )
+        );
     }
 
     #[test]

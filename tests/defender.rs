@@ -106,7 +106,8 @@ async fn indicators_become_defender_indicators_and_what_cannot_costs_no_call() {
         ),
     );
     input.push(identity_object());
-    let out = run(uploader(&sim, "defender", &[]), &input).await;
+    let up = uploader(&sim, "defender", &[]);
+    let out = run(up.clone(), &input).await;
     let r = &out.report;
     assert_eq!(r.target, "defender");
     assert_eq!(

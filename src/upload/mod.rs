@@ -359,6 +359,26 @@ impl Uploader {
         &self.name
     }
 
+    /// Removes indicators by `(type, value)` from every target that deletes (`defender`: Batch
+    /// Delete of the ones ti-ingest placed); returns how many each removed, by target name.
+    /// Targets that expire by `valid_until` (Sentinel) are not listed: send the object again
+    /// with `valid_until` now.
+    pub async fn delete(
+        &self,
+        keys: &[(String, String)],
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<Vec<(&'static str, usize)>> {
+        let mut removed = Vec::new();
+        for b in self.targets.iter() {
+            if let Target::Real { name, service } = &b.target {
+                if let Some(call) = service.delete(keys, deadline) {
+                    removed.push((*name, call.await?));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Writes the state the targets keep (the Defender budget); the end of every run calls it.
     pub async fn flush(&self) {
         for b in self.targets.iter() {

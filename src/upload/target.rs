@@ -215,6 +215,17 @@ pub trait Service: Debug + Send + Sync {
         deadline: Option<Instant>,
     ) -> BoxFuture<'a, BatchOutcome>;
 
+    /// Removes indicators the target placed, by `(type, value)` (Defender's `indicatorType` and
+    /// `indicatorValue`); `None` when the target cannot delete (Sentinel expires by
+    /// `valid_until` instead: send the object again with `valid_until` now).
+    fn delete<'a>(
+        &'a self,
+        _keys: &'a [(String, String)],
+        _deadline: Option<Instant>,
+    ) -> Option<BoxFuture<'a, anyhow::Result<usize>>> {
+        None
+    }
+
     /// Writes whatever state the target keeps (called at the end of each run).
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

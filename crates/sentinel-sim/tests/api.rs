@@ -977,3 +977,103 @@ async fn a_retired_graph_answers_as_a_removed_route() {
         assert_eq!(stix.status, StatusCode::OK);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defender for Endpoint indicators (src/defender.rs: shapes from Microsoft Learn)
+
+fn defender_indicator(value: &str) -> Value {
+    json!({
+        "indicatorValue": value, "indicatorType": "IpAddress", "title": "t", "description": "d",
+        "action": "Audit", "generateAlert": true, "expirationTime": "2099-01-01T00:00:00Z"
+    })
+}
+
+#[tokio::test]
+async fn defender_import_answers_per_indicator_and_enforces_its_documented_limits() {
+    let sim = start(SimConfig {
+        defender_max_active: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = format!("{}/api/indicators/import", sim.url());
+    let token = sim.defender_token("client-1");
+    // One result per indicator, in order: a bad value fails alone; the third new one finds the
+    // tenant's cap (2 here) reached.
+    let a = post(
+        &url,
+        &token,
+        &json!({"Indicators": [
+            defender_indicator("198.51.100.1"),
+            defender_indicator("198.51.100.0/24"),
+            defender_indicator("198.51.100.2"),
+            defender_indicator("198.51.100.3"),
+        ]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let results = a.json()["value"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 4);
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["isFailed"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [false, true, false, true]
+    );
+    assert_eq!(results[0]["id"], "1");
+    assert_eq!(
+        results[1]["failureReason"],
+        "IP address 198.51.100.0/24 is invalid."
+    );
+    assert_eq!(
+        results[3]["failureReason"],
+        "There's a limit of 2 active indicators per tenant; the limit is reached."
+    );
+    // An update of a held indicator takes no new place.
+    let a = post(
+        &url,
+        &token,
+        &json!({"Indicators": [defender_indicator("198.51.100.1")]}),
+    )
+    .await;
+    assert_eq!(a.json()["value"][0]["isFailed"], false);
+    assert_eq!(sim.defender_indicators().len(), 2);
+    // Body parameters are case-sensitive; more than 500 is refused whole.
+    let a = post(
+        &url,
+        &token,
+        &json!({"indicators": [defender_indicator("198.51.100.9")]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"]["code"], "MissingRequiredParameter");
+    let many: Vec<Value> = (0..501)
+        .map(|i| defender_indicator(&format!("10.1.{}.{}", i / 256, i % 256)))
+        .collect();
+    let a = post(&url, &token, &json!({ "Indicators": many })).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "Maximum batch size exceeded. Received: 501, allowed: 500."
+    );
+    // A Sentinel token is another audience: 401 in Defender's error shape.
+    let a = post(&url, &sim.token("client-1"), &json!({"Indicators": []})).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.json()["error"]["code"], "Unauthorized");
+}
+
+#[tokio::test]
+async fn defender_import_admits_30_calls_per_window_then_429_with_retry_after() {
+    let sim = start(SimConfig::default()).await;
+    let url = format!("{}/api/indicators/import", sim.url());
+    let token = sim.defender_token("client-1");
+    let body = json!({"Indicators": [defender_indicator("198.51.100.1")]});
+    for _ in 0..30 {
+        assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+    }
+    let a = post(&url, &token, &body).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["error"]["code"], "TooManyRequests");
+    let wait: u64 = a.retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+}

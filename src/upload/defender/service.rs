@@ -160,6 +160,14 @@ impl Service for Defender {
         Box::pin(self.upload_batch(objects, deadline))
     }
 
+    fn delete<'a>(
+        &'a self,
+        keys: &'a [Key],
+        deadline: Option<Instant>,
+    ) -> Option<BoxFuture<'a, Result<usize>>> {
+        Some(Box::pin(Defender::delete(self, keys, deadline)))
+    }
+
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.budget.flush())
     }
