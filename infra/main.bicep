@@ -184,6 +184,13 @@ param batchSize int = 100
 @maxValue(64)
 param maxConcurrency int = 4
 
+@description('Whether every instance takes its upload turns from the quota ledger in the reports container (TI_QUOTA_LEDGER): on Flex Consumption each queue-triggered function scales out on its own, so many instances share one identity\'s quota. off = each instance paces alone.')
+@allowed([
+  'on'
+  'off'
+])
+param quotaLedger string = 'on'
+
 @description('Attempts per batch before its records are reported retries_exhausted (TI_MAX_ATTEMPTS).')
 @minValue(1)
 @maxValue(100)
@@ -589,6 +596,10 @@ var tiSettings = filter([
   {
     name: 'TI_MAX_CONCURRENCY'
     value: string(maxConcurrency)
+  }
+  {
+    name: 'TI_QUOTA_LEDGER'
+    value: quotaLedger
   }
   {
     name: 'TI_MAX_ATTEMPTS'

@@ -249,7 +249,9 @@ mod ledger {
             elapsed >= Duration::from_millis(4_020),
             "{elapsed:?}: 120 requests at 40 per 2 s need two whole windows after the first"
         );
-        // The ledger blob holds the last 40 start times, one window after the 40 before them.
+        // The ledger blob holds only the start times that can still bind: at most 40, none a
+        // window (2 s) before the last reservation's earliest time, which is itself at most a
+        // window before the last start: the kept times span less than two windows.
         let names = storage
             .list_blobs(REPORTS, Some(LEDGER_PREFIX))
             .await
@@ -261,7 +263,17 @@ mod ledger {
         );
         let state: LedgerState =
             serde_json::from_slice(&storage.read_blob(REPORTS, &names[0]).await.unwrap()).unwrap();
-        assert_eq!(state.starts.len(), LIMIT);
+        let starts: Vec<u64> = state.starts.iter().copied().collect();
+        assert!(
+            !starts.is_empty() && starts.len() <= LIMIT,
+            "{} starts kept",
+            starts.len()
+        );
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+        assert!(
+            starts[starts.len() - 1] - starts[0] < 4_000,
+            "{starts:?} span two client windows (TI_RATE_WINDOW_SECS=2, in ms) or more"
+        );
         assert_eq!(state.paused_until, 0, "no 429, no pause");
     }
 

@@ -223,6 +223,15 @@ async fn read_pid(pid_file: &Path, supervisor: &mut Child, label: &str) -> Resul
             }
         }
         if let Some(status) = supervisor.try_wait()? {
+            // A program that ends at once takes its supervisor with it, maybe between the read
+            // above and this check: the pid file then says whether it started.
+            if let Some(pid) = tokio::fs::read_to_string(pid_file)
+                .await
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+            {
+                return Ok(pid);
+            }
             bail!("{label}: supervisor exited ({status}) before starting the program");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
