@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use futures::Stream;
 use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use crate::settings::{DanglingRelationships, OnInvalid};
 use crate::upload::Uploader;
-use batch::Pending;
+use batch::{Batches, Earlier, Pending};
 pub use check::{check, Checked, Rejected};
 use check::{stages_ahead, Stage};
 use duplicates::Duplicates;
@@ -221,24 +221,14 @@ where
         max_ratio: InputOptions::DEFAULT_MAX_RATIO,
     });
     framer.skip_records_before(ctx.range.start);
-    let mut batch: Vec<(Pending, Map<String, Value>)> = Vec::with_capacity(batch_size);
-    let mut in_flight = FuturesUnordered::new();
     let mut input_error: Option<InputError> = None;
     let mut format = None;
     let mut bytes_read: u64 = 0;
     let mut duplicates = Duplicates::default();
-    // Set when a record repeats the id of one already sent: the batch holding the later record
-    // must not be sent until the earlier one's request has finished, or the service could end
-    // up with the earlier version.
-    let mut barrier = false;
     let mut input = input;
 
     let sink = Sink::new(ctx.uploader.clone(), ctx.deadline, ctx.validate_only);
-    let send = |batch: Vec<(Pending, Map<String, Value>)>| {
-        let (pending, objects): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let sent = sink.send(objects);
-        async move { (pending, sent.await) }
-    };
+    let mut batches = Batches::new(sink, batch_size, concurrency);
 
     // `ended`: nothing more will be framed (the input ended, broke, or the range or deadline
     // was reached).
@@ -448,32 +438,31 @@ where
                 }
             }
             if let Some((prev, prev_line)) = duplicates.repeat_of(&valid.id, index, line) {
-                if let Some(pos) = batch.iter().position(|(p, _)| p.index == prev) {
-                    let (p, _) = batch.remove(pos);
-                    c.reject(
+                match batches.supersede(prev, (index, line)) {
+                    Earlier::Removed(p) => c.reject(
                         p.index,
                         Some(p.line),
                         Some(p.id),
                         Code::Duplicate,
                         vec![duplicate_message(index, line)],
                         Some(p.text),
-                    );
-                } else if c.in_flight.contains(&prev) {
-                    c.superseded.insert(prev, (index, line));
-                    barrier = true;
-                } else if !c.rejected_indices.contains(&prev) {
-                    // Already uploaded: the later record will overwrite it at the
-                    // service. It is reported as the duplicate it is; its text was not
-                    // kept, so it is not repeated in the rejected file.
-                    c.summary.uploaded -= 1;
-                    c.reject(
-                        prev,
-                        Some(prev_line),
-                        Some(valid.id.clone()),
-                        Code::Duplicate,
-                        vec![duplicate_message(index, line)],
-                        None,
-                    );
+                    ),
+                    Earlier::InFlight => {}
+                    Earlier::Settled if !c.rejected_indices.contains(&prev) => {
+                        // Already uploaded: the later record will overwrite it at the
+                        // service. It is reported as the duplicate it is; its text was not
+                        // kept, so it is not repeated in the rejected file.
+                        c.summary.uploaded -= 1;
+                        c.reject(
+                            prev,
+                            Some(prev_line),
+                            Some(valid.id.clone()),
+                            Code::Duplicate,
+                            vec![duplicate_message(index, line)],
+                            None,
+                        );
+                    }
+                    Earlier::Settled => {}
                 }
             }
             for w in &valid.warnings {
@@ -485,45 +474,25 @@ where
                     messages: vec![w.message.clone()],
                 });
             }
-            batch.push((
-                Pending {
-                    index,
-                    line,
-                    id: valid.id,
-                    text,
-                },
-                valid.object,
-            ));
-            if batch.len() >= batch_size {
-                while in_flight.len() >= concurrency || (barrier && !in_flight.is_empty()) {
-                    if let Some((p, o)) = in_flight.next().await {
-                        c.settle(p, o);
-                    }
-                }
-                barrier = false;
-                c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
-                in_flight.push(send(std::mem::take(&mut batch)));
-            }
+            let pending = Pending {
+                index,
+                line,
+                id: valid.id,
+                text,
+            };
+            batches.push(pending, valid.object, &mut c).await;
         }
     }
     if let Some(p) = &ctx.progress {
         p.publish(&c.summary);
     }
-    if !batch.is_empty() {
-        if barrier {
-            while let Some((p, o)) = in_flight.next().await {
-                c.settle(p, o);
+    batches
+        .finish(&mut c, |c| {
+            if let Some(p) = &ctx.progress {
+                p.publish(&c.summary);
             }
-        }
-        c.in_flight.extend(batch.iter().map(|(p, _)| p.index));
-        in_flight.push(send(batch));
-    }
-    while let Some((p, o)) = in_flight.next().await {
-        c.settle(p, o);
-        if let Some(p) = &ctx.progress {
-            p.publish(&c.summary);
-        }
-    }
+        })
+        .await;
     if next_start.is_some() {
         // A broken frame or a size bound met after the stop point belongs to a later item.
         input_error = None;

@@ -1,14 +1,12 @@
 //! The report: every record's outcome collected as it settles, the report document built at
 //! the end, and the rejected records' original texts kept for the rejected file.
 
-use std::collections::HashMap;
-
 use ti_core::report::{Code, InputError, RecordError, RecordWarning, Report, Source, Summary};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::batch::Pending;
-use crate::upload::BatchOutcome;
+use crate::upload::Failure;
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -125,14 +123,9 @@ fn one_line_owned(text: String) -> String {
     }
 }
 
+/// Every record's outcome as it is settled, for the report.
 #[derive(Default)]
 pub(super) struct Collector {
-    /// Records already sent whose id a later record of the input repeats: `earlier index →
-    /// (later index, later line)`. They are reported as `duplicate` whatever the service said,
-    /// because the later record is the one that stands.
-    pub(super) superseded: HashMap<u64, (u64, u64)>,
-    /// Indexes of the records in requests not yet settled.
-    pub(super) in_flight: std::collections::HashSet<u64>,
     /// Indexes of every rejected record (to tell, for a duplicate id, whether the earlier
     /// record was uploaded).
     pub(super) rejected_indices: std::collections::HashSet<u64>,
@@ -192,36 +185,41 @@ impl Collector {
         }
     }
 
-    pub(super) fn settle(&mut self, batch: Vec<Pending>, outcome: BatchOutcome) {
-        debug_assert_eq!(batch.len(), outcome.len());
-        for (p, o) in batch.into_iter().zip(outcome) {
-            self.in_flight.remove(&p.index);
-            if let Some((later, later_line)) = self.superseded.remove(&p.index) {
-                self.reject(
-                    p.index,
-                    Some(p.line),
-                    Some(p.id),
-                    Code::Duplicate,
-                    vec![duplicate_message(later, later_line)],
-                    Some(p.text),
-                );
-                continue;
-            }
-            match o {
-                None => self.summary.uploaded += 1,
-                Some(f) => {
-                    self.summary.rejected += 1;
-                    self.rejected_indices.insert(p.index);
-                    self.error(RecordError {
-                        record_index: p.index,
-                        line: Some(p.line),
-                        id: Some(p.id),
-                        stage: f.code.stage(),
-                        code: f.code,
-                        messages: f.messages,
-                    });
-                    self.keep_text(p.index, p.text);
-                }
+    /// The outcome of a sent record: uploaded, or refused by the target; or, when a later
+    /// record of the input repeated its id while it was in flight (`superseded_by`: that
+    /// record's index and line), a duplicate whatever the service said, because the later
+    /// record is the one that stands.
+    pub(super) fn settled(
+        &mut self,
+        p: Pending,
+        outcome: Option<Failure>,
+        superseded_by: Option<(u64, u64)>,
+    ) {
+        if let Some((later, later_line)) = superseded_by {
+            self.reject(
+                p.index,
+                Some(p.line),
+                Some(p.id),
+                Code::Duplicate,
+                vec![duplicate_message(later, later_line)],
+                Some(p.text),
+            );
+            return;
+        }
+        match outcome {
+            None => self.summary.uploaded += 1,
+            Some(f) => {
+                self.summary.rejected += 1;
+                self.rejected_indices.insert(p.index);
+                self.error(RecordError {
+                    record_index: p.index,
+                    line: Some(p.line),
+                    id: Some(p.id),
+                    stage: f.code.stage(),
+                    code: f.code,
+                    messages: f.messages,
+                });
+                self.keep_text(p.index, p.text);
             }
         }
     }
