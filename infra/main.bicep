@@ -25,7 +25,7 @@ targetScope = 'resourceGroup'
 // Where the indicators go (app settings TI_TARGET, TI_CLOUD, TI_WORKSPACE_ID, TI_SOURCE_SYSTEM)
 // ---------------------------------------------------------------------------------------------
 
-@description('Upload target (TI_TARGET): sentinel-stix (the current Sentinel API, recommended), sentinel-indicators (the older Sentinel API), graph (Microsoft Graph tiIndicators, which Microsoft is retiring) or dry-run (validate and report, send nothing). Several real targets may be listed comma-separated; the handler checks the value at start-up.')
+@description('Upload target (TI_TARGET): sentinel-stix (the current Sentinel API, recommended), sentinel-indicators (the older Sentinel API), graph (Microsoft Graph tiIndicators, which Microsoft is retiring), defender (Microsoft Defender for Endpoint indicators; grant Ti.ReadWrite.All, docs/DEPLOY.md step 7) or dry-run (validate and report, send nothing). Several real targets may be listed comma-separated; the handler checks the value at start-up.')
 param target string = 'sentinel-stix'
 
 @description('Azure cloud of the Sentinel API host and token scope (TI_CLOUD). Defaults to the cloud this deployment runs in.')
@@ -68,6 +68,7 @@ param graphBaseUrl string = ''
   'sentinel-stix'
   'sentinel-indicators'
   'graph'
+  'defender'
 ])
 param dryRunAs string = ''
 
@@ -82,6 +83,39 @@ param graphAction string = 'alert'
 
 @description('Graph target only: tiIndicator targetProduct (TI_GRAPH_TARGET_PRODUCT).')
 param graphTargetProduct string = 'Azure Sentinel'
+
+@description('Defender target only: override of the Defender for Endpoint API host (TI_DEFENDER_BASE_URL); empty = the cloud\'s host (GCC: https://api-gcc.securitycenter.microsoft.us).')
+param defenderBaseUrl string = ''
+
+@description('Defender target only: the indicators\' action (TI_DEFENDER_ACTION). Audit (the default) never blocks; blocking is an explicit choice.')
+@allowed([
+  'Audit'
+  'Alert'
+  'Warn'
+  'Block'
+  'BlockAndRemediate'
+  'AlertAndBlock'
+  'Allowed'
+])
+param defenderAction string = 'Audit'
+
+@description('Defender target only: the indicators\' generateAlert (TI_DEFENDER_GENERATE_ALERT); must be true with Audit.')
+param defenderGenerateAlert bool = true
+
+@description('Defender target only: comma-separated device group names the indicators apply to (TI_DEFENDER_RBAC_GROUPS); empty = every device.')
+param defenderRbacGroups string = ''
+
+@description('Defender target only: active indicators ti-ingest may place in the tenant (TI_DEFENDER_MAX_ACTIVE; Defender holds at most 15,000).')
+@minValue(1)
+@maxValue(15000)
+param defenderMaxActive int = 15000
+
+@description('Defender target only: which records take the last places of the budget (TI_DEFENDER_PRIORITY).')
+@allowed([
+  'confidence'
+  'recency'
+])
+param defenderPriority string = 'confidence'
 
 // ---------------------------------------------------------------------------------------------
 // Pipeline behaviour (docs/SETTINGS.md)
@@ -463,6 +497,30 @@ var tiSettings = filter([
   {
     name: 'TI_GRAPH_TARGET_PRODUCT'
     value: graphTargetProduct
+  }
+  {
+    name: 'TI_DEFENDER_BASE_URL'
+    value: defenderBaseUrl
+  }
+  {
+    name: 'TI_DEFENDER_ACTION'
+    value: defenderAction
+  }
+  {
+    name: 'TI_DEFENDER_GENERATE_ALERT'
+    value: string(defenderGenerateAlert)
+  }
+  {
+    name: 'TI_DEFENDER_RBAC_GROUPS'
+    value: defenderRbacGroups
+  }
+  {
+    name: 'TI_DEFENDER_MAX_ACTIVE'
+    value: string(defenderMaxActive)
+  }
+  {
+    name: 'TI_DEFENDER_PRIORITY'
+    value: defenderPriority
   }
   {
     name: 'AZURE_CLIENT_ID'

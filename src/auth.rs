@@ -17,6 +17,7 @@ pub type Credential = Arc<dyn TokenCredential>;
 
 /// The managed identity of the Function App.
 pub fn managed_identity(client_id: Option<&str>) -> Result<Credential> {
+    crate::install_crypto_provider();
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: client_id.map(|c| UserAssignedId::ClientId(c.to_string())),
         ..Default::default()

@@ -25,12 +25,11 @@ use azure_core::http::{ClientOptions, RetryOptions, StatusCode};
 use azure_storage_blob::{BlobServiceClient, BlobServiceClientOptions};
 use azure_storage_queue::{QueueServiceClient, QueueServiceClientOptions};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use ti_core::report::Code;
 
 use crate::auth::{self, Credential};
-use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings, GRAPH_SCOPE};
-use crate::upload::sentinel_stix::Sentinel;
+use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
 
 /// How long one check may take (a token, a storage call, a probe request).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -148,10 +147,8 @@ impl Diagnosis {
 pub fn scopes(settings: &UploadSettings) -> Vec<(&'static str, Vec<TargetKind>)> {
     let mut out: Vec<(&'static str, Vec<TargetKind>)> = Vec::new();
     for &kind in &settings.targets {
-        let scope = match kind {
-            TargetKind::DryRun => continue,
-            TargetKind::Graph => GRAPH_SCOPE,
-            _ => settings.cloud.management_scope(),
+        let Some(scope) = kind.scope(settings.cloud) else {
+            continue;
         };
         match out.iter_mut().find(|(s, _)| *s == scope) {
             Some((_, kinds)) => kinds.push(kind),
@@ -508,26 +505,9 @@ fn first_line(s: &str) -> String {
 
 /// The URL and the empty body of target `kind`'s upload request.
 fn empty_request(settings: &UploadSettings, kind: TargetKind) -> anyhow::Result<(String, Value)> {
-    match kind {
-        TargetKind::SentinelStix => Ok((
-            Sentinel::url(kind, settings)?,
-            json!({"sourcesystem": settings.source_system, "stixobjects": []}),
-        )),
-        TargetKind::SentinelIndicators => Ok((
-            Sentinel::url(kind, settings)?,
-            json!({"sourcesystem": settings.source_system, "indicators": []}),
-        )),
-        TargetKind::Graph => {
-            let base = settings
-                .graph_base_url
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("Graph is only offered in the public cloud"))?;
-            Ok((
-                crate::upload::graph::request::url(base),
-                json!({"value": []}),
-            ))
-        }
-        TargetKind::DryRun => anyhow::bail!("dry-run sends nothing"),
+    match kind.spec() {
+        Some(spec) => (spec.probe)(settings),
+        None => anyhow::bail!("dry-run sends nothing"),
     }
 }
 
@@ -590,10 +570,7 @@ async fn probe(
     let error_code = header("x-ms-error-code");
     let text = response.text().await.unwrap_or_default();
     let answer: String = text.chars().take(300).collect();
-    let scope = match kind {
-        TargetKind::Graph => GRAPH_SCOPE,
-        _ => settings.cloud.management_scope(),
-    };
+    let scope = kind.scope(settings.cloud).unwrap_or_default();
     if kind == TargetKind::Graph && (200..300).contains(&status) {
         return Check::pass(
             "target",
@@ -638,6 +615,9 @@ async fn probe(
                 format!("{host} refused the token for {scope} (HTTP 401): {why}"),
                 match kind {
                     TargetKind::Graph => "Graph needs a token for https://graph.microsoft.com/.default: check TI_CLOUD=public and TI_GRAPH_BASE_URL".to_string(),
+                    TargetKind::Defender => format!(
+                        "Defender for Endpoint needs a token for {scope}: set TI_CLOUD to the tenant's cloud (usgov for GCC High and DoD), and TI_DEFENDER_BASE_URL only to that cloud's API host"
+                    ),
                     _ => format!(
                         "TI_CLOUD={} asks tokens for {scope}: set TI_CLOUD to the cloud the workspace is in (public, usgov, china), and TI_API_BASE_URL only to that cloud's API host",
                         settings.cloud.name()
@@ -649,10 +629,7 @@ async fn probe(
             "target",
             name,
             format!("{host} refused the identity (HTTP 403): {answer}"),
-            match kind {
-                TargetKind::Graph => "grant the identity the Microsoft Graph application permission ThreatIndicators.ReadWrite.OwnedBy".to_string(),
-                _ => "assign the identity the Microsoft Sentinel Contributor role on the workspace (infra/modules/sentinel-role.bicep does); role assignments take a few minutes to apply".to_string(),
-            },
+            kind.spec().map_or("", |s| s.permission).to_string(),
         ),
         404 if kind.is_sentinel() => Check::fail(
             "target",
@@ -700,6 +677,7 @@ async fn probe(
 fn unreachable_fix(kind: TargetKind) -> &'static str {
     match kind {
         TargetKind::Graph => "check TI_GRAPH_BASE_URL and that the app may reach graph.microsoft.com (outbound network, proxy)",
+        TargetKind::Defender => "check TI_CLOUD and TI_DEFENDER_BASE_URL, and that the app may reach the Defender for Endpoint API host (outbound network, proxy, DNS)",
         _ => "check TI_CLOUD and TI_API_BASE_URL (unset it outside tests), and that the app may reach the API host (outbound network, proxy, DNS)",
     }
 }
@@ -737,6 +715,30 @@ mod tests {
             )]
         );
         assert!(scopes(&upload(&[("TI_TARGET", "dry-run")])).is_empty());
+        let s = upload(&[
+            ("TI_TARGET", "sentinel-stix,defender"),
+            ("TI_CLOUD", "usgov"),
+        ]);
+        assert_eq!(
+            scopes(&s),
+            vec![
+                (
+                    "https://management.usgovcloudapi.net/.default",
+                    vec![TargetKind::SentinelStix]
+                ),
+                (
+                    "https://api-gov.securitycenter.microsoft.us/.default",
+                    vec![TargetKind::Defender]
+                ),
+            ]
+        );
+        assert_eq!(
+            empty_request(&s, TargetKind::Defender).unwrap(),
+            (
+                "https://api-gov.securitycenter.microsoft.us/api/indicators/import".to_string(),
+                serde_json::json!({"Indicators": []})
+            )
+        );
     }
 
     #[test]

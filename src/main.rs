@@ -35,6 +35,7 @@ fn no_transparent_huge_pages() {
 }
 
 async fn run() -> ExitCode {
+    ti_ingest::install_crypto_provider();
     let cli = Cli::parse();
     // The handler logs its per-invocation lines at INFO; the commands a person runs print their
     // own summaries, so their logs default to warnings only.

@@ -9,85 +9,7 @@ use ti_core::convert::{Defaults, Tlp};
 use ti_core::input::InputFormat;
 use url::Url;
 
-/// Where uploads go (README.md, Upload targets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TargetKind {
-    /// The Sentinel STIX objects upload API (`threat-intelligence-stix-objects:upload`).
-    SentinelStix,
-    /// The legacy Sentinel Upload Indicators API (`threatintelligenceindicators:upload`).
-    SentinelIndicators,
-    /// Microsoft Graph `submitTiIndicators` (beta; public cloud only).
-    Graph,
-    /// Validates, converts and reports like a real run; sends nothing.
-    DryRun,
-}
-
-impl TargetKind {
-    pub const ALL: [TargetKind; 4] = [
-        TargetKind::SentinelStix,
-        TargetKind::SentinelIndicators,
-        TargetKind::Graph,
-        TargetKind::DryRun,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TargetKind::SentinelStix => "sentinel-stix",
-            TargetKind::SentinelIndicators => "sentinel-indicators",
-            TargetKind::Graph => "graph",
-            TargetKind::DryRun => "dry-run",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self> {
-        let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-            .with_context(|| {
-                format!(
-                    "unknown target {s:?}: accepted values are sentinel-stix, sentinel-indicators, graph, dry-run (several real targets may be listed, comma-separated)"
-                )
-            })
-    }
-
-    /// `TI_TARGET` as a comma-separated list: several real targets upload every record to each;
-    /// `dry-run` stands alone (what it would send is chosen by `TI_DRY_RUN_AS`).
-    pub fn parse_list(s: &str) -> Result<Vec<Self>> {
-        let mut out: Vec<TargetKind> = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let k = Self::parse(part)?;
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-        if out.is_empty() {
-            bail!("no target given: accepted values are sentinel-stix, sentinel-indicators, graph, dry-run");
-        }
-        if out.len() > 1 && out.contains(&TargetKind::DryRun) {
-            bail!("dry-run cannot be combined with other targets (set TI_DRY_RUN_AS to choose which request bodies it writes)");
-        }
-        Ok(out)
-    }
-
-    /// Whether the target talks to a Sentinel workspace (and so needs `TI_WORKSPACE_ID`).
-    pub fn is_sentinel(self) -> bool {
-        matches!(
-            self,
-            TargetKind::SentinelStix | TargetKind::SentinelIndicators
-        )
-    }
-
-    /// The api-version each Sentinel API is called with unless `TI_SENTINEL_API_VERSION` says
-    /// otherwise (README.md, Upload targets).
-    pub fn default_api_version(self) -> Option<&'static str> {
-        match self {
-            TargetKind::SentinelStix => Some("2024-02-01-preview"),
-            TargetKind::SentinelIndicators => Some("2022-07-01"),
-            TargetKind::Graph | TargetKind::DryRun => None,
-        }
-    }
-}
+pub use crate::upload::target::TargetKind;
 
 /// Which Azure cloud the service endpoints and token scopes belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,32 +37,7 @@ impl Cloud {
         }
     }
 
-    /// The default host of a Sentinel target's API in this cloud, or `None` where Microsoft
-    /// publishes none (the caller then needs `TI_API_BASE_URL`). The two Sentinel APIs live on
-    /// different hosts:
-    /// - `sentinel-stix` (STIX objects API): public `api.ti.sentinel.azure.com` (Microsoft Learn,
-    ///   https://learn.microsoft.com/azure/sentinel/stix-objects-api, "Request URI"); US Gov
-    ///   ("Fairfax") `api.ti.sentinel.azure.us` and China ("Mooncake") `api.ti.sentinel.azure.cn`
-    ///   (Azure/Azure-Sentinel, `Solutions/Threat Intelligence (NEW)/Data Connectors/
-    ///   template_ThreatIntelligenceUploadIndicators_ForGov.json`, the sovereign-cloud connector).
-    /// - `sentinel-indicators` (legacy Upload Indicators API): public `sentinelus.azure-api.net`
-    ///   (Microsoft Learn, https://learn.microsoft.com/azure/sentinel/upload-indicators-api,
-    ///   "Request URI"; the `host:` line of the API's published OpenAPI specification, "Microsoft Sentinel Upload Indicators API"). No US Gov or
-    ///   China host for it is published anywhere we found (the sovereign connector above names
-    ///   only the STIX objects API), so none is guessed here.
-    pub fn sentinel_base_url(self, kind: TargetKind) -> Option<&'static str> {
-        match (kind, self) {
-            (TargetKind::SentinelStix, Cloud::Public) => Some("https://api.ti.sentinel.azure.com"),
-            (TargetKind::SentinelStix, Cloud::UsGov) => Some("https://api.ti.sentinel.azure.us"),
-            (TargetKind::SentinelStix, Cloud::China) => Some("https://api.ti.sentinel.azure.cn"),
-            (TargetKind::SentinelIndicators, Cloud::Public) => {
-                Some("https://sentinelus.azure-api.net")
-            }
-            (TargetKind::SentinelIndicators, Cloud::UsGov | Cloud::China) => None,
-            (TargetKind::Graph | TargetKind::DryRun, _) => None,
-        }
-    }
-
+    /// The Azure Resource Manager token scope of this cloud (the Sentinel APIs' audience).
     pub fn management_scope(self) -> &'static str {
         match self {
             Cloud::Public => "https://management.azure.com/.default",
@@ -148,18 +45,7 @@ impl Cloud {
             Cloud::China => "https://management.chinacloudapi.cn/.default",
         }
     }
-
-    /// Graph `tiIndicators` exists in the public cloud only.
-    pub fn graph_base_url(self) -> Option<&'static str> {
-        match self {
-            Cloud::Public => Some("https://graph.microsoft.com"),
-            Cloud::UsGov | Cloud::China => None,
-        }
-    }
 }
-
-/// The token scope of Microsoft Graph (public cloud).
-pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// Graph tiIndicator `action` values.
 pub const GRAPH_ACTIONS: [&str; 4] = ["unknown", "allow", "block", "alert"];
@@ -193,13 +79,10 @@ pub struct UploadSettings {
     pub targets: Vec<TargetKind>,
     pub cloud: Cloud,
     pub workspace_id: Option<String>,
-    /// `TI_API_BASE_URL` (without a trailing '/'): overrides the host of both Sentinel targets;
-    /// `None` = each target's own host in [`UploadSettings::cloud`]
-    /// ([`UploadSettings::sentinel_base_url`]).
-    pub api_base_url: Option<String>,
-    /// Graph's base URL (`TI_GRAPH_BASE_URL`, else `https://graph.microsoft.com`); `None` when
-    /// the cloud has no Graph tiIndicators.
-    pub graph_base_url: Option<String>,
+    /// The host overrides set (each target's `host_setting`: `TI_API_BASE_URL` for both
+    /// Sentinel targets, `TI_GRAPH_BASE_URL`, ...), without a trailing '/'; a target without one
+    /// calls its own host in [`UploadSettings::cloud`] ([`UploadSettings::base_url`]).
+    pub host_overrides: Vec<(&'static str, String)>,
     /// `TI_SENTINEL_API_VERSION`: overrides each Sentinel target's own default api-version.
     pub sentinel_api_version: Option<String>,
     pub source_system: String,
@@ -225,6 +108,11 @@ pub struct UploadSettings {
     pub dry_run_as: TargetKind,
     /// `TI_DRY_RUN_DIR`: where the dry run writes each request body it would send.
     pub dry_run_dir: Option<std::path::PathBuf>,
+    /// `TI_DEFENDER_*`: the `defender` target's fields and budget.
+    pub defender: crate::upload::defender::DefenderSettings,
+    /// Not a setting: where targets keep state (the Defender budget): the app's storage, when
+    /// the app has one; `None` keeps it for the process only.
+    pub state_store: Option<std::sync::Arc<dyn crate::upload::defender::budget::StateStore>>,
     /// Not a setting: the targets whose rules a validate-only run applies (`ti-ingest validate
     /// --target`); empty means the configured targets.
     pub validate_as: Vec<TargetKind>,
@@ -308,6 +196,7 @@ pub const MAX_BATCH_SIZE: usize = 100;
 pub const MAX_REQUESTS_PER_MINUTE: u32 = 100;
 
 /// A view of the environment, so tests can parse settings without touching the process env.
+#[derive(Clone)]
 pub struct Env(HashMap<String, String>);
 
 impl Env {
@@ -331,11 +220,11 @@ impl Env {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
-    fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+    pub(crate) fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         self.get(name).unwrap_or(default)
     }
 
-    fn number<T>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
+    pub(crate) fn number<T>(&self, name: &str, default: T, range: (T, T)) -> Result<T>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -373,22 +262,17 @@ impl UploadSettings {
             }
             None => None,
         };
-        let api_base_url = match env.get("TI_API_BASE_URL") {
-            Some(u) => {
-                Url::parse(u)
-                    .with_context(|| format!("setting TI_API_BASE_URL={u:?} is not a URL"))?;
-                Some(u.trim_end_matches('/').to_string())
+        let mut host_overrides: Vec<(&'static str, String)> = Vec::new();
+        for spec in TargetKind::ALL.iter().filter_map(|k| k.spec()) {
+            let name = spec.host_setting;
+            if host_overrides.iter().any(|(n, _)| *n == name) {
+                continue;
             }
-            None => None,
-        };
-        let graph_base_url = match env.get("TI_GRAPH_BASE_URL") {
-            Some(u) => {
-                Url::parse(u)
-                    .with_context(|| format!("setting TI_GRAPH_BASE_URL={u:?} is not a URL"))?;
-                Some(u.trim_end_matches('/').to_string())
+            if let Some(u) = env.get(name) {
+                Url::parse(u).with_context(|| format!("setting {name}={u:?} is not a URL"))?;
+                host_overrides.push((name, u.trim_end_matches('/').to_string()));
             }
-            None => cloud.graph_base_url().map(str::to_string),
-        };
+        }
         let dry_run_as = match env.get("TI_DRY_RUN_AS") {
             Some(t) => {
                 let k = TargetKind::parse(t).context("setting TI_DRY_RUN_AS")?;
@@ -399,26 +283,6 @@ impl UploadSettings {
             }
             None => TargetKind::SentinelStix,
         };
-        let needs_graph = targets.contains(&TargetKind::Graph)
-            || (targets.contains(&TargetKind::DryRun) && dry_run_as == TargetKind::Graph);
-        if needs_graph && graph_base_url.is_none() {
-            bail!(
-                "setting TI_TARGET: graph (Microsoft Graph tiIndicators) exists in the public cloud only, not in TI_CLOUD={}",
-                cloud.name()
-            );
-        }
-        if api_base_url.is_none() {
-            if let Some(t) = targets
-                .iter()
-                .find(|t| t.is_sentinel() && cloud.sentinel_base_url(**t).is_none())
-            {
-                bail!(
-                    "setting TI_TARGET: {} (the legacy Upload Indicators API) has no published host in TI_CLOUD={}; use sentinel-stix there, or set TI_API_BASE_URL to the host Microsoft gave you",
-                    t.name(),
-                    cloud.name()
-                );
-            }
-        }
         let source_system = env.or("TI_SOURCE_SYSTEM", "ti-ingest").to_string();
         if source_system.chars().count() > 256 || source_system == "Microsoft Sentinel" {
             bail!(
@@ -455,13 +319,13 @@ impl UploadSettings {
                 "setting TI_DANGLING_RELATIONSHIPS={other:?}: accepted values are warn (upload them with a warning), skip (report them rejected)"
             ),
         };
-        Ok(UploadSettings {
+        let defender = crate::upload::defender::DefenderSettings::from_env(env, &source_system)?;
+        let settings = UploadSettings {
             target: targets[0],
             targets,
             cloud,
             workspace_id,
-            api_base_url,
-            graph_base_url,
+            host_overrides,
             sentinel_api_version: env.get("TI_SENTINEL_API_VERSION").map(str::to_string),
             source_system,
             graph_action,
@@ -483,9 +347,25 @@ impl UploadSettings {
             on_invalid,
             dangling_relationships,
             dry_run_as,
+            defender,
+            state_store: None,
             validate_as: Vec::new(),
             dry_run_dir: env.get("TI_DRY_RUN_DIR").map(std::path::PathBuf::from),
-        })
+        };
+        // Each target's own start-up check (a host in this cloud, ...); the dry run's target
+        // too, though it sends nothing.
+        let dry_run = settings.targets.contains(&TargetKind::DryRun);
+        let checked = settings
+            .targets
+            .iter()
+            .map(|&k| (k, true))
+            .chain(dry_run.then_some((settings.dry_run_as, false)));
+        for (kind, sends) in checked {
+            if let Some(spec) = kind.spec() {
+                (spec.check)(&settings, sends)?;
+            }
+        }
+        Ok(settings)
     }
 
     /// The api-version a Sentinel target calls with: `TI_SENTINEL_API_VERSION`, else the
@@ -511,19 +391,42 @@ impl UploadSettings {
             .join(",")
     }
 
-    /// The base URL a Sentinel target (`kind`) posts to: `TI_API_BASE_URL` when set, else the
-    /// target's own host in this cloud ([`Cloud::sentinel_base_url`]). Start-up already refused
-    /// a configured target without one; this errs only for a target that was not configured.
-    pub fn sentinel_base_url(&self, kind: TargetKind) -> Result<&str> {
-        match (&self.api_base_url, self.cloud.sentinel_base_url(kind)) {
-            (Some(u), _) if kind.is_sentinel() => Ok(u),
-            (_, Some(u)) => Ok(u),
-            _ => bail!(
-                "{} has no published host in TI_CLOUD={}: set TI_API_BASE_URL",
+    /// The host override `setting` (`TI_API_BASE_URL`, ...) when it is set.
+    pub fn host_override(&self, setting: &str) -> Option<&str> {
+        self.host_overrides
+            .iter()
+            .find(|(n, _)| *n == setting)
+            .map(|(_, u)| u.as_str())
+    }
+
+    /// The base URL target `kind` posts to: its host setting when set, else its own host in
+    /// this cloud (the target's `default_host`). Start-up already refused a configured target
+    /// without one; this errs only for a target that was not configured.
+    pub fn base_url(&self, kind: TargetKind) -> Result<&str> {
+        let Some(spec) = kind.spec() else {
+            bail!("dry-run sends nothing");
+        };
+        match (
+            self.host_override(spec.host_setting),
+            (spec.default_host)(self.cloud),
+        ) {
+            (Some(u), _) | (None, Some(u)) => Ok(u),
+            (None, None) => bail!(
+                "{} has no published host in TI_CLOUD={}: set {}",
                 kind.name(),
-                self.cloud.name()
+                self.cloud.name(),
+                spec.host_setting
             ),
         }
+    }
+
+    /// The base URL a Sentinel target posts to ([`UploadSettings::base_url`]); errs for the
+    /// others.
+    pub fn sentinel_base_url(&self, kind: TargetKind) -> Result<&str> {
+        if !kind.is_sentinel() {
+            bail!("{} is not a Sentinel target", kind.name());
+        }
+        self.base_url(kind)
     }
 
     /// The workspace id, required by the Sentinel targets.
@@ -569,6 +472,33 @@ fn service_url(env: &Env, name: &str, service: &str) -> Result<Url> {
         bail!("setting {name}={raw:?} must be an https URL: storage is reached with a token credential, which the SDK only sends over https");
     }
     Ok(url)
+}
+
+/// Where this process keeps the identity's shared quota ledger (src/upload/ledger.rs): the app's
+/// blob endpoint and reports container, when the environment names the app's storage and
+/// `TI_QUOTA_LEDGER` is not `off`; `None`: the process paces its requests alone.
+pub fn quota_ledger_location(env: &Env) -> Result<Option<(Url, String)>> {
+    match env.or("TI_QUOTA_LEDGER", "on") {
+        "on" => {}
+        "off" => return Ok(None),
+        other => bail!("setting TI_QUOTA_LEDGER={other:?}: expected on or off"),
+    }
+    let named = [
+        "TI_STORAGE_BLOB_URL",
+        "AzureWebJobsStorage__blobServiceUri",
+        "AzureWebJobsStorage__accountName",
+    ]
+    .iter()
+    .any(|k| env.get(k).is_some());
+    if !named {
+        return Ok(None);
+    }
+    let url = service_url(env, "TI_STORAGE_BLOB_URL", "blob")?;
+    Ok(Some((
+        url,
+        env.or("TI_REPORTS_CONTAINER", "indicator-reports")
+            .to_string(),
+    )))
 }
 
 impl StorageSettings {
@@ -624,6 +554,23 @@ impl Settings {
     }
 }
 
+/// `TI_MAX_HTTP_BYTES` default: the body size the `Ingest` HTTP function accepts.
+pub const DEFAULT_MAX_HTTP_BYTES: u64 = 4 << 20;
+
+/// `TI_MAX_HTTP_BYTES`: the largest HTTP body `Ingest` accepts.
+pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
+    match env.get("TI_MAX_HTTP_BYTES") {
+        None => Ok(DEFAULT_MAX_HTTP_BYTES),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(v) if (1..=100 << 20).contains(&v) => Ok(v),
+            _ => anyhow::bail!(
+                "setting TI_MAX_HTTP_BYTES={raw:?}: expected a number of bytes, 1..={}",
+                100u64 << 20
+            ),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,7 +580,7 @@ mod tests {
         let env = Env::from_pairs([("TI_WORKSPACE_ID", "6A0B3E5C-1111-2222-3333-444455556666")]);
         let s = Settings::from_env(&env).unwrap();
         assert_eq!(s.upload.target, TargetKind::SentinelStix);
-        assert_eq!(s.upload.api_base_url, None);
+        assert_eq!(s.upload.host_override("TI_API_BASE_URL"), None);
         assert_eq!(
             s.upload
                 .sentinel_base_url(TargetKind::SentinelStix)
@@ -767,8 +714,8 @@ mod target_tests {
 
     #[test]
     fn each_cloud_has_its_sentinel_host_per_target_and_management_scope() {
-        // (cloud, sentinel-stix host, sentinel-indicators host, token scope); sources at
-        // Cloud::sentinel_base_url.
+        // (cloud, sentinel-stix host, sentinel-indicators host, token scope); sources at each
+        // target's `default_host` (src/upload/<target>/mod.rs).
         for (cloud, stix, indicators, scope) in [
             (
                 "public",
@@ -790,7 +737,7 @@ mod target_tests {
             ),
         ] {
             let s = upload(&[("TI_CLOUD", cloud)]).unwrap();
-            assert_eq!(s.api_base_url, None, "{cloud}");
+            assert_eq!(s.host_override("TI_API_BASE_URL"), None, "{cloud}");
             assert_eq!(
                 s.sentinel_base_url(TargetKind::SentinelStix).ok(),
                 stix,
@@ -803,13 +750,16 @@ mod target_tests {
             );
             assert_eq!(s.cloud.management_scope(), scope, "{cloud}");
             assert!(s.sentinel_base_url(TargetKind::Graph).is_err());
+            assert_eq!(
+                s.base_url(TargetKind::Graph).ok(),
+                (cloud == "public").then_some("https://graph.microsoft.com"),
+                "{cloud}"
+            );
         }
-        let s = upload(&[]).unwrap();
         assert_eq!(
-            s.graph_base_url.as_deref(),
-            Some("https://graph.microsoft.com")
+            TargetKind::Graph.scope(Cloud::Public),
+            Some("https://graph.microsoft.com/.default")
         );
-        assert_eq!(GRAPH_SCOPE, "https://graph.microsoft.com/.default");
     }
 
     #[test]
@@ -864,7 +814,10 @@ mod target_tests {
             ("TI_GRAPH_BASE_URL", "http://127.0.0.1:10"),
         ])
         .unwrap();
-        assert_eq!(s.api_base_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(
+            s.host_override("TI_API_BASE_URL"),
+            Some("http://127.0.0.1:9")
+        );
         // TI_API_BASE_URL overrides the host of both Sentinel targets.
         for kind in [TargetKind::SentinelStix, TargetKind::SentinelIndicators] {
             assert_eq!(s.sentinel_base_url(kind).unwrap(), "http://127.0.0.1:9");
@@ -874,7 +827,10 @@ mod target_tests {
             format!("{err:#}").starts_with("setting TI_API_BASE_URL=\"not a url\" is not a URL"),
             "{err:#}"
         );
-        assert_eq!(s.graph_base_url.as_deref(), Some("http://127.0.0.1:10"));
+        assert_eq!(
+            s.base_url(TargetKind::Graph).ok(),
+            Some("http://127.0.0.1:10")
+        );
         assert!(upload(&[("TI_GRAPH_BASE_URL", "not a url")]).is_err());
     }
 

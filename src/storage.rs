@@ -91,6 +91,7 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     pub fn new(settings: StorageSettings, credential: Credential) -> Result<Self> {
+        crate::install_crypto_provider();
         let service =
             BlobServiceClient::new(settings.blob_url.clone(), Some(credential.clone()), None)
                 .context("creating the blob service client")?;
@@ -102,6 +103,12 @@ impl Storage {
             queues: Arc::new(queues),
             settings,
         })
+    }
+
+    /// The account's blob client, shared with what else reads the app's storage (the feeds
+    /// configuration and state: [`crate::pull`]).
+    pub fn blob_service(&self) -> Arc<BlobServiceClient> {
+        self.service.clone()
     }
 
     /// Opens a blob of the inbox container for streaming; returns its length when known.

@@ -18,7 +18,8 @@
 //!
 //! Layout under the reports container, for run `<id>` = uuidv5(blob name, quoted ETag):
 //! - `runs/<id>/state.json`: blob, ETag, the furthest next range start, last activity (for Sweep);
-//! - `runs/<id>/parts/<start>.json`: a range's partial report and rejected records;
+//! - `runs/<id>/parts/<start>.json`: a range's partial report and rejected records (a
+//!   checkpoint `Part`, kept, resumed and assembled by the engine in `src/checkpoint/`);
 //! - `runs/<id>/queued/<start>`: written before the work item for `start` is sent; a work item
 //!   whose start is neither 0 nor queued this way did not come from the app and is refused;
 //! - `runs/<id>/sent/<start>`: written only *after* the work item for `start` was sent: a
@@ -29,10 +30,7 @@
 //! - `runs/<id>/done`: the final report was written.
 
 use serde::{Deserialize, Serialize};
-use ti_core::report::Report;
 use time::OffsetDateTime;
-
-use crate::pipeline::RunOutcome;
 
 /// A message on the work queue: continue `blob` (version `etag`) from record `start`.
 /// Unknown fields are refused: the app writes exactly these.
@@ -182,10 +180,6 @@ impl Run {
         format!("{}/state.json", self.dir)
     }
 
-    pub fn parts_prefix(&self) -> String {
-        format!("{}/parts/", self.dir)
-    }
-
     pub fn part(&self, start: u64) -> String {
         format!("{}/parts/{start:015}.json", self.dir)
     }
@@ -206,46 +200,6 @@ impl Run {
     }
 }
 
-/// A checkpointed range.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Part {
-    pub start: u64,
-    /// The next range's start, `None` when this range reached the end of the input.
-    pub next: Option<u64>,
-    pub report: Report,
-    pub rejected: Vec<(u64, String)>,
-    /// A CSV input's header row (see [`RunOutcome::csv_header`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub csv_header: Option<String>,
-}
-
-impl Part {
-    /// The range's outcome, as a piece of the final report (its rejected texts one line each,
-    /// as the pipeline keeps them; parts written by earlier versions may hold them as read).
-    pub fn into_outcome(self) -> RunOutcome {
-        RunOutcome {
-            report: self.report,
-            rejected: self
-                .rejected
-                .into_iter()
-                .map(|(i, t)| (i, crate::pipeline::one_line(&t).into_owned()))
-                .collect(),
-            next_start: None,
-            csv_header: self.csv_header,
-        }
-    }
-
-    pub fn from_outcome(start: u64, outcome: &RunOutcome) -> Self {
-        Part {
-            start,
-            next: outcome.next_start,
-            report: outcome.report.clone(),
-            rejected: outcome.rejected.clone(),
-            csv_header: outcome.csv_header.clone(),
-        }
-    }
-}
-
 /// What Sweep reads to tell a live run from an abandoned one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -258,207 +212,9 @@ pub struct RunState {
     pub updated_at: OffsetDateTime,
 }
 
-/// Where a run stands, from its parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    /// The chain of parts from record 0 ends at a range with no part: the first missing range.
-    Missing(u64),
-    /// The chain reaches the end of the input; its last range starts here.
-    Complete { last: u64 },
-}
-
-/// Follows the chain of parts from record 0 by each part's `next`. Parts off the chain (a range
-/// run twice by duplicate items and cut at a different record) are ignored: the chain alone
-/// covers every record exactly once.
-pub fn chain(parts: &[Part]) -> (Vec<&Part>, Progress) {
-    let by_start: std::collections::HashMap<u64, &Part> =
-        parts.iter().map(|p| (p.start, p)).collect();
-    let mut path = Vec::new();
-    let mut at = 0u64;
-    loop {
-        let Some(p) = by_start.get(&at) else {
-            return (path, Progress::Missing(at));
-        };
-        path.push(*p);
-        match p.next {
-            // A part can only point forward; anything else is a corrupt checkpoint.
-            Some(n) if n > at && path.len() <= parts.len() => at = n,
-            Some(_) => return (path, Progress::Missing(at)),
-            None => return (path, Progress::Complete { last: at }),
-        }
-    }
-}
-
-/// The run's parts along the chain from record 0, read one at a time with `read` (a blob name →
-/// its content, `None` when absent) as the stream is polled, each as the outcome of its range:
-/// what [`crate::storage::Storage::write_report`] writes the final report from, holding one
-/// part in memory at a time. A missing or corrupt link ends the stream with an error (before
-/// anything was written: the report's files are committed only at its end).
-pub fn chain_stream<F, Fut>(
-    run: Run,
-    read: F,
-) -> std::pin::Pin<Box<dyn futures::Stream<Item = anyhow::Result<RunOutcome>> + Send>>
-where
-    F: Fn(String) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<Option<bytes::Bytes>>> + Send,
-{
-    Box::pin(futures::stream::unfold(
-        (Some(0u64), run, read),
-        |(at, run, read)| async move {
-            let at = at?;
-            let name = run.part(at);
-            let part = match read(name.clone()).await {
-                Ok(Some(bytes)) => serde_json::from_slice::<Part>(&bytes)
-                    .map_err(|e| anyhow::anyhow!("{name}: {e}")),
-                Ok(None) => Err(anyhow::anyhow!(
-                    "the checkpoints are not contiguous: no range from record {at} (the input is not finished)"
-                )),
-                Err(e) => Err(e),
-            };
-            let item = part.and_then(|p| match p.next {
-                // A part can only point forward; anything else is a corrupt checkpoint.
-                Some(n) if n <= at => Err(anyhow::anyhow!(
-                    "{name}: its next range {n} does not follow its start {at}"
-                )),
-                next => Ok((next, p.into_outcome())),
-            });
-            Some(match item {
-                Ok((next, outcome)) => (Ok(outcome), (next, run, read)),
-                Err(e) => (Err(e), (None, run, read)),
-            })
-        },
-    ))
-}
-
-/// Assembles the final outcome from a run's parts, whose chain must cover the input from
-/// record 0 to its end without gaps.
-pub fn assemble(parts: Vec<Part>) -> Result<RunOutcome, String> {
-    let (path, progress) = chain(&parts);
-    match progress {
-        Progress::Complete { .. } => {}
-        Progress::Missing(0) if parts.is_empty() => return Err("no checkpoints".into()),
-        Progress::Missing(at) => {
-            return Err(format!(
-                "the checkpoints are not contiguous: no range from record {at} (the input is not finished)"
-            ))
-        }
-    }
-    let parts: Vec<Part> = path.into_iter().cloned().collect();
-    let last = parts.last().expect("a complete chain has a part");
-    let mut report = parts[0].report.clone();
-    report.finished_at = last.report.finished_at.clone();
-    report.input_error = last.report.input_error.clone();
-    report.errors.clear();
-    report.warnings.clear();
-    report.summary = Default::default();
-    let mut rejected = Vec::new();
-    let mut csv_header = None;
-    for p in parts {
-        csv_header = csv_header.or(p.csv_header);
-        report.summary.records += p.report.summary.records;
-        report.summary.uploaded += p.report.summary.uploaded;
-        report.summary.rejected += p.report.summary.rejected;
-        report.errors.extend(p.report.errors);
-        report.warnings.extend(p.report.warnings);
-        rejected.extend(p.rejected);
-        if report.source.format.is_none() {
-            report.source.format = p.report.source.format;
-        }
-    }
-    Ok(RunOutcome {
-        report,
-        rejected,
-        next_start: None,
-        csv_header,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ti_core::report::{Code, RecordError, Source, Stage, Summary};
-
-    fn part(start: u64, next: Option<u64>, records: u64, rejected_at: &[u64]) -> Part {
-        Part {
-            start,
-            next,
-            report: Report {
-                source: Source {
-                    kind: "blob".into(),
-                    name: "inbox/x".into(),
-                    format: Some("stix-bundle".into()),
-                },
-                target: "sentinel-stix".into(),
-                started_at: format!("t{start}"),
-                finished_at: format!("f{start}"),
-                summary: Summary {
-                    records,
-                    uploaded: records - rejected_at.len() as u64,
-                    rejected: rejected_at.len() as u64,
-                },
-                input_error: None,
-                errors: rejected_at
-                    .iter()
-                    .map(|i| RecordError {
-                        record_index: *i,
-                        line: Some(i + 2),
-                        id: None,
-                        stage: Stage::Validate,
-                        code: Code::PatternInvalid,
-                        messages: vec!["x".into()],
-                    })
-                    .collect(),
-                warnings: vec![],
-                error_counts: Default::default(),
-                warning_counts: Default::default(),
-                more_errors_in: None,
-                more_warnings_in: None,
-            },
-            rejected: rejected_at.iter().map(|i| (*i, format!("r{i}"))).collect(),
-            csv_header: None,
-        }
-    }
-
-    #[test]
-    fn parts_assemble_into_the_report_of_a_single_run() {
-        let out = assemble(vec![
-            part(100, None, 50, &[120]),
-            part(0, Some(100), 100, &[3, 99]),
-        ])
-        .unwrap();
-        out.report.check_invariants().unwrap();
-        assert_eq!(out.report.summary.records, 150);
-        assert_eq!(out.report.summary.rejected, 3);
-        let idx: Vec<u64> = out.report.errors.iter().map(|e| e.record_index).collect();
-        assert_eq!(idx, vec![3, 99, 120]);
-        assert_eq!(out.report.started_at, "t0");
-        assert_eq!(out.report.finished_at, "f100");
-        assert_eq!(out.rejected.len(), 3);
-    }
-
-    #[test]
-    fn a_csv_header_checkpointed_with_a_part_heads_the_assembled_rejected_file() {
-        let mut first = part(0, Some(100), 100, &[]);
-        first.csv_header = Some("type,value".into());
-        // Checkpoints written before the field existed still read.
-        let mut json = serde_json::to_value(part(100, None, 50, &[120])).unwrap();
-        json.as_object_mut().unwrap().remove("csvHeader");
-        json.as_object_mut().unwrap().remove("csv_header");
-        let second: Part = serde_json::from_value(json).unwrap();
-        assert_eq!(second.csv_header, None);
-        let json = serde_json::to_string(&first).unwrap();
-        let first: Part = serde_json::from_str(&json).unwrap();
-        let out = assemble(vec![first, second]).unwrap();
-        assert_eq!(out.rejected_ndjson(), "type,value\nr120\n");
-    }
-
-    #[test]
-    fn gaps_and_unfinished_runs_are_refused() {
-        assert!(assemble(vec![part(0, Some(100), 100, &[]), part(150, None, 1, &[])]).is_err());
-        assert!(assemble(vec![part(0, Some(100), 100, &[])]).is_err());
-        assert!(assemble(vec![part(10, None, 1, &[])]).is_err());
-        assert!(assemble(vec![]).is_err());
-    }
 
     #[test]
     fn run_ids_follow_the_content_version() {
@@ -522,29 +278,5 @@ mod tests {
             let err = WorkItem::parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn a_range_run_twice_and_cut_elsewhere_is_counted_once() {
-        // Duplicate items ran range 100 twice: once cut at 150 (deadline), once at 200; the
-        // part at 100 says 200 (the later write), the orphan at 150 is off the chain.
-        let parts = vec![
-            part(0, Some(100), 100, &[3]),
-            part(100, Some(200), 100, &[120]),
-            part(150, Some(250), 100, &[160]),
-            part(200, None, 10, &[205]),
-        ];
-        assert_eq!(chain(&parts).1, Progress::Complete { last: 200 });
-        let out = assemble(parts).unwrap();
-        assert_eq!(out.report.summary.records, 210);
-        assert_eq!(error_indexes(&out), vec![3, 120, 205]);
-        // The first missing range is where Sweep resumes.
-        let parts = vec![part(0, Some(100), 100, &[]), part(200, None, 1, &[])];
-        assert_eq!(chain(&parts).1, Progress::Missing(100));
-        assert_eq!(chain(&[]).1, Progress::Missing(0));
-    }
-
-    fn error_indexes(out: &RunOutcome) -> Vec<u64> {
-        out.report.errors.iter().map(|e| e.record_index).collect()
     }
 }

@@ -5,7 +5,10 @@
 //! - the CLI (`ti-ingest validate FILE --report OUT`), every case as a real process with a
 //!   timeout: it must exit 1 (records rejected) or 2 (unusable input), never die by a signal or
 //!   a panic (101), never hang, and explain itself: a report whose summary adds up and whose
-//!   every error has a code and a message, or a `ti-ingest:` message on stderr;
+//!   every error has a code and a message, or a `ti-ingest:` message on stderr. Each case's
+//!   exact outcome (exit code, `inputError.code`, summary and rejections per code) is stated in
+//!   `tests/fixtures/bad-inputs.json`, so a case that starts refusing a file whole, or stops
+//!   rejecting a record, fails; `UPDATE_BAD_INPUTS=1` rewrites that file (review the diff);
 //! - the handler (`ti-ingest serve` against Azurite and the simulator, as in tests/e2e.rs): a
 //!   sample of the same inputs dropped into the inbox, plus blob names built to escape the
 //!   reports container, each BlobCreated event answered 2xx on the first attempt with a report
@@ -1101,6 +1104,26 @@ fn check_report(report: &Value, expect_input_error: Option<&str>) -> Result<(), 
     Ok(())
 }
 
+/// A run's outcome as `tests/fixtures/bad-inputs.json` states it.
+fn outcome(case: &Case, run: &CliRun) -> Value {
+    let report = run.report.as_ref();
+    let summary = report.map(|r| {
+        let s = &r["summary"];
+        json!([s["records"], s["uploaded"], s["rejected"]])
+    });
+    json!({
+        "name": case.name,
+        "exit": run.status.code(),
+        "inputError": report.and_then(|r| r.get("inputError")).and_then(|e| e.get("code")),
+        "summary": summary,
+        "errorCounts": report.and_then(|r| r.get("errorCounts")),
+    })
+}
+
+fn expected_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-inputs.json")
+}
+
 fn judge_cli(case: &Case, run: &CliRun) -> Result<(), String> {
     if let Some(sig) = run.status.signal() {
         return Err(format!("killed by signal {sig}"));
@@ -1166,6 +1189,28 @@ fn tail(s: &str) -> String {
 fn the_cli_answers_every_bad_input_with_a_clear_error() {
     let cases = corpus();
     assert!(cases.len() >= 200, "only {} cases", cases.len());
+    let names: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names.len(), cases.len(), "case names must be unique");
+    let update = std::env::var_os("UPDATE_BAD_INPUTS").is_some();
+    let expected: Vec<Value> = if update {
+        Vec::new()
+    } else {
+        let file: Value = serde_json::from_slice(&std::fs::read(expected_path()).unwrap())
+            .expect("tests/fixtures/bad-inputs.json is JSON");
+        file["cases"].as_array().unwrap().clone()
+    };
+    if !update {
+        let listed: Vec<&str> = expected
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        let corpus_names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            listed, corpus_names,
+            "tests/fixtures/bad-inputs.json lists other cases than the corpus: run with UPDATE_BAD_INPUTS=1 and review"
+        );
+    }
+    let outcomes: Mutex<Vec<Option<Value>>> = Mutex::new(vec![None; cases.len()]);
     let dir = tempfile::tempdir().unwrap();
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
@@ -1186,7 +1231,13 @@ fn the_cli_answers_every_bad_input_with_a_clear_error() {
                         *slow = (run.elapsed, case.name.clone());
                     }
                     drop(slow);
-                    judge_cli(case, &run)
+                    judge_cli(case, &run)?;
+                    let got = outcome(case, &run);
+                    outcomes.lock().unwrap()[i] = Some(got.clone());
+                    match expected.get(i) {
+                        Some(want) if *want != got => Err(format!("expected {want}, got {got}")),
+                        _ => Ok(()),
+                    }
                 });
                 if let Err(why) = verdict {
                     failures
@@ -1198,6 +1249,21 @@ fn the_cli_answers_every_bad_input_with_a_clear_error() {
         }
     });
     let failures = failures.into_inner().unwrap();
+    if update && failures.is_empty() {
+        let outcomes: Vec<Value> = outcomes
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        let file = json!({
+            "_doc": "The exact outcome of every case of tests/bad_inputs.rs's corpus through `ti-ingest validate` (in corpus order): exit code, inputError.code (the input refused whole), summary [records, valid, rejected] and errorCounts (rejected records per code); null summary: refused before a report, with a ti-ingest: message. Rewritten by UPDATE_BAD_INPUTS=1; review the diff.",
+            "cases": outcomes,
+        });
+        let mut text = serde_json::to_string_pretty(&file).unwrap();
+        text.push('\n');
+        std::fs::write(expected_path(), text).unwrap();
+    }
     let (slow, slow_name) = slowest.into_inner().unwrap();
     eprintln!(
         "{} bad inputs through the CLI in {:?} (slowest: {slow_name}, {slow:?})",

@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,6 +86,24 @@ fn render(page: &Path, shot: Option<&Path>) -> Html {
 struct Listener {
     port: u16,
     hits: Arc<AtomicUsize>,
+    marks: std::sync::mpsc::Receiver<()>,
+}
+
+/// What [`Listener::settled_hits`] sends to tell its own connection from a counted one.
+const MARK: &[u8] = b"ti-ingest-test-mark";
+
+impl Listener {
+    /// The connections made before this call, all counted: its own marker connection is
+    /// accepted after every earlier one (one accept queue, one thread), so once the spy has seen
+    /// the marker it has counted everything before it. Call it after the browser has exited.
+    fn settled_hits(&self) -> usize {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        c.write_all(MARK).unwrap();
+        self.marks
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the spy saw its marker");
+        self.hits.load(Ordering::SeqCst)
+    }
 }
 
 fn listener() -> Listener {
@@ -93,16 +111,25 @@ fn listener() -> Listener {
     let port = l.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
+    let (mark, marks) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for conn in l.incoming() {
-            counted.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut c) = conn {
-                let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
-                let _ = c.read(&mut [0u8; 1024]);
+            let mut buf = [0u8; 1024];
+            let n = match conn {
+                Ok(mut c) => {
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+                    c.read(&mut buf).unwrap_or(0)
+                }
+                Err(_) => 0,
+            };
+            if &buf[..n] == MARK {
+                let _ = mark.send(());
+            } else {
+                counted.fetch_add(1, Ordering::SeqCst);
             }
         }
     });
-    Listener { port, hits }
+    Listener { port, hits, marks }
 }
 
 fn sel(s: &str) -> Selector {
@@ -489,12 +516,7 @@ fn hostile_values_show_as_text_and_run_nothing() {
         "the bare line is shown as written"
     );
     assert_page_matches_report(&doc, &run.report, &originals);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        spy.hits.load(Ordering::SeqCst),
-        0,
-        "the page made a request"
-    );
+    assert_eq!(spy.settled_hits(), 0, "the page made a request");
 }
 
 /// The page's Content-Security-Policy holds even if markup got into the page itself: a script
@@ -526,8 +548,7 @@ fn the_content_security_policy_blocks_injected_script_and_requests() {
         text(one(&doc, "#outcome")),
         "3 of 4 would be uploaded; 1 rejected; nothing to retry."
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(spy.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(spy.settled_hits(), 0);
 
     // The control: no policy, same injection.
     let without = dir.path().join("without-csp.html");
@@ -539,11 +560,7 @@ fn the_content_security_policy_blocks_injected_script_and_requests() {
     .unwrap();
     let doc = render(&without, None);
     assert_eq!(text(one(&doc, "#outcome")), "PWNED");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        spy.hits.load(Ordering::SeqCst) >= 1,
-        "the control made no request"
-    );
+    assert_eq!(spy.settled_hits(), 1, "the control fetches the image once");
 }
 
 /// A report past the 10,000 entries report.json lists: the page counts every entry, shows the

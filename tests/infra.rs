@@ -15,21 +15,24 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// None (with a note) when the checks cannot run here: no Python, or no type data next to the
-/// project.
-fn can_run(test: &str) -> bool {
+/// The checks need Python (checkov and the schema check run in .venv-infra/) and the published
+/// resource schemas next to the project (../shared/azure-types/). Nothing skips in CI: without
+/// either the test fails and says what is missing (scripts/setup-tools.sh installs the tools).
+fn require_tools() {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    if Command::new(&python).arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: {python} is not installed, so checkov cannot run");
-        return false;
-    }
-    if !root().join("../shared/azure-types").is_dir() {
-        eprintln!(
-            "SKIPPED {test}: ../shared/azure-types/ (the published resource schemas) is not there"
-        );
-        return false;
-    }
-    true
+    assert!(
+        Command::new(&python)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "{python} is missing: checkov and the schema check need it (scripts/setup-tools.sh \
+         installs them into .venv-infra/)"
+    );
+    assert!(
+        root().join("../shared/azure-types").is_dir(),
+        "../shared/azure-types/ (the published resource schemas the schema check reads) is not \
+         next to the project"
+    );
 }
 
 fn check_infra(args: &[&str]) -> Output {
@@ -43,9 +46,7 @@ fn check_infra(args: &[&str]) -> Output {
 
 #[test]
 fn infra_passes_the_static_checks() {
-    if !can_run("infra_passes_the_static_checks") {
-        return;
-    }
+    require_tools();
     let output = check_infra(&[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -116,9 +117,7 @@ fn assert_single_finding(ok: bool, out: &str, expected: &str) {
 
 #[test]
 fn a_misspelt_property_fails_the_schema_check() {
-    if !can_run("a_misspelt_property_fails_the_schema_check") {
-        return;
-    }
+    require_tools();
     let (ok, out, line) = schema_check_with(
         "modules/site-flex.bicep",
         "httpsOnly: true",
@@ -133,9 +132,7 @@ fn a_misspelt_property_fails_the_schema_check() {
 
 #[test]
 fn a_misspelt_nested_property_fails_the_schema_check() {
-    if !can_run("a_misspelt_nested_property_fails_the_schema_check") {
-        return;
-    }
+    require_tools();
     // Set in a var of functionapp.bicep, passed to site-flex.bicep as a module param: the
     // finding names the line of the value.
     let (ok, out, line) = schema_check_with(
@@ -152,9 +149,7 @@ fn a_misspelt_nested_property_fails_the_schema_check() {
 
 #[test]
 fn an_api_version_that_does_not_exist_fails_the_schema_check() {
-    if !can_run("an_api_version_that_does_not_exist_fails_the_schema_check") {
-        return;
-    }
+    require_tools();
     let (ok, out, line) = schema_check_with(
         "modules/storage.bicep",
         "'Microsoft.Storage/storageAccounts@2025-01-01' = {",
@@ -169,9 +164,7 @@ fn an_api_version_that_does_not_exist_fails_the_schema_check() {
 
 #[test]
 fn a_value_outside_the_schema_fails_the_schema_check() {
-    if !can_run("a_value_outside_the_schema_fails_the_schema_check") {
-        return;
-    }
+    require_tools();
     // deleteRetentionPolicy.days is 1..365 in the storage schema.
     let (ok, out, line) = schema_check_with(
         "modules/storage.bicep",
@@ -198,9 +191,7 @@ fn a_value_outside_the_schema_fails_the_schema_check() {
 
 #[test]
 fn a_null_property_fails_the_schema_check() {
-    if !can_run("a_null_property_fails_the_schema_check") {
-        return;
-    }
+    require_tools();
     let (ok, out, line) = schema_check_with(
         "modules/site-premium.bicep",
         "minimumElasticInstanceCount: 1",

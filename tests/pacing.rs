@@ -139,3 +139,160 @@ async fn two_processes_sharing_one_identity_adapt_and_lose_nothing() {
     assert!(elapsed <= Duration::from_secs(300), "{elapsed:?}");
     eprintln!("two processes: {admitted} admitted, {throttled} throttled, {elapsed:?}");
 }
+
+/// Uploaders sharing one identity's quota through the ledger in Azurite, in real time: each is
+/// built as a separate process builds it (its own registry, lanes and ledger view), only the
+/// storage account is common.
+mod ledger {
+    use super::*;
+    use devkit::{Azurite, AzuriteOptions};
+    use ti_ingest::upload::ledger::{LedgerState, LedgerStore, LEDGER_PREFIX};
+
+    const REPORTS: &str = "indicator-reports";
+    /// The quota of these tests: 40 requests per window.
+    const LIMIT: usize = 40;
+
+    fn settings(extra: &[(&str, &str)]) -> UploadSettings {
+        let mut pairs: Vec<(String, String)> = [
+            ("TI_WORKSPACE_ID", WORKSPACE),
+            ("TI_BATCH_SIZE", "5"),
+            ("TI_MAX_CONCURRENCY", "4"),
+            ("TI_MAX_REQUESTS_PER_MINUTE", "40"),
+            // The client's window is twice the simulator's (below): a request would have to
+            // start a whole simulator window (1 s) late for its successor 40 requests on to
+            // be throttled, so the count of 429s does not depend on how busy the machine is.
+            ("TI_RATE_WINDOW_SECS", "2"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        UploadSettings::from_env(&Env::from_pairs(pairs)).unwrap()
+    }
+
+    async fn sim() -> Simulator {
+        Simulator::start(SimConfig {
+            requests_per_window: LIMIT as u32,
+            window: Duration::from_secs(1),
+            latency: Duration::from_millis(20),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_sharing_one_ledger_draw_no_429_and_lose_nothing() {
+        let env = common::shared_identity();
+        let azurite = Azurite::start(env.ca(), AzuriteOptions::default())
+            .await
+            .unwrap();
+        let storage =
+            devkit::Storage::with_managed_identity(&azurite.blob_url(), &azurite.queue_url(), None)
+                .unwrap();
+        storage.create_container(REPORTS).await.unwrap();
+        let sim = sim().await;
+        let credential = ti_ingest::auth::managed_identity(None).unwrap();
+        let store = LedgerStore::new(
+            &url::Url::parse(&azurite.blob_url()).unwrap(),
+            REPORTS,
+            credential.clone(),
+        )
+        .unwrap();
+        let base = sim.url();
+        let uploaders: Vec<Uploader> = (0..4)
+            .map(|_| {
+                Uploader::with_ledger(
+                    settings(&[("TI_API_BASE_URL", &base)]),
+                    Some(credential.clone()),
+                    Some(store.clone()),
+                )
+                .unwrap()
+            })
+            .collect();
+
+        // 4 × 150 objects in batches of 5: 120 requests, three windows of the shared quota.
+        let corpus = common::corpus(600, &[]);
+        let started = std::time::Instant::now();
+        let reports = futures::future::join_all(
+            uploaders
+                .iter()
+                .zip(corpus.chunks(150))
+                .map(|(up, part)| invocation(up.clone(), part.to_vec())),
+        )
+        .await;
+        let elapsed = started.elapsed();
+
+        let uploaded: u64 = reports.iter().map(|r| r.summary.uploaded).sum();
+        assert_eq!(uploaded, 600, "{:?}", reports[0].errors);
+        assert_eq!(sim.accepted_ids().len(), 600, "no record lost");
+        let requests = sim.requests();
+        let throttled = requests.iter().filter(|q| q.status == 429).count();
+        if std::env::var_os("PACING_TRACE").is_some() {
+            for q in &requests {
+                eprintln!("{:>8.3} {}", q.at.as_secs_f64(), q.status);
+            }
+        }
+        assert_eq!(requests.len(), 120, "no request refused or repeated");
+        assert_eq!(throttled, 0);
+        // Every request took its turn through the ledger; none fell back to local pacing.
+        let stats: Vec<_> = uploaders
+            .iter()
+            .map(|u| u.ledger_stats().expect("a ledger"))
+            .collect();
+        eprintln!("ledger: {stats:?}, {elapsed:?}");
+        assert!(stats.iter().map(|s| s.reserved).sum::<u64>() >= 120);
+        assert_eq!(stats.iter().map(|s| s.fallbacks).sum::<u64>(), 0);
+        // Four pacers alone would each have sent 40 at once; the ledger let 40 start in the
+        // first client window, the next 40 one window (2 s, +0.5 %) after them, and so on.
+        assert!(
+            elapsed >= Duration::from_millis(4_020),
+            "{elapsed:?}: 120 requests at 40 per 2 s need two whole windows after the first"
+        );
+        // The ledger blob holds the last 40 start times, one window after the 40 before them.
+        let names = storage
+            .list_blobs(REPORTS, Some(LEDGER_PREFIX))
+            .await
+            .unwrap();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(
+            names[0].ends_with("/management.azure.com.json"),
+            "{names:?}"
+        );
+        let state: LedgerState =
+            serde_json::from_slice(&storage.read_blob(REPORTS, &names[0]).await.unwrap()).unwrap();
+        assert_eq!(state.starts.len(), LIMIT);
+        assert_eq!(state.paused_until, 0, "no 429, no pause");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_ledger_falls_back_to_local_pacing_and_loses_nothing() {
+        common::shared_identity();
+        let sim = sim().await;
+        let credential = ti_ingest::auth::managed_identity(None).unwrap();
+        // Nothing listens on port 9 of this host: every ledger call fails at once.
+        let store = LedgerStore::new(
+            &url::Url::parse("https://127.0.0.1:9/devstoreaccount1").unwrap(),
+            REPORTS,
+            credential.clone(),
+        )
+        .unwrap();
+        let up = Uploader::with_ledger(
+            settings(&[("TI_API_BASE_URL", &sim.url())]),
+            Some(credential),
+            Some(store),
+        )
+        .unwrap();
+        let report = invocation(up.clone(), common::corpus(100, &[])).await;
+        assert_eq!(report.summary.uploaded, 100, "{:?}", report.errors);
+        assert!(report.errors.is_empty());
+        let requests = sim.requests();
+        assert_eq!(requests.len(), 20);
+        assert!(requests.iter().all(|q| q.status == 200));
+        let stats = up.ledger_stats().unwrap();
+        // One fall-back (one warning) for the whole run: the ledger is tried again only a
+        // window later.
+        assert_eq!(stats.fallbacks, 1);
+        assert_eq!(stats.reserved, 0);
+    }
+}

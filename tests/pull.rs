@@ -20,7 +20,7 @@ use devkit::process::{Spec, Supervised};
 use devkit::stack::{free_port, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
 use serde_json::{json, Value};
-use ti_ingest::pull::{FeedOutcome, FeedStatus, Puller};
+use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
@@ -147,6 +147,7 @@ impl Medallion {
             port,
             _dir: dir,
         };
+        devkit::install_crypto_provider();
         let client = reqwest::Client::new();
         let discovery = format!("http://127.0.0.1:{port}/taxii2/");
         for _ in 0..200 {
@@ -235,10 +236,8 @@ fn app_env(stack: &Stack) -> Vec<(String, String)> {
 
 /// One pull, in-process, with the handler's settings.
 async fn pull(stack: &Stack, feed: Option<&str>) -> Vec<FeedOutcome> {
-    let env = app_env(stack);
-    let app = ti_ingest::cli::app_state(&Env::from_pairs(env.clone())).unwrap();
-    let puller = Puller::new(&app, Env::from_pairs(env)).unwrap();
-    puller.run(feed).await.unwrap()
+    let app = ti_ingest::startup::AppState::build(&Env::from_pairs(app_env(stack))).unwrap();
+    app.puller.run(feed).await.unwrap()
 }
 
 async fn state(stack: &Stack, feed: &str) -> Value {
@@ -600,14 +599,8 @@ async fn https_feeds_through_the_timer_function_304_changed_and_garbage() {
         "\"v2\"",
         "evil.example.com\n203.0.113.7\nphish.example.net\n",
     );
-    let out = tokio::process::Command::new(HANDLER)
-        .args(["pull", "--feed", "blocklist"])
-        .envs(app_env(&stack))
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = run_pull(&stack, &["--feed", "blocklist"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("feed blocklist: pulled; 3 records, 3 uploaded"),
         "{stderr}"
@@ -711,4 +704,139 @@ async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota()
         at[2] - at[0] >= Duration::from_millis(1500),
         "requests went out together: {at:?}"
     );
+}
+
+/// `ti-ingest pull ARGS` with the handler's settings: the exit code and stderr.
+async fn run_pull(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(HANDLER)
+        .arg("pull")
+        .args(args)
+        .envs(app_env(stack))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `serve` with `env` on a free port: the exit code and stderr if it stops within 30 s, `None`
+/// if it is still running (then it is killed).
+async fn serve_exit(env: Vec<(String, String)>) -> Option<(Option<i32>, String)> {
+    let child = tokio::process::Command::new(HANDLER)
+        .arg("serve")
+        .envs(env)
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            free_port().unwrap().to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .ok()?
+        .unwrap();
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+
+    // A setting that names no blob: refused before anything is contacted.
+    let mut env = app_env(&stack);
+    env.push(("TI_FEEDS_CONFIG".into(), "feeds.json".into()));
+    let (code, stderr) = serve_exit(env).await.expect("serve stops at start-up");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ti-ingest: setting TI_FEEDS_CONFIG=\"feeds.json\": expected <container>/<blob path>, e.g. indicator-config/feeds.json"),
+        "{stderr}"
+    );
+
+    // A document that is not JSON: refused as a whole, at start-up, not at the first timer run.
+    stack
+        .storage()
+        .upload_blob(CONFIG_CONTAINER, "feeds.json", b"{\"feeds\": [".to_vec())
+        .await
+        .unwrap();
+    let (code, stderr) = serve_exit(app_env(&stack))
+        .await
+        .expect("serve stops at start-up");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON: EOF while parsing a list"),
+        "{stderr}"
+    );
+    // The same document through `ti-ingest pull`: the same message, exit 2.
+    let (code, pull_stderr) = run_pull(&stack, &[]).await;
+    assert_eq!(code, Some(2), "{pull_stderr}");
+    assert!(
+        pull_stderr.contains("ti-ingest: the feeds configuration indicator-config/feeds.json: the feeds configuration is not JSON"),
+        "{pull_stderr}"
+    );
+
+    // A good document with one bad feed entry: serve starts (the entry is reported per run).
+    put_config(
+        &stack,
+        json!([{"name": "typo", "kind": "https", "url": "https://feeds.example.net/x.txt", "formt": "text"}]),
+    )
+    .await;
+    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let answer = handler
+        .driver()
+        .invoke_timer("PullFeeds", "timer")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", handler.output());
+    assert_eq!(
+        outcome(&answer.body, "typo")["inputError"]["code"],
+        "feed_config_invalid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taxii_list_is_read_whole_every_run_and_a_revoked_version_arrives_revoked() {
+    common::shared_identity();
+    let stack = stack(&[]).await;
+    let medallion = Medallion::start(&indicators(0..30)).await;
+    let mut feed = taxii_feed(&medallion, "taxii-list");
+    feed["list"] = json!(true);
+    put_config(&stack, json!([feed])).await;
+
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    let l = o
+        .lifecycle
+        .as_ref()
+        .expect("a list feed's run has lifecycle counts");
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (30, 30, 0, 0));
+
+    // A producer revokes indicator 5 (a new version, STIX 2.1 §3.2): the next run reads the
+    // whole collection again (not only what was added since), sends 5 revoked, forgets it.
+    let mut revoked = common::indicator(5);
+    revoked["revoked"] = json!(true);
+    revoked["modified"] = json!("2026-02-01T00:00:00.000Z");
+    medallion.add(&[revoked]).await;
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(o.summary.records, 30, "{}", o.line());
+    let l = o.lifecycle.as_ref().unwrap();
+    assert_eq!((l.listed, l.added, l.retired, l.revoked), (29, 0, 0, 1));
+    let held: Vec<Value> = stack
+        .sim()
+        .accepted()
+        .into_iter()
+        .filter(|o| o["id"] == format!("indicator--{}", common::uuid_for(5)))
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["revoked"], true, "{}", held[0]);
 }

@@ -103,6 +103,7 @@ async fn sentinel_indicators_uses_the_legacy_route_and_refuses_other_types_local
         (r.summary.records, r.summary.uploaded, r.summary.rejected),
         (152, 150, 2)
     );
+    assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
     for (e, index) in r.errors.iter().zip([3, 151]) {
         assert_eq!(e.record_index, index);
         assert_eq!(e.code, Code::UnsupportedType, "{e:?}");
@@ -111,6 +112,11 @@ async fn sentinel_indicators_uses_the_legacy_route_and_refuses_other_types_local
     assert_eq!(sim.accepted_ids(), ids(0..150).into_iter().collect());
     let requests = sim.requests();
     assert_eq!(requests.len(), 2);
+    // 152 records in batches of at most 100 (the API's limit), each identity refused inside its
+    // batch: 100 - 1 and 52 - 1.
+    let mut sizes: Vec<usize> = requests.iter().map(|q| q.objects).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![51, 99]);
     for q in &requests {
         assert_eq!(q.status, 200);
         assert!(
@@ -132,7 +138,8 @@ async fn sentinel_indicators_api_version_is_configurable() {
         &[("TI_SENTINEL_API_VERSION", "2022-12-01-preview")],
     );
     let out = up.upload(&objects(common::corpus(2, &[])), None).await;
-    assert!(out.iter().all(Option::is_none), "{out:?}");
+    assert_eq!(out, vec![None, None]);
+    assert_eq!(sim.requests().len(), 1);
     assert_eq!(
         sim.requests()[0].api_version.as_deref(),
         Some("2022-12-01-preview")
@@ -195,6 +202,7 @@ async fn sentinel_indicators_per_record_errors_map_to_their_records() {
     batch[1].as_object_mut().unwrap().remove("pattern");
     batch[4]["confidence"] = json!(1000);
     let out = up.upload(&objects(batch), None).await;
+    assert_eq!(out.len(), 5);
     for (i, o) in out.iter().enumerate() {
         if i == 1 || i == 4 {
             let f = o.as_ref().unwrap();
@@ -268,17 +276,26 @@ async fn throttled(target: &str, retry_after_header: bool) {
         target,
         &[("TI_BATCH_SIZE", "10"), ("TI_MAX_CONCURRENCY", "2")],
     );
-    let started = std::time::Instant::now();
     let out = run(up, &common::corpus(50, &[])).await;
     assert_eq!(out.report.summary.uploaded, 50, "{:?}", out.report.errors);
+    assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
     assert_eq!(accepted(&sim, target), 50);
-    let statuses: Vec<u16> = sim.requests().iter().map(|q| q.status).collect();
+    let requests = sim.requests();
+    let statuses: Vec<u16> = requests.iter().map(|q| q.status).collect();
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert!(throttled >= 1, "{statuses:?}");
+    // Five batches of 10, each accepted once; nothing but 200s (206 for Graph) and 429s.
+    let ok: Vec<Duration> = requests
+        .iter()
+        .filter(|q| q.status != 429)
+        .map(|q| q.at)
+        .collect();
+    assert_eq!(ok.len(), 5, "{target}: {statuses:?}");
+    assert_eq!(statuses.len(), 5 + throttled, "{target}: {statuses:?}");
     // The client waited for the stated time instead of hammering: 5 requests needed at least
-    // two more windows, and few 429s were spent on the way.
+    // two more windows (on the simulator's clock), and few 429s were spent on the way.
     assert!(throttled <= 4, "{target}: {statuses:?}");
-    assert!(started.elapsed() >= Duration::from_secs(4), "{statuses:?}");
+    assert!(ok[4] - ok[0] >= Duration::from_secs(4), "{statuses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,6 +341,7 @@ async fn server_errors(target: &str) {
     let up = uploader(&sim, target, &[("TI_MAX_ATTEMPTS", "3")]);
     let batch = objects(common::corpus(4, &[]));
     let out = up.upload(&batch, None).await;
+    assert_eq!(out.len(), 4);
     for o in &out {
         let f = o.as_ref().unwrap();
         assert_eq!(f.code, Code::RetriesExhausted, "{f:?}");
@@ -345,7 +363,7 @@ async fn server_errors(target: &str) {
     // The service recovers: the same uploader goes through.
     sim.set_faults(0.0, 0.0);
     let out = up.upload(&batch, None).await;
-    assert!(out.iter().all(Option::is_none), "{out:?}");
+    assert_eq!(out, vec![None; 4]);
     assert_eq!(accepted(&sim, target), 4);
 }
 
@@ -371,6 +389,7 @@ async fn permanent(target: &str, sim: SimConfig, code: Code, needle: &str) {
     let sim = Simulator::start(sim).await.unwrap();
     let up = uploader(&sim, target, &[]);
     let out = up.upload(&objects(common::corpus(3, &[])), None).await;
+    assert_eq!(out.len(), 3, "{target}");
     for o in &out {
         let f = o.as_ref().unwrap();
         assert_eq!(f.code, code, "{target}: {f:?}");
@@ -536,6 +555,7 @@ async fn an_api_version_the_service_does_not_serve_is_a_bad_request_not_retried(
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         let up = uploader(&sim, target, &[("TI_SENTINEL_API_VERSION", "2099-01-01")]);
         let out = up.upload(&objects(common::corpus(2, &[])), None).await;
+        assert_eq!(out.len(), 2, "{target}");
         for o in &out {
             let f = o.as_ref().unwrap();
             assert_eq!(f.code, Code::BadRequest, "{target}");
@@ -620,9 +640,12 @@ async fn each_cloud_gets_its_tokens_for_its_own_management_resource() {
         for target in [STIX, INDICATORS] {
             let up = uploader(&sim, target, &[("TI_CLOUD", cloud)]);
             let out = up.upload(&objects(common::corpus(1, &[])), None).await;
-            assert!(out[0].is_none(), "{cloud}/{target}: {out:?}");
+            assert_eq!(out, vec![None], "{cloud}/{target}");
         }
-        assert!(sim.requests().iter().all(|q| q.status == 200));
+        let statuses: Vec<u16> = sim.requests().iter().map(|q| q.status).collect();
+        assert_eq!(statuses, vec![200, 200], "{cloud}");
+        // The identity endpoint's log is shared by every test of this binary (running
+        // concurrently), so only this cloud's resource being among its requests is certain.
         let asked: Vec<String> = common::shared_identity()
             .identity()
             .requests()
@@ -686,6 +709,7 @@ async fn the_first_failing_targets_code_wins_and_every_failure_is_kept() {
     .unwrap();
     let up = uploader(&sim, "sentinel-indicators,graph", &[]);
     let out = up.upload(&objects(common::corpus(2, &[])), None).await;
+    assert_eq!(out.len(), 2);
     let f0 = out[0].as_ref().unwrap();
     assert_eq!(f0.code, Code::WorkspaceNotFound);
     assert_eq!(f0.messages.len(), 1);
@@ -717,6 +741,7 @@ async fn dry_run_writes_the_exact_bodies_and_reports_like_the_real_target() {
     let r = &out.report;
     assert_eq!(r.target, "dry-run");
     assert_eq!((r.summary.uploaded, r.summary.rejected), (150, 1));
+    assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].code, Code::UnsupportedType);
     let mut files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -751,6 +776,7 @@ async fn dry_run_as_graph_reports_conversion_failures() {
     input[1]["pattern"] = json!("[ipv4-addr:value = '10.0.0.1'] OR [ipv4-addr:value = '10.0.0.2']");
     let out = run(up, &input).await;
     assert_eq!(out.report.summary.uploaded, 2);
+    assert_eq!(out.report.errors.len(), 1);
     assert_eq!(out.report.errors[0].code, Code::NotConvertible);
     let body: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("request-000001.json")).unwrap())
@@ -796,7 +822,13 @@ async fn http_ingest_returns_the_report_and_stores_it() {
         json!({"records": 30, "uploaded": 28, "rejected": 2})
     );
     assert_eq!(report["source"]["kind"], "http");
-    assert_eq!(report["errors"][0]["recordIndex"], 4);
+    let indexes: Vec<&Value> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["recordIndex"])
+        .collect();
+    assert_eq!(indexes, [4, 17]);
     assert_eq!(stack.sim().accepted_ids().len(), 28);
     // The same report is stored like a queue input's.
     let location = out.headers["X-TI-Report"].as_str().unwrap();

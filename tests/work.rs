@@ -225,13 +225,37 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
         .await
         .unwrap();
 
-    let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
-    assert_eq!(rsp.status, 200, "{}", rsp.text);
-    let rv = &rsp.body["ReturnValue"];
-    assert_eq!(rv["blobs"], 2, "{rv}");
-    assert_eq!(rv["complete"], 1, "{rv}");
-    assert_eq!(rv["redriven"], 1, "{rv}");
-    assert_eq!(rv["poisonReported"], 1, "{rv}");
+    // Two Sweeps at once (a timer run overlapping a slow one): between them the missed input is
+    // re-driven exactly once (the other sees the first one's marker and counts it in progress)
+    // and the poison message reported exactly once.
+    let (a, b) = tokio::join!(
+        driver.invoke_timer("Sweep", "timer"),
+        driver.invoke_timer("Sweep", "timer")
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut pairs = Vec::new();
+    for rsp in [&a, &b] {
+        assert_eq!(rsp.status, 200, "{}", rsp.text);
+        let rv = &rsp.body["ReturnValue"];
+        assert_eq!(rv["blobs"], 2, "{rv}");
+        assert_eq!(rv["complete"], 1, "{rv}");
+        assert_eq!(rv["errors"], 0, "{rv}");
+        pairs.push((
+            rv["redriven"].as_u64().unwrap(),
+            rv["inProgress"].as_u64().unwrap(),
+            rv["poisonReported"].as_u64().unwrap(),
+        ));
+    }
+    let column = |f: fn(&(u64, u64, u64)) -> u64| {
+        let mut v: Vec<u64> = pairs.iter().map(f).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(column(|p| p.0), [0, 1], "re-driven: {pairs:?}");
+    assert_eq!(column(|p| p.1), [0, 1], "in progress: {pairs:?}");
+    // Each run's re-drive and in-progress count together cover the one missed input.
+    assert!(pairs.iter().all(|p| p.0 + p.1 == 1), "{pairs:?}");
+    assert_eq!(column(|p| p.2), [0, 1], "poison reported: {pairs:?}");
     let poison_reports = stack
         .storage()
         .list_blobs(REPORTS_CONTAINER, Some("poison/"))
@@ -286,7 +310,7 @@ async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
     assert!(page.contains("<h2>The message was given up</h2>"), "{page}");
     assert!(page.contains("<code id=\"input-error-code\">poisoned</code>"));
 
-    // A second, overlapping Sweep does not re-drive the same input again.
+    // A later Sweep, before the re-driven item ran, does not re-drive the same input again.
     let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
     assert_eq!(rsp.body["ReturnValue"]["redriven"], 0, "{}", rsp.text);
 
@@ -348,7 +372,10 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
             "not finished after {kills} kills"
         );
         let mut driver = handler.driver().clone();
-        driver.visibility_timeout = Duration::from_secs(2);
+        driver.processing_lease = Duration::from_secs(2);
+        // A failed invocation is retried after 1 s, not host.json's 30 s: the retry delay's
+        // length is not under test, and the 90 s budget holds ten kills.
+        driver.queues.visibility_timeout = Duration::from_secs(1);
         let storage = stack.storage().clone();
         let pump = tokio::spawn(async move {
             let routes = Stack::default_routes();
@@ -425,7 +452,10 @@ async fn faults_and_a_storage_restart_lose_nothing() {
     drop_with_event(&stack, name, common::bundle(&common::corpus(n, &invalid))).await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let mut driver = handler.driver().clone();
-    driver.visibility_timeout = Duration::from_secs(2);
+    driver.processing_lease = Duration::from_secs(2);
+    // Invocations failing while storage restarts are retried after 1 s, not host.json's 30 s:
+    // the retry delay's length is not under test here.
+    driver.queues.visibility_timeout = Duration::from_secs(1);
 
     let storage = stack.storage().clone();
     let d = driver.clone();
@@ -433,7 +463,15 @@ async fn faults_and_a_storage_restart_lose_nothing() {
         d.pump_queues(&storage, &Stack::default_routes(), Duration::from_secs(60))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Storage restarts mid-run: once the first work item's records are in, before the last.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.sim().accepted_ids().len() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not get going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stack.azurite_mut().restart().await.unwrap();
     let _ = pump.await;
 
@@ -535,7 +573,7 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
         .unwrap();
     let mut driver = handler.driver().clone();
     // The killed item would come back only after a minute: Sweep must do the repair.
-    driver.visibility_timeout = Duration::from_secs(60);
+    driver.processing_lease = Duration::from_secs(60);
     let first = stack
         .ingest_blob(
             &driver,
@@ -571,7 +609,7 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
 
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let mut driver = handler.driver().clone();
-    driver.visibility_timeout = Duration::from_secs(60);
+    driver.processing_lease = Duration::from_secs(60);
     // Live (last activity under 3 s ago): left alone.
     let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
     let rv = &rsp.body["ReturnValue"];
@@ -582,8 +620,23 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
     );
     assert!(queued_items(&stack).await.is_empty());
 
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
+    // Once its last activity is 3 s old (TI_SWEEP_STALE_SECS) a Sweep re-drives it; until
+    // then every Sweep leaves it alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rsp = loop {
+        let rsp = driver.invoke_timer("Sweep", "timer").await.unwrap();
+        let rv = &rsp.body["ReturnValue"];
+        if rv["redriven"] != 0 {
+            break rsp;
+        }
+        assert_eq!(rv["inProgress"], 1, "{rv}");
+        assert!(queued_items(&stack).await.is_empty());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never re-driven: {rv}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(rsp.body["ReturnValue"]["redriven"], 1, "{}", rsp.text);
     assert!(
         rsp.logs()
@@ -680,7 +733,10 @@ async fn kills_aimed_at_every_hand_off_point_lose_nothing() {
             .unwrap_or_default();
         let mut handler = stack.spawn_handler_with(HANDLER, &env).await.unwrap();
         let mut driver = handler.driver().clone();
-        driver.visibility_timeout = Duration::from_secs(2);
+        driver.processing_lease = Duration::from_secs(2);
+        // Failed invocations are retried after 1 s, not host.json's 30 s: the retry delay's
+        // length is not under test, and eleven handler lives must fit the budget.
+        driver.queues.visibility_timeout = Duration::from_secs(1);
         loop {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -695,6 +751,10 @@ async fn kills_aimed_at_every_hand_off_point_lose_nothing() {
                 .await;
             let swept = driver.invoke_timer("Sweep", "timer").await;
             if pumped.is_err() || swept.is_err() {
+                // Shown only when the test fails: why this handler's life ended.
+                let why = |e: Option<anyhow::Error>| e.map(|e| format!("{e:#}"));
+                eprintln!("{plan:?}: pump {:?}", why(pumped.err()));
+                eprintln!("{plan:?}: sweep {:?}", why(swept.err()));
                 break;
             }
             if plan.is_none() && stack.report(name).await.unwrap().is_some() {

@@ -39,13 +39,7 @@ const KNOWN_ISSUE_F2_LOSSY_ORIGINAL_OVER_BOUND: bool = false;
 /// (detection skips comment lines and decides on the first data line alone): `false`.
 const KNOWN_ISSUE_F3_LONG_COMMENT_DETECTION: bool = false;
 
-const ACCEPTED: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+const ACCEPTED: &[&str] = ti_core::stix::STIX_OBJECTS_API_TYPES;
 
 struct Outcome {
     records: Vec<Decoded>,

@@ -39,15 +39,12 @@ use tokio::time::Instant;
 use super::protocol::{Answer, EnvelopeError};
 use super::{input_error_report, invocation_id, AppState};
 use crate::pipeline::{self, RunOutcome};
-use crate::settings::Env;
 use crate::storage;
 
 /// The trigger binding's name in `functions/Ingest/function.json`.
 pub const HTTP_BINDING: &str = "req";
 /// The HTTP output binding's name in `functions/Ingest/function.json`.
 pub const HTTP_OUTPUT: &str = "res";
-/// `TI_MAX_HTTP_BYTES` default: the body size the function accepts.
-pub const DEFAULT_MAX_HTTP_BYTES: u64 = 4 << 20;
 /// The most envelope bytes a body of `max_body` bytes can take: JSON escaping writes a control
 /// character as `\u00XX` (6 bytes), base64 takes 4 bytes per 3; plus the request's URL and
 /// headers. Envelopes up to this size are read and decoded; larger ones cannot carry an
@@ -85,20 +82,6 @@ async fn read_envelope(body: Body, limit: u64) -> Result<Vec<u8>, Result<u64, St
         return Err(Ok(total));
     }
     Ok(kept)
-}
-
-/// `TI_MAX_HTTP_BYTES`: the largest HTTP body `Ingest` accepts.
-pub fn max_http_bytes(env: &Env) -> anyhow::Result<u64> {
-    match env.get("TI_MAX_HTTP_BYTES") {
-        None => Ok(DEFAULT_MAX_HTTP_BYTES),
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(v) if (1..=100 << 20).contains(&v) => Ok(v),
-            _ => anyhow::bail!(
-                "setting TI_MAX_HTTP_BYTES={raw:?}: expected a number of bytes, 1..={}",
-                100u64 << 20
-            ),
-        },
-    }
 }
 
 /// A decoded HTTP-trigger invocation.

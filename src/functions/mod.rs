@@ -1,5 +1,6 @@
 //! The Functions layer: decodes the host's envelopes, calls the pipeline, writes reports, and
-//! answers the host. It only orchestrates; what to do with a record is the pipeline's business.
+//! answers the host. It only orchestrates; what to do with a record is the pipeline's business,
+//! and what every invocation shares ([`AppState`]) is built once by [`crate::startup`].
 //!
 //! Outcome rule (docs/ARCHITECTURE.md): 2xx when every record was uploaded or reported; non-2xx (so the
 //! host retries) only when work is left because of transient failures and retries remain; a
@@ -9,10 +10,10 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod protocol;
+pub mod pull_feeds;
 pub mod sweep;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,11 +26,12 @@ use ti_core::report::{Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::checkpoint::blob::BlobParts;
+use crate::checkpoint::{Checkpoints, Part};
 use crate::pipeline::{self, input_error_report, RunContext, RunOutcome};
-use crate::settings::{InputSettings, SweepSettings};
-use crate::storage::{self, OpenError, Storage};
-use crate::upload::Uploader;
-use crate::work::{self, fault, Part, Run, RunState, WorkItem};
+use crate::startup::AppState;
+use crate::storage::{self, OpenError};
+use crate::work::{self, fault, Run, RunState, WorkItem};
 use events::{BlobRef, EventAction};
 use protocol::{Answer, QueueInvocation};
 
@@ -40,21 +42,6 @@ pub const MAX_DEQUEUE_COUNT: u32 = 5;
 /// The queue binding name in every queue-triggered `function.json`.
 pub const QUEUE_BINDING: &str = "message";
 
-/// Shared by every invocation.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub storage: Storage,
-    pub uploader: Uploader,
-    pub input: InputSettings,
-    pub max_input_bytes: u64,
-    /// Records per work item (`TI_WORK_ITEM_RECORDS`).
-    pub work_item_records: u64,
-    pub sweep: SweepSettings,
-    pub invocation_deadline: Duration,
-    /// `TI_MAX_HTTP_BYTES`: the largest body the `Ingest` HTTP function accepts.
-    pub max_http_bytes: u64,
-}
-
 /// The router, built in a function so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -64,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/IngestMessage", post(ingest_message))
         .route("/IngestWorkItem", post(ingest_work_item))
         .route("/Sweep", post(sweep::sweep_handler))
-        .route("/PullFeeds", post(crate::pull::function::pull_feeds))
+        .route("/PullFeeds", post(pull_feeds::pull_feeds))
         .route("/Ingest", http::route())
         .route("/Health", post(health::health))
         // Storage queue messages are at most 64 KiB; the host's envelope adds a little.
@@ -82,6 +69,11 @@ impl IntoResponse for Retry {
         tracing::error!(reason = %self.0, "invocation failed; the host will retry the message");
         (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
     }
+}
+
+/// A storage failure: the host retries the message.
+fn retry(e: anyhow::Error) -> Retry {
+    Retry(format!("{e:#}"))
 }
 
 fn answer(logs: Vec<String>, return_value: serde_json::Value) -> Response {
@@ -239,7 +231,8 @@ impl AppState {
                 json!({"alreadyComplete": true}),
             ));
         }
-        if let Some(part) = self.read_part(&run, start).await? {
+        let checkpoints = self.checkpoints(&run);
+        if let Some(part) = checkpoints.part(start).await.map_err(retry)? {
             return self.continue_after(blob, &opened.etag, &run, part).await;
         }
         // Activity Sweep can see: a run that stops updating this was interrupted.
@@ -282,6 +275,7 @@ impl AppState {
                 }
             };
             let mut ctx = self.run_context(started);
+            ctx.revoke = crate::lifecycle::is_revoke_blob(&blob.name);
             ctx.range = start..start.saturating_add(self.work_item_records);
             ctx.soft_deadline = Some(started + self.invocation_deadline / 2);
             match pipeline::run_input(open, source.clone(), &ctx).await {
@@ -308,12 +302,7 @@ impl AppState {
                 .write_final(blob, storage::single(outcome), Some(&run))
                 .await;
         }
-        let part = Part::from_outcome(start, &outcome);
-        let json = serde_json::to_vec(&part).map_err(|e| Retry(e.to_string()))?;
-        self.storage
-            .put_report_blob(&run.part(start), json)
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
+        let part = checkpoints.record(start, &outcome).await.map_err(retry)?;
         fault::point(fault::PART_WRITTEN);
         self.continue_after(blob, &opened.etag, &run, part).await
     }
@@ -378,13 +367,9 @@ impl AppState {
         part: Part,
     ) -> Result<Response, Retry> {
         let Some(next) = part.next else {
-            // The chain of parts from record 0 (see crate::work), read one part at a time as
-            // the report is written: memory holds one part, never the whole report.
-            let storage = self.storage.clone();
-            let parts = work::chain_stream(run.clone(), move |name| {
-                let storage = storage.clone();
-                async move { storage.read_report_blob(&name).await }
-            });
+            // The chain of parts from record 0 (see crate::checkpoint), read one part at a time
+            // as the report is written: memory holds one part, never the whole report.
+            let parts = self.checkpoints(run).stream();
             fault::point(fault::ASSEMBLING);
             return self.write_final(blob, parts, Some(run)).await;
         };
@@ -430,18 +415,9 @@ impl AppState {
             .map_err(|e| Retry(format!("{e:#}")))
     }
 
-    async fn read_part(&self, run: &Run, start: u64) -> Result<Option<Part>, Retry> {
-        match self
-            .storage
-            .read_report_blob(&run.part(start))
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Retry(format!("{}: {e}", run.part(start)))),
-            None => Ok(None),
-        }
+    /// The checkpoints of a blob's run: its parts in the reports container.
+    pub(crate) fn checkpoints(&self, run: &Run) -> Checkpoints<BlobParts> {
+        Checkpoints::new(BlobParts::new(self.storage.clone(), run.clone()))
     }
 
     /// Records activity on a run (what Sweep judges staleness by) and its furthest next range:

@@ -19,9 +19,10 @@ use ti_core::report::Source;
 use time::OffsetDateTime;
 
 use super::{answer, input_error_report, AppState, Retry};
+use crate::checkpoint::Progress;
 use crate::storage::blob_report_base;
 use crate::storage::{ListedBlob, Received};
-use crate::work::{chain, Part, Progress, Run, RunState, WorkItem};
+use crate::work::{Run, RunState, WorkItem};
 
 /// What one Sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +149,7 @@ async fn sweep_blob(
         // Never started (its event was missed, or it died before its first write).
         0
     } else {
-        let mut parts = Vec::new();
-        for name in state.storage.list_report_blobs(&run.parts_prefix()).await? {
-            if let Some(bytes) = state.storage.read_report_blob(&name).await? {
-                parts.push(serde_json::from_slice::<Part>(&bytes)?);
-            }
-        }
-        match chain(&parts).1 {
+        match state.checkpoints(&run).resume().await?.progress {
             Progress::Missing(at) => at,
             Progress::Complete { last } => last,
         }

@@ -152,7 +152,7 @@ mod tests {
         let settings =
             UploadSettings::from_env(&Env::from_pairs([("TI_TARGET", "dry-run")])).unwrap();
         let uploader = Uploader::new(settings, None).unwrap();
-        Batches::new(Sink::new(uploader, None, true), size, 2)
+        Batches::new(Sink::new(uploader, None, true, None), size, 2)
     }
 
     fn pending(index: u64) -> Pending {

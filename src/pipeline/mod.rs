@@ -77,6 +77,11 @@ pub struct RunContext {
     /// (`RunOutcome::next_start`). What bounds a work item's memory when most records are
     /// rejected. `None`: no bound (the CLI).
     pub max_held_bytes: Option<usize>,
+    /// Told of every object the targets accepted: a pulled list feed's snapshot
+    /// (src/lifecycle).
+    pub accepted: Option<Arc<crate::lifecycle::Snapshot>>,
+    /// Send every valid object revoked (a revoke file: src/lifecycle, `mark_revoked`).
+    pub revoke: bool,
 }
 
 /// Live counts of a run, updated as records are read and settled.
@@ -129,6 +134,8 @@ impl RunContext {
             progress: None,
             labels: Vec::new(),
             max_held_bytes: None,
+            accepted: None,
+            revoke: false,
         }
     }
 }
@@ -227,7 +234,12 @@ where
     let mut duplicates = Duplicates::default();
     let mut input = input;
 
-    let sink = Sink::new(ctx.uploader.clone(), ctx.deadline, ctx.validate_only);
+    let sink = Sink::new(
+        ctx.uploader.clone(),
+        ctx.deadline,
+        ctx.validate_only,
+        ctx.accepted.clone(),
+    );
     let mut batches = Batches::new(sink, batch_size, concurrency);
 
     // `ended`: nothing more will be framed (the input ended, broke, or the range or deadline
@@ -383,6 +395,9 @@ where
                     mut valid,
                 } => {
                     add_labels(&mut valid.object, &ctx.labels);
+                    if ctx.revoke {
+                        crate::lifecycle::mark_revoked(&mut valid.object, validation.now);
+                    }
                     (index, line, text, valid)
                 }
             };
@@ -529,6 +544,7 @@ where
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     };
     tracing::info!(
         source = %report.source.name,
@@ -538,6 +554,8 @@ where
         "input processed"
     );
     debug_assert_eq!(report.check_invariants(), Ok(()));
+    // Targets that keep state (the Defender budget) write it once the run is done.
+    ctx.uploader.flush().await;
     Ok(RunOutcome {
         report,
         rejected: c.rejected,

@@ -256,6 +256,7 @@ pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> 
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     }
 }
 

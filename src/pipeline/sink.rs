@@ -4,6 +4,7 @@
 //! (their refusals in validate-only runs, Graph's shortened description as a warning).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use ti_core::report::Code;
@@ -12,14 +13,9 @@ use tokio::time::Instant;
 
 use crate::upload::{BatchOutcome, Failure, RequestBuilder, Uploader};
 
-/// The STIX object types the `sentinel-stix` target accepts (README.md, Upload targets).
-pub const SENTINEL_STIX_TYPES: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+/// The STIX object types validation lets through (README.md, Upload targets): the Sentinel STIX
+/// objects API's; a target that takes fewer refuses the rest itself.
+pub const SENTINEL_STIX_TYPES: &[&str] = ti_core::stix::STIX_OBJECTS_API_TYPES;
 
 /// What the targets do to a record beyond STIX validation: what they would refuse before sending
 /// (`sentinel-indicators`: anything but indicators; `graph`: what does not convert), checked in
@@ -51,22 +47,12 @@ impl TargetRules {
         }
         let mut found = Vec::new();
         for (name, builder) in &self.targets {
-            if let RequestBuilder::Graph {
-                action,
-                target_product,
-            } = builder
-            {
-                if let Ok((_, warnings)) =
-                    ti_core::convert::stix_to_ti_with_warnings(object, action, target_product)
-                {
-                    found.extend(
-                        warnings
-                            .into_iter()
-                            .filter(|w| w.code == Code::ValueShortened)
-                            .map(|w| stix::Problem::new(w.code, format!("{name}: {}", w.message))),
-                    );
-                }
-            }
+            found.extend(
+                builder
+                    .shortenings(object)
+                    .into_iter()
+                    .map(|w| stix::Problem::new(w.code, format!("{name}: {}", w.message))),
+            );
         }
         found
     }
@@ -106,14 +92,22 @@ pub(super) struct Sink {
     uploader: Uploader,
     deadline: Option<Instant>,
     validate_only: bool,
+    /// Told of every object the targets accepted: a pulled list feed's snapshot (src/lifecycle).
+    accepted: Option<Arc<crate::lifecycle::Snapshot>>,
 }
 
 impl Sink {
-    pub(super) fn new(uploader: Uploader, deadline: Option<Instant>, validate_only: bool) -> Self {
+    pub(super) fn new(
+        uploader: Uploader,
+        deadline: Option<Instant>,
+        validate_only: bool,
+        accepted: Option<Arc<crate::lifecycle::Snapshot>>,
+    ) -> Self {
         Sink {
             uploader,
             deadline,
             validate_only,
+            accepted,
         }
     }
 
@@ -124,11 +118,19 @@ impl Sink {
     ) -> impl Future<Output = BatchOutcome> + Send + 'static {
         let sink = self.clone();
         async move {
-            if sink.validate_only {
+            let outcome = if sink.validate_only {
                 vec![None; objects.len()]
             } else {
                 sink.uploader.upload(&objects, sink.deadline).await
+            };
+            if let Some(snapshot) = &sink.accepted {
+                for (object, o) in objects.iter().zip(&outcome) {
+                    if o.is_none() {
+                        snapshot.accepted(object);
+                    }
+                }
             }
+            outcome
         }
     }
 }

@@ -182,6 +182,10 @@ pub struct Feed {
     pub targets: Option<Vec<TargetKind>>,
     /// Bound on the bytes pulled in one run; `None` = `TI_MAX_INPUT_BYTES`.
     pub max_bytes: Option<u64>,
+    /// The feed is a list (`list`: HTTPS feeds by default, TAXII when set): each run reads
+    /// it whole, indicators it stops listing are retired and those it keeps listing are
+    /// refreshed (src/lifecycle).
+    pub list: bool,
 }
 
 /// A feed as the configuration lists it: usable, or why not.
@@ -299,6 +303,8 @@ struct RawFeed {
     targets: Option<Vec<String>>,
     #[serde(default)]
     max_bytes: Option<u64>,
+    #[serde(default)]
+    list: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -628,6 +634,9 @@ fn parse_feed(v: Value) -> Result<Option<Feed>> {
             Some(kinds)
         }
     };
+    // An HTTPS feed is read whole every time it changes: a list unless said otherwise. A
+    // TAXII collection is read incrementally unless it is declared a list.
+    let list = raw.list.unwrap_or(matches!(source, FeedSource::Https(_)));
     if raw.max_bytes == Some(0) {
         bail!("maxBytes must be at least 1");
     }
@@ -643,6 +652,7 @@ fn parse_feed(v: Value) -> Result<Option<Feed>> {
         },
         targets,
         max_bytes: raw.max_bytes,
+        list,
     }))
 }
 

@@ -13,16 +13,15 @@
 //! garbage gets a report saying so and is retried next run; the others are not held up.
 //! Feed URLs come only from the configuration document, never from a message or a request.
 //!
-//! Layout: [`config`] (the document, typed), [`state`] (state + lease), [`taxii`], [`https`],
-//! [`function`] (the `PullFeeds` timer handler); this file runs the feeds.
+//! Layout: [`config`] (the document, typed), [`state`] (state + lease), [`taxii`], [`https`];
+//! this file runs the feeds. The [`Puller`] is built once, by [`crate::startup`]; the
+//! `PullFeeds` timer (`crate::functions::pull_feeds`) and `ti-ingest pull` (`crate::cli`) use it.
 
 pub mod config;
-pub mod function;
 pub mod https;
 pub mod state;
 pub mod taxii;
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,16 +33,16 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Serialize;
 use ti_core::convert::Defaults;
 use ti_core::input::InputFormat;
-use ti_core::report::{InputError, Source, Summary};
+use ti_core::report::{InputError, Lifecycle, Source, Summary};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::auth::{self, Credential};
-use crate::functions::AppState;
+use crate::lifecycle::{self, Snapshot};
 use crate::pipeline::{
     self, empty_report, input_error_report as error_report, now_rfc3339, RunContext, RunOutcome,
 };
-use crate::settings::Env;
+use crate::settings::{Env, Settings};
 use crate::storage::Storage;
 use crate::upload::Uploader;
 use config::{Auth, Feed, FeedEntry, FeedSource, PullSettings};
@@ -171,6 +170,9 @@ pub struct FeedOutcome {
     pub report: Option<String>,
     /// Records left to a later run because transient upload failures outlasted the retries.
     pub transient: usize,
+    /// A list feed's retirements and refreshes (README, "Indicator lifecycle").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 impl FeedOutcome {
@@ -182,6 +184,7 @@ impl FeedOutcome {
             input_error: None,
             report: None,
             transient: 0,
+            lifecycle: None,
         }
     }
 
@@ -211,6 +214,18 @@ impl FeedOutcome {
                 self.transient
             ));
         }
+        if let Some(l) = &self.lifecycle {
+            line.push_str(&format!(
+                "; {} listed, {} added, {} retired, {} refreshed",
+                l.listed, l.added, l.retired, l.refreshed
+            ));
+            if l.pending + l.failed > 0 {
+                line.push_str(&format!(
+                    " ({} left for the next run, {} refused)",
+                    l.pending, l.failed
+                ));
+            }
+        }
         if let Some(e) = &self.input_error {
             line.push_str(&format!("; {}: {}", e.code, e.message));
         }
@@ -221,7 +236,9 @@ impl FeedOutcome {
     }
 }
 
-/// Everything a pull needs; built per run from the handler's state (or the CLI's).
+/// Everything a pull needs, built once at start-up ([`crate::startup`]) and shared by every
+/// run: the app's storage client, uploader (and so its upload quota), credential (and so its
+/// token cache) and one HTTP client for the feeds (and so its connection pool).
 pub struct Puller {
     storage: Storage,
     blobs: Arc<BlobServiceClient>,
@@ -252,20 +269,32 @@ fn report_stamp(t: OffsetDateTime) -> String {
     )
 }
 
+/// Why the feeds configuration could not be used as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The blob could not be read (storage unreachable, no token, ...): nothing is known about
+    /// the document yet.
+    #[error("{0:#}")]
+    Unreadable(anyhow::Error),
+    /// The document was read and refused (not JSON, not `{"feeds": [...]}`, a secret value, two
+    /// feeds alike: docs/PULL.md).
+    #[error("{0:#}")]
+    Refused(anyhow::Error),
+}
+
 impl Puller {
-    /// A puller sharing the handler's storage settings and uploader (and so its upload quota).
-    /// The credential is the app's managed identity (`AZURE_CLIENT_ID`), as for storage.
-    pub fn new(app: &AppState, env: Env) -> Result<Self> {
+    /// A puller sharing the app's storage, uploader and credential (the app's managed
+    /// identity, `AZURE_CLIENT_ID`, as for storage). `TI_FEEDS_CONFIG` is checked here.
+    pub fn new(
+        storage: &Storage,
+        uploader: &Uploader,
+        credential: Credential,
+        app: &Settings,
+        env: Env,
+    ) -> Result<Self> {
+        crate::install_crypto_provider();
         let settings = PullSettings::from_env(&env)?;
-        let credential = auth::managed_identity(env.get("AZURE_CLIENT_ID"))?;
-        let blobs = Arc::new(
-            BlobServiceClient::new(
-                app.storage.settings.blob_url.clone(),
-                Some(credential.clone()),
-                None,
-            )
-            .context("creating the blob service client")?,
-        );
+        let blobs = storage.blob_service();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
@@ -274,10 +303,10 @@ impl Puller {
             .build()
             .context("building the feeds' HTTP client")?;
         Ok(Puller {
-            storage: app.storage.clone(),
-            states: StateStore::new(blobs.clone(), &app.storage.settings.reports_container),
+            storage: storage.clone(),
+            states: StateStore::new(blobs.clone(), &storage.settings.reports_container),
             blobs,
-            uploader: app.uploader.clone(),
+            uploader: uploader.clone(),
             http,
             credential,
             settings,
@@ -288,24 +317,34 @@ impl Puller {
         })
     }
 
+    /// `container/path` of the feeds configuration, for messages.
+    pub fn location(&self) -> String {
+        self.settings.location()
+    }
+
     /// Reads the feeds configuration; `None` when there is none (nothing to pull).
     pub async fn load_config(&self) -> Result<Option<Vec<FeedEntry>>> {
+        Ok(self.read_config().await?)
+    }
+
+    /// [`Puller::load_config`], telling a document that could not be read from one that was
+    /// refused (start-up refuses only the latter: [`crate::startup`]).
+    pub async fn read_config(&self) -> Result<Option<Vec<FeedEntry>>, ConfigError> {
         let blob = self
             .blobs
             .blob_container_client(&self.settings.config_container)
             .blob_client(&self.settings.config_blob);
         let location = self.settings.location();
+        let unreadable =
+            |e: anyhow::Error| ConfigError::Unreadable(e.context(format!("reading {location}")));
         let body = match blob.download(None).await {
-            Ok(r) => r
-                .body
-                .collect()
-                .await
-                .with_context(|| format!("reading {location}"))?,
+            Ok(r) => r.body.collect().await.map_err(|e| unreadable(e.into()))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {location}")),
+            Err(e) => return Err(unreadable(e.into())),
         };
-        let entries = config::parse_document(&body)
-            .with_context(|| format!("the feeds configuration {location}"))?;
+        let entries = config::parse_document(&body).map_err(|e| {
+            ConfigError::Refused(e.context(format!("the feeds configuration {location}")))
+        })?;
         Ok(Some(entries))
     }
 
@@ -486,7 +525,15 @@ impl Puller {
             }
         };
         let saved = saved.for_source(&feed.source.identity());
+        // A list feed's accepted indicators, for the lifecycle step after the run.
+        let snapshot = feed.list.then(|| {
+            Arc::new(Snapshot::new(
+                OffsetDateTime::now_utc(),
+                lifecycle::SORT_BUDGET_BYTES,
+            ))
+        });
         let ctx = RunContext {
+            accepted: snapshot.clone(),
             deadline: Some(started + self.invocation_deadline),
             defaults: feed.defaults.apply_to(self.defaults),
             max_input_bytes: feed.max_bytes.unwrap_or(self.max_input_bytes),
@@ -494,14 +541,20 @@ impl Puller {
             labels: feed.defaults.labels.clone(),
             ..RunContext::new(uploader.clone())
         };
-        // (outcome, the state to save if everything read was settled, not-modified)
-        let (outcome, next_state, not_modified) = match &feed.source {
+        // (outcome, the state to save if everything read was settled, not-modified, whether
+        // the whole feed was read: `None` when it was not read at all)
+        let (mut outcome, next_state, not_modified, whole) = match &feed.source {
             FeedSource::Taxii(t) => {
                 let pull = taxii::TaxiiPull {
                     http: self.http.clone(),
                     feed: t.clone(),
                     auth,
-                    added_after: saved.bookmark.clone().or_else(|| t.added_after.clone()),
+                    // A list collection is read whole every run (its snapshot is the list).
+                    added_after: if feed.list {
+                        t.added_after.clone()
+                    } else {
+                        saved.bookmark.clone().or_else(|| t.added_after.clone())
+                    },
                     defaults: feed.defaults.clone(),
                     soft_deadline: Some(started + self.invocation_deadline / 2),
                 };
@@ -535,7 +588,8 @@ impl Puller {
                 if progress.truncated {
                     tracing::info!(feed = %feed.name, objects = progress.objects, "stopped at maxObjectsPerRun or the deadline; the next run continues from the bookmark");
                 }
-                (outcome, next, false)
+                let whole = !progress.truncated && progress.error.is_none();
+                (outcome, next, false, Some(whole))
             }
             FeedSource::Https(h) => {
                 let ctx = RunContext {
@@ -543,11 +597,12 @@ impl Puller {
                     ..ctx
                 };
                 match https::fetch(&self.http, h, auth, &saved).await {
-                    Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false),
+                    Err(e) => (fail(e.code(), e.to_string()), saved.clone(), false, None),
                     Ok(https::Fetched::NotModified) => (
                         RunOutcome::of_report(empty_report(source.clone(), target, None)),
                         saved.clone(),
                         true,
+                        None,
                     ),
                     Ok(https::Fetched::Changed { len: Some(len), .. })
                         if len > ctx.max_input_bytes =>
@@ -562,6 +617,7 @@ impl Puller {
                             ),
                             saved.clone(),
                             false,
+                            None,
                         )
                     }
                     Ok(https::Fetched::Changed {
@@ -586,13 +642,38 @@ impl Puller {
                             last_modified,
                             ..saved.clone()
                         };
-                        (outcome, next, false)
+                        (outcome, next, false, Some(true))
                     }
                 }
             }
         };
+        // The lifecycle step, only after a settled run (a failed run changes no state, so
+        // what it would retire is retired by the next run that succeeds).
+        let mut index = None;
+        if let Some(snapshot) = snapshot {
+            if outcome.report.input_error.is_none() && outcome.transient_failures() == 0 {
+                let step = lifecycle::Step {
+                    uploader: &uploader,
+                    deadline: Some(started + self.invocation_deadline),
+                    now: OffsetDateTime::now_utc(),
+                    valid_days: feed.defaults.apply_to(self.defaults).valid_days,
+                };
+                match self.lifecycle(&lock, &snapshot, whole, &step).await {
+                    Ok((file, summary)) => {
+                        outcome.report.lifecycle = Some(summary);
+                        index = Some(file);
+                    }
+                    Err(e) => {
+                        outcome.report.input_error = Some(InputError {
+                            code: "feed_state_unavailable".into(),
+                            message: format!("the feed's indicator index: {e:#}"),
+                        })
+                    }
+                }
+            }
+        }
         let result = self
-            .finish(&feed.name, outcome, Some((lock, next_state)))
+            .finish(&feed.name, outcome, Some((lock, next_state, index)))
             .await;
         if not_modified && result.status == FeedStatus::Pulled {
             return FeedOutcome {
@@ -603,19 +684,45 @@ impl Puller {
         result
     }
 
-    /// Writes the feed's report, then (when everything read was settled) saves `next` under
-    /// the lease, and releases the lease.
+    /// Merges a list feed's saved index with this run's snapshot (`whole`: `None` when the
+    /// feed was not read, `Some(false)` when only part of it was), sends the retirements and
+    /// refreshes, and returns the new index (saved by [`Self::finish`]) and the counts.
+    async fn lifecycle(
+        &self,
+        lock: &state::FeedLock,
+        snapshot: &Snapshot,
+        whole: Option<bool>,
+        step: &lifecycle::Step<'_>,
+    ) -> Result<(std::fs::File, Lifecycle)> {
+        let saved = lock.load_index().await?;
+        let current = match whole {
+            None => None,
+            Some(_) => Some(snapshot.finish().context("sorting the run's indicators")?),
+        };
+        let (file, mut summary) =
+            lifecycle::apply(saved, current, whole != Some(false), step).await?;
+        if whole == Some(false) {
+            summary.note = Some(
+                "the feed was not read whole this run (maxObjectsPerRun, the deadline or a fetch error), so nothing it did not list was retired".into(),
+            );
+        }
+        Ok((file, summary))
+    }
+
+    /// Writes the feed's report, then (when everything read was settled) saves the list
+    /// feed's indicator index and `next` under the lease, and releases the lease.
     async fn finish(
         &self,
         feed: &str,
         outcome: RunOutcome,
-        lock: Option<(state::FeedLock, FeedState)>,
+        lock: Option<(state::FeedLock, FeedState, Option<std::fs::File>)>,
     ) -> FeedOutcome {
         let path = format!("pulls/{feed}/{}", report_stamp(OffsetDateTime::now_utc()));
         let report_name = format!("{path}.report.json");
         let transient = outcome.transient_failures();
         let mut input_error = outcome.report.input_error.clone();
         let summary = outcome.report.summary;
+        let lifecycle = outcome.report.lifecycle.clone();
         let written = self
             .storage
             .write_report(&path, crate::storage::single(outcome), false)
@@ -634,11 +741,21 @@ impl Puller {
                 message: format!("{e:#}"),
             });
         }
-        if let Some((lock, mut next)) = lock {
+        if let Some((lock, mut next, index)) = lock {
             if status == FeedStatus::Pulled {
                 next.updated_at = Some(now_rfc3339());
                 next.last_report = Some(report_name.clone());
-                if let Err(e) = lock.save(&next).await {
+                // The index first: a state saved without it would skip the snapshot it
+                // belongs to (a 304 next), so dropped indicators would never be retired.
+                let saved = match index {
+                    Some(file) => lock.save_index(file).await,
+                    None => Ok(()),
+                };
+                let saved = match saved {
+                    Ok(()) => lock.save(&next).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = saved {
                     status = FeedStatus::Failed;
                     input_error.get_or_insert(InputError {
                         code: "feed_state_unavailable".into(),
@@ -655,49 +772,9 @@ impl Puller {
             input_error,
             report: written.is_ok().then_some(report_name),
             transient,
+            lifecycle,
         }
     }
-}
-
-/// `ti-ingest pull [--feed NAME]`: the same pulls as the timer, once, with the handler's
-/// settings and identity from the environment. Exit 0 when every feed was pulled (or not
-/// modified), 1 when records were rejected, 2 when a feed failed or nothing could run.
-pub async fn cli(feed: Option<String>) -> Result<ExitCode> {
-    let env = Env::from_process();
-    let app = crate::cli::app_state(&env)?;
-    // A credential that cannot work is found before any feed is read: one message, exit 2.
-    let settings = crate::settings::Settings::from_env(&env)?;
-    let credential = crate::auth::managed_identity(settings.client_id.as_deref())?;
-    if let Err(message) = crate::doctor::preflight(
-        &credential,
-        app.uploader.settings(),
-        false,
-        settings.client_id.as_deref(),
-    )
-    .await
-    {
-        eprintln!("ti-ingest: {message}");
-        return Ok(ExitCode::from(2));
-    }
-    let puller = Puller::new(&app, env)?;
-    let outcomes = puller.run(feed.as_deref()).await?;
-    if outcomes.is_empty() {
-        eprintln!(
-            "ti-ingest: no feeds configured at {}",
-            puller.settings.location()
-        );
-    }
-    let mut worst = 0u8;
-    for o in &outcomes {
-        eprintln!("{}", o.line());
-        let code = match o.status {
-            FeedStatus::Failed => 2,
-            _ if o.summary.rejected > 0 => 1,
-            _ => 0,
-        };
-        worst = worst.max(code);
-    }
-    Ok(ExitCode::from(worst))
 }
 
 #[cfg(test)]
@@ -724,6 +801,7 @@ mod tests {
             }),
             report: Some("pulls/osint/x.report.json".into()),
             transient: 0,
+            lifecycle: None,
         };
         let line = o.line();
         assert!(line.starts_with("feed osint: failed"), "{line}");

@@ -65,9 +65,16 @@ pub fn state_path(feed: &str) -> String {
     format!("pulls/{feed}/state.json")
 }
 
+/// The blob path of a list feed's indicator index (src/lifecycle, [`crate::lifecycle::store`]).
+pub fn index_path(feed: &str) -> String {
+    format!("pulls/{feed}/indicators.idx")
+}
+
 /// A feed held by this run: its state blob, leased.
 pub struct FeedLock {
     blob: BlobClient,
+    /// The feed's indicator index: written only by the holder of the state's lease.
+    index: BlobClient,
     lease_id: String,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -86,6 +93,16 @@ impl FeedLock {
             .await
             .context("writing the feed state")?;
         Ok(())
+    }
+
+    /// Reads the feed's indicator index (empty when it has none yet).
+    pub async fn load_index(&self) -> Result<crate::lifecycle::store::IndexReader> {
+        crate::lifecycle::load(&self.index).await
+    }
+
+    /// Writes the feed's indicator index (before the state that refers to the same run).
+    pub async fn save_index(&self, file: std::fs::File) -> Result<()> {
+        crate::lifecycle::save(&self.index, file).await
     }
 
     /// Ends the lease so the next run need not wait for it to expire.
@@ -176,6 +193,10 @@ impl StateStore {
         };
         let lock = FeedLock {
             blob,
+            index: self
+                .service
+                .blob_container_client(&self.container)
+                .blob_client(&index_path(feed)),
             lease_id,
             renewer,
         };

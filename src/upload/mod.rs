@@ -1,5 +1,6 @@
-//! Batching and upload: one sub-module per target, each split the same way (`request`: batch →
-//! body, pure; `service`: the call; `mapping`: the answer → one outcome per object, pure),
+//! Batching and upload: one folder per target, each split the same way (its `SPEC`: name, token
+//! scope and host per cloud, accepted types; `request`: batch → body, pure; `service`: the
+//! call; `mapping`: the answer → one outcome per object, pure), registered in [`target`] and
 //! sharing the outbound stack ([`transport`]: concurrency, [`pacer`], [`retry`], client).
 //!
 //! The [`Uploader`] is built once per process and cloned into every invocation: its lanes hold
@@ -13,12 +14,15 @@
 //! failing target's (in `TI_TARGET` order) and every failing target's messages are kept, each
 //! prefixed with the target's name (`graph: ...`).
 
+pub mod defender;
 pub mod dry_run;
 pub mod graph;
+pub mod ledger;
 pub mod pacer;
 pub mod retry;
 pub mod sentinel_indicators;
 pub mod sentinel_stix;
+pub mod target;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -29,7 +33,9 @@ use ti_core::report::Code;
 use tokio::time::Instant;
 
 use crate::auth::Credential;
-use crate::settings::{TargetKind, UploadSettings, GRAPH_SCOPE};
+use crate::settings::{TargetKind, UploadSettings};
+pub use target::RequestBuilder;
+use target::Service;
 use transport::{Lane, Outbound, RetryPolicy, Sent};
 
 /// Why one record was not uploaded.
@@ -75,70 +81,6 @@ impl Prepared {
             });
             n
         ])
-    }
-}
-
-/// How a target turns a batch into its request body (pure). The dry run uses the same builders,
-/// so what it writes is exactly what the real target would send.
-#[derive(Debug, Clone)]
-pub enum RequestBuilder {
-    SentinelStix {
-        source_system: String,
-    },
-    SentinelIndicators {
-        source_system: String,
-    },
-    Graph {
-        action: String,
-        target_product: String,
-    },
-}
-
-impl RequestBuilder {
-    pub fn for_target(kind: TargetKind, settings: &UploadSettings) -> Option<Self> {
-        match kind {
-            TargetKind::SentinelStix => Some(RequestBuilder::SentinelStix {
-                source_system: settings.source_system.clone(),
-            }),
-            TargetKind::SentinelIndicators => Some(RequestBuilder::SentinelIndicators {
-                source_system: settings.source_system.clone(),
-            }),
-            TargetKind::Graph => Some(RequestBuilder::Graph {
-                action: settings.graph_action.clone(),
-                target_product: settings.graph_target_product.clone(),
-            }),
-            TargetKind::DryRun => None,
-        }
-    }
-
-    /// Why this target would refuse `object` before sending it (`None`: it would be sent): the
-    /// same rules as [`RequestBuilder::prepare`], without building a body.
-    pub fn refusal(&self, object: &Map<String, Value>) -> Option<Failure> {
-        match self {
-            RequestBuilder::SentinelStix { .. } => None,
-            RequestBuilder::SentinelIndicators { .. } => {
-                sentinel_indicators::request::refusal(object)
-            }
-            RequestBuilder::Graph {
-                action,
-                target_product,
-            } => graph::request::convert(object, action, target_product).err(),
-        }
-    }
-
-    pub fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
-        match self {
-            RequestBuilder::SentinelStix { source_system } => {
-                sentinel_stix::request::prepare(source_system, objects)
-            }
-            RequestBuilder::SentinelIndicators { source_system } => {
-                sentinel_indicators::request::prepare(source_system, objects)
-            }
-            RequestBuilder::Graph {
-                action,
-                target_product,
-            } => graph::request::prepare(action, target_product, objects),
-        }
     }
 }
 
@@ -198,6 +140,8 @@ struct Registry {
     http: reqwest::Client,
     credential: Option<Credential>,
     policy: RetryPolicy,
+    /// The app's storage, where every lane keeps its shared quota ledger (`None`: paced alone).
+    ledger: Option<ledger::LedgerStore>,
     lanes: Mutex<HashMap<&'static str, Lane>>,
     built: Mutex<HashMap<TargetKind, Arc<Built>>>,
 }
@@ -212,18 +156,17 @@ struct Built {
 
 #[derive(Debug)]
 enum Target {
-    SentinelStix(sentinel_stix::Sentinel),
-    SentinelIndicators(sentinel_stix::Sentinel),
-    Graph(graph::Graph),
+    Real {
+        name: &'static str,
+        service: Box<dyn Service>,
+    },
     DryRun(dry_run::DryRun),
 }
 
 impl Target {
     fn name(&self) -> &'static str {
         match self {
-            Target::SentinelStix(_) => TargetKind::SentinelStix.name(),
-            Target::SentinelIndicators(_) => TargetKind::SentinelIndicators.name(),
-            Target::Graph(_) => TargetKind::Graph.name(),
+            Target::Real { name, .. } => name,
             Target::DryRun(_) => TargetKind::DryRun.name(),
         }
     }
@@ -234,19 +177,9 @@ impl Target {
         deadline: Option<Instant>,
     ) -> BatchOutcome {
         match self {
-            Target::SentinelStix(t) => t.upload(objects, deadline).await,
-            Target::SentinelIndicators(t) => t.upload(objects, deadline).await,
-            Target::Graph(t) => t.upload(objects, deadline).await,
+            Target::Real { service, .. } => service.upload(objects, deadline).await,
             Target::DryRun(t) => t.upload(objects).await,
         }
-    }
-}
-
-/// The token scope (audience) a target calls with; targets with the same one share a lane.
-fn scope_of(kind: TargetKind, settings: &UploadSettings) -> &'static str {
-    match kind {
-        TargetKind::Graph => GRAPH_SCOPE,
-        _ => settings.cloud.management_scope(),
     }
 }
 
@@ -265,25 +198,32 @@ impl Registry {
     }
 
     fn build(&self, kind: TargetKind, settings: &UploadSettings) -> anyhow::Result<Built> {
-        if kind == TargetKind::DryRun {
+        let Some(spec) = kind.spec() else {
             return Ok(Built {
                 target: Target::DryRun(dry_run::DryRun::new(settings)?),
                 lane: None,
             });
-        }
+        };
         let credential = self.credential.clone().ok_or_else(|| {
             anyhow::anyhow!(
                 "target {} needs a credential (managed identity)",
                 kind.name()
             )
         })?;
-        let scope = scope_of(kind, settings);
+        let scope = (spec.scope)(settings.cloud);
         let lane = self
             .lanes
             .lock()
             .expect("lanes lock")
             .entry(scope)
-            .or_insert_with(|| Lane::new(settings))
+            .or_insert_with(|| {
+                let limit = Lane::limit_for(spec, settings);
+                let ledger = self
+                    .ledger
+                    .as_ref()
+                    .map(|store| store.ledger(scope, credential.clone(), settings, limit));
+                Lane::with_ledger(limit, settings, ledger)
+            })
             .clone();
         let outbound = Outbound::new(
             self.http.clone(),
@@ -292,15 +232,9 @@ impl Registry {
             lane.clone(),
             self.policy,
         );
-        let target = match kind {
-            TargetKind::SentinelStix => {
-                Target::SentinelStix(sentinel_stix::Sentinel::new(kind, settings, outbound)?)
-            }
-            TargetKind::SentinelIndicators => {
-                Target::SentinelIndicators(sentinel_stix::Sentinel::new(kind, settings, outbound)?)
-            }
-            TargetKind::Graph => Target::Graph(graph::Graph::new(settings, outbound)?),
-            TargetKind::DryRun => unreachable!("handled above"),
+        let target = Target::Real {
+            name: spec.name,
+            service: (spec.service)(settings, outbound)?,
         };
         Ok(Built {
             target,
@@ -313,10 +247,21 @@ impl Uploader {
     /// Builds the targets from settings; fails when a setting one needs is missing. Build it
     /// once per process: every clone (and every [`Uploader::only`]) shares the quota.
     pub fn new(settings: UploadSettings, credential: Option<Credential>) -> anyhow::Result<Self> {
+        Self::with_ledger(settings, credential, None)
+    }
+
+    /// [`Uploader::new`], sharing the identity's quota with every other process through the
+    /// ledger in `ledger` (the app's storage; see [`ledger`]) when given.
+    pub fn with_ledger(
+        settings: UploadSettings,
+        credential: Option<Credential>,
+        ledger: Option<ledger::LedgerStore>,
+    ) -> anyhow::Result<Self> {
         let registry = Arc::new(Registry {
             http: transport::http_client()?,
             credential,
             policy: RetryPolicy::from_settings(&settings),
+            ledger,
             lanes: Mutex::new(HashMap::new()),
             built: Mutex::new(HashMap::new()),
         });
@@ -365,10 +310,25 @@ impl Uploader {
         &self.settings
     }
 
+    /// What the quota ledgers did in this process, summed over the lanes built so far (`None`:
+    /// no ledger).
+    pub fn ledger_stats(&self) -> Option<ledger::LedgerStats> {
+        let lanes = self.registry.lanes.lock().expect("lanes lock");
+        lanes
+            .values()
+            .filter_map(Lane::ledger_stats)
+            .reduce(|a, b| ledger::LedgerStats {
+                reserved: a.reserved + b.reserved,
+                conflicts: a.conflicts + b.conflicts,
+                writes: a.writes + b.writes,
+                write_ms: a.write_ms + b.write_ms,
+                fallbacks: a.fallbacks + b.fallbacks,
+            })
+    }
+
     /// The targets whose rules a validate-only run applies (`validate_as`, else the configured
     /// targets; the dry run stands for `TI_DRY_RUN_AS`), each with its request builder, and
-    /// whether there are several (messages then name the target, as a real run's do). Targets
-    /// that refuse nothing STIX validation lets through (`sentinel-stix`) are left out.
+    /// whether there are several (messages then name the target, as a real run's do).
     pub fn validation_targets(&self) -> (Vec<(&'static str, RequestBuilder)>, bool) {
         let s = &self.settings;
         let configured = if s.validate_as.is_empty() {
@@ -389,7 +349,6 @@ impl Uploader {
         }
         let refusing = kinds
             .iter()
-            .filter(|k| **k != TargetKind::SentinelStix)
             .filter_map(|&k| RequestBuilder::for_target(k, s).map(|b| (k.name(), b)))
             .collect();
         (refusing, kinds.len() > 1)
@@ -398,6 +357,35 @@ impl Uploader {
     /// The report's `target`: `sentinel-stix`, or `sentinel-stix,graph` for several.
     pub fn target_name(&self) -> &str {
         &self.name
+    }
+
+    /// Removes indicators by `(type, value)` from every target that deletes (`defender`: Batch
+    /// Delete of the ones ti-ingest placed); returns how many each removed, by target name.
+    /// Targets that expire by `valid_until` (Sentinel) are not listed: send the object again
+    /// with `valid_until` now.
+    pub async fn delete(
+        &self,
+        keys: &[(String, String)],
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<Vec<(&'static str, usize)>> {
+        let mut removed = Vec::new();
+        for b in self.targets.iter() {
+            if let Target::Real { name, service } = &b.target {
+                if let Some(call) = service.delete(keys, deadline) {
+                    removed.push((*name, call.await?));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes the state the targets keep (the Defender budget); the end of every run calls it.
+    pub async fn flush(&self) {
+        for b in self.targets.iter() {
+            if let Target::Real { service, .. } = &b.target {
+                service.flush().await;
+            }
+        }
     }
 
     /// Uploads one batch (at most `batch_size` objects) to every target, retrying transient

@@ -8,8 +8,11 @@
 //! into the service's window of the first: that margin costs 0.5% of the quota and saves the
 //! 429s.
 //!
-//! Adaptive, for several processes sharing one identity (scaled-out Function App instances, a
-//! laptop upload beside the app): when the service says "slow down" (a 429 with a stated wait),
+//! Several processes sharing one identity (scaled-out Function App instances, a laptop upload
+//! beside the app) take their turns from the quota ledger in the app's storage
+//! ([`super::ledger`]); this pacer is what a process falls back to without it (no storage
+//! settings, `TI_QUOTA_LEDGER=off`, storage unreachable), and it is adaptive for that case:
+//! when the service says "slow down" (a 429 with a stated wait),
 //! the whole process pauses until then, because the quota is shared and a single caller backing
 //! off alone would let the others keep hitting the limit (a retry storm); and the process's own
 //! share of the quota is cut by a quarter. Each window without a 429 gives a tenth of the quota
@@ -105,6 +108,24 @@ impl Pacer {
             if let Some(t) = wait_until {
                 tokio::time::sleep_until(t).await;
             }
+        }
+    }
+
+    /// Records a start granted elsewhere (the shared quota ledger), so that if this pacer takes
+    /// over it knows this process's recent requests.
+    pub async fn record_start(&self) {
+        let mut st = self.state.lock().await;
+        let now = Instant::now();
+        while st
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            st.starts.pop_front();
+        }
+        st.starts.push_back(now);
+        if st.starts.len() > self.limit {
+            st.starts.pop_front();
         }
     }
 

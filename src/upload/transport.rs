@@ -1,8 +1,10 @@
 //! The outbound stack every target shares, owned once per identity and API:
 //! concurrency → rate limit → retry → timeout → client.
 //!
-//! A [`Lane`] is the quota of one identity at one API (token audience): its [`Pacer`] and its
-//! concurrency slots. The [`Uploader`](super::Uploader) builds one lane per audience and hands
+//! A [`Lane`] is the quota of one identity at one API (token audience): its [`Pacer`], its
+//! concurrency slots and, when the process is given the app's storage, the shared quota
+//! [`Ledger`](super::ledger) through which every process with that identity takes its turns
+//! (the pacer then only stands in while the ledger cannot be reached). The [`Uploader`](super::Uploader) builds one lane per audience and hands
 //! the same lane to every target that calls that audience, so `sentinel-stix` and
 //! `sentinel-indicators` side by side still share one quota, and every clone of the Uploader
 //! (one per invocation) shares them too.
@@ -19,8 +21,10 @@ use ti_core::report::Code;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::ledger::{Ledger, LedgerStats};
 use super::pacer::Pacer;
 use super::retry::{self, Backoff, Verdict};
+use super::target::Spec;
 use crate::auth::{self, Credential};
 use crate::settings::UploadSettings;
 
@@ -30,17 +34,60 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
 /// The quota of one identity at one API, shared by everything that calls it.
 #[derive(Debug, Clone)]
 pub struct Lane {
+    /// This process's own pacer: the pacing when there is no ledger or it cannot be reached.
     pub pacer: Pacer,
+    /// The quota shared with every other process of the identity (src/upload/ledger.rs).
+    ledger: Option<Ledger>,
     /// Requests in flight at once (`TI_MAX_CONCURRENCY`), whatever the number of invocations.
     slots: Arc<Semaphore>,
 }
 
 impl Lane {
     pub fn new(settings: &UploadSettings) -> Self {
+        Self::with_ledger(settings.max_requests_per_minute, settings, None)
+    }
+
+    /// A lane of `limit` requests per window, shared with other processes through `ledger`.
+    pub(crate) fn with_ledger(
+        limit: u32,
+        settings: &UploadSettings,
+        ledger: Option<Ledger>,
+    ) -> Self {
         Lane {
-            pacer: Pacer::new(settings.max_requests_per_minute, settings.rate_window),
+            pacer: Pacer::new(limit, settings.rate_window),
+            ledger,
             slots: Arc::new(Semaphore::new(settings.max_concurrency)),
         }
+    }
+
+    /// The requests per minute of `spec`'s API: `TI_MAX_REQUESTS_PER_MINUTE`, or the API's own
+    /// lower quota.
+    pub fn limit_for(spec: &Spec, settings: &UploadSettings) -> u32 {
+        spec.max_requests_per_minute
+            .map_or(settings.max_requests_per_minute, |own| {
+                own(settings).min(settings.max_requests_per_minute)
+            })
+    }
+
+    /// Waits until one more request may start: the ledger's turn, else the local pacer's.
+    pub async fn acquire(&self) {
+        match &self.ledger {
+            Some(l) => l.acquire(&self.pacer).await,
+            None => self.pacer.acquire().await,
+        }
+    }
+
+    /// The service said 429 with this wait: everyone using the quota slows down.
+    pub async fn slow_down(&self, wait: Duration) {
+        self.pacer.slow_down(wait).await;
+        if let Some(l) = &self.ledger {
+            l.throttled(wait).await;
+        }
+    }
+
+    /// What the shared ledger did in this process (`None`: the lane has none).
+    pub fn ledger_stats(&self) -> Option<LedgerStats> {
+        self.ledger.as_ref().map(Ledger::stats)
     }
 }
 
@@ -97,6 +144,7 @@ enum Attempt {
 
 /// The HTTP client every target uses (connection pool shared by clones).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    crate::install_crypto_provider();
     use anyhow::Context;
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -143,7 +191,7 @@ impl Outbound {
             };
             if let Some(w) = server_wait {
                 // The quota is per identity: everyone in the process waits, not just this batch.
-                self.lane.pacer.slow_down(w).await;
+                self.lane.slow_down(w).await;
             }
             let wait = server_wait.unwrap_or_else(|| self.policy.backoff.delay(attempt));
             if attempt >= self.policy.max_attempts || Instant::now() + wait > budget_end {
@@ -188,7 +236,7 @@ impl Outbound {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        self.lane.pacer.acquire().await;
+        self.lane.acquire().await;
         let response = self
             .http
             .post(url)

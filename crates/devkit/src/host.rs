@@ -9,6 +9,10 @@
 //! JSON object also has its top-level fields copied into `Metadata` (where `Id` may overwrite the
 //! message id). ti-ingest sets `messageEncoding: none`, so `Data.<binding>` carries the stored
 //! message text as is: base64 for Event Grid messages, plain JSON for most other producers.
+//!
+//! The queue listener's settings are read from the repository's `host.json`
+//! (`extensions.queues`, [`QueueSettings`]): the driver fetches and runs messages in the batches,
+//! with the retry delay, dequeue limit and encoding the real host would use with that file.
 
 use crate::storage::{ReceivedMessage, Storage};
 use anyhow::{bail, Context, Result};
@@ -16,6 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -24,8 +29,10 @@ use uuid::Uuid;
 
 /// The Functions host version the driver claims to be (a 4.x runtime, as in production).
 pub const HOST_VERSION: &str = "4.1041.200.1";
-/// The queue extension's default `maxDequeueCount`.
-pub const MAX_DEQUEUE_COUNT: u32 = 5;
+/// How long the host's queue listener keeps a message it dequeued invisible while the function
+/// runs (it renews the lease while the invocation lasts); unrelated to host.json's
+/// `visibilityTimeout`, which is the delay before a failed message is retried.
+pub const PROCESSING_LEASE: Duration = Duration::from_secs(600);
 /// The ti-ingest function fed by Event Grid BlobCreated events.
 pub const INGEST_BLOB_EVENT: &str = "IngestBlobEvent";
 /// The ti-ingest function fed by inline/reference messages.
@@ -376,6 +383,137 @@ impl MessageEncoding {
     }
 }
 
+/// The queue trigger's settings: `extensions.queues` in host.json, with the defaults of Microsoft
+/// Learn's reference ("Azure Queue storage trigger and bindings for Azure Functions", section
+/// "host.json settings": learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue#host-json)
+/// for keys the file leaves out. What each setting does, as that page says and
+/// docs/HOST-PROTOCOL.md records:
+/// - `batchSize` (default 16, at most 32): messages retrieved at once and processed in parallel;
+/// - `newBatchThreshold` (default `batchSize / 2` on one core): when the messages being
+///   processed get down to this number, the next batch is retrieved, so at most
+///   `batchSize + newBatchThreshold` run at once (per function);
+/// - `visibilityTimeout` (default 0): the time between retries when processing a message fails;
+/// - `maxDequeueCount` (default 5): the number of tries before the message moves to
+///   `<queue>-poison`;
+/// - `messageEncoding` (`base64`, the default, or `none`): how the stored text is decoded
+///   before it becomes `Data.<binding>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// `batchSize`.
+    pub batch_size: u32,
+    /// `newBatchThreshold`.
+    pub new_batch_threshold: u32,
+    /// `visibilityTimeout`: the delay before a failed message is tried again.
+    pub visibility_timeout: Duration,
+    /// `maxDequeueCount`.
+    pub max_dequeue_count: u32,
+    /// `messageEncoding`: `Base64` decodes the stored text, `Plain` (`none`) passes it as is.
+    pub message_encoding: MessageEncoding,
+}
+
+impl Default for QueueSettings {
+    /// Microsoft Learn's defaults (see [`QueueSettings`]), one core.
+    fn default() -> Self {
+        QueueSettings {
+            batch_size: 16,
+            new_batch_threshold: 8,
+            visibility_timeout: Duration::ZERO,
+            max_dequeue_count: 5,
+            message_encoding: MessageEncoding::Base64,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The settings of the repository's `host.json` (the file deployed with the app).
+    pub fn from_repo() -> Result<QueueSettings> {
+        QueueSettings::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../host.json"))
+    }
+
+    /// The settings of the host.json at `path`.
+    pub fn from_file(path: &Path) -> Result<QueueSettings> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        QueueSettings::from_host_json(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The settings of a host.json text: `extensions.queues`, defaults for what is left out.
+    pub fn from_host_json(text: &str) -> Result<QueueSettings> {
+        let host: Value = serde_json::from_str(text).context("host.json is not JSON")?;
+        let queues = host
+            .pointer("/extensions/queues")
+            .cloned()
+            .unwrap_or(json!({}));
+        let number = |key: &str| -> Result<Option<u32>> {
+            match queues.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(Some)
+                    .with_context(|| format!("extensions.queues.{key} is not a count: {v}")),
+            }
+        };
+        let batch_size = number("batchSize")?.unwrap_or(16);
+        if !(1..=32).contains(&batch_size) {
+            bail!("extensions.queues.batchSize is {batch_size}; the host takes 1 to 32");
+        }
+        let new_batch_threshold = number("newBatchThreshold")?.unwrap_or(batch_size / 2);
+        let visibility_timeout = match queues.get("visibilityTimeout") {
+            None => Duration::ZERO,
+            Some(v) => v.as_str().and_then(parse_timespan).with_context(|| {
+                format!("extensions.queues.visibilityTimeout is not hh:mm:ss: {v}")
+            })?,
+        };
+        let max_dequeue_count = number("maxDequeueCount")?.unwrap_or(5);
+        let message_encoding = match queues.get("messageEncoding").and_then(Value::as_str) {
+            None | Some("base64") => MessageEncoding::Base64,
+            Some("none") => MessageEncoding::Plain,
+            Some(other) => bail!("extensions.queues.messageEncoding is {other:?}; base64 or none"),
+        };
+        Ok(QueueSettings {
+            batch_size,
+            new_batch_threshold,
+            visibility_timeout,
+            max_dequeue_count,
+            message_encoding,
+        })
+    }
+
+    /// `Data.<binding>` for a stored message text, or `None` when `messageEncoding: base64` and
+    /// the text is no base64 of UTF-8 (the extension cannot decode it and moves it to the
+    /// poison queue without an invocation).
+    pub fn decode(&self, stored: &str) -> Option<String> {
+        match self.message_encoding {
+            MessageEncoding::Plain => Some(stored.to_string()),
+            MessageEncoding::Base64 => STANDARD
+                .decode(stored.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+        }
+    }
+}
+
+/// A .NET TimeSpan as host.json writes it: `hh:mm:ss`, optionally `d.hh:mm:ss` and `.fff`.
+fn parse_timespan(s: &str) -> Option<Duration> {
+    let (days, rest) = match s.split_once('.') {
+        Some((d, r)) if !d.contains(':') => (d.parse::<u64>().ok()?, r),
+        _ => (0, s),
+    };
+    let mut parts = rest.split(':');
+    let (h, m, sec) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let h: u64 = h.parse().ok()?;
+    let m: u64 = m.parse().ok()?;
+    let sec: f64 = sec.parse().ok()?;
+    if m >= 60 || !(0.0..60.0).contains(&sec) {
+        return None;
+    }
+    Some(Duration::from_secs((days * 24 + h) * 3600 + m * 60) + Duration::from_secs_f64(sec))
+}
+
 /// The handler's answer to one invocation.
 #[derive(Debug, Clone)]
 pub struct HostResponse {
@@ -505,19 +643,19 @@ impl QueueRoute {
 pub struct HostDriver {
     base: String,
     client: reqwest::Client,
-    /// `maxDequeueCount` (default 5).
-    pub max_dequeue_count: u32,
-    /// Pause between a failed attempt and the next (the queue's `visibilityTimeout`, default 0).
-    pub retry_delay: Duration,
-    /// How long a message `pump_queues` dequeues stays invisible (the queue's visibility
-    /// timeout): after a handler crash it reappears only then.
-    pub visibility_timeout: Duration,
+    /// The queue listener's settings, from the repository's host.json. A test that changes one
+    /// says why (usually: a shorter retry delay, where the delay's length is not what it tests).
+    pub queues: QueueSettings,
+    /// How long a message `pump_queues` dequeues stays invisible while it runs
+    /// ([`PROCESSING_LEASE`]): after a handler crash it reappears only then.
+    pub processing_lease: Duration,
 }
 
 impl HostDriver {
     /// A driver for the handler at `handler_base_url` (`http://127.0.0.1:PORT`).
     pub fn new(handler_base_url: impl Into<String>) -> HostDriver {
         let base = handler_base_url.into().trim_end_matches('/').to_string();
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(format!("Azure-Functions-Host/{HOST_VERSION}"))
             // The host waits functionTimeout + 1 minute; 10 minutes covers the default timeout.
@@ -527,9 +665,9 @@ impl HostDriver {
         HostDriver {
             base,
             client,
-            max_dequeue_count: MAX_DEQUEUE_COUNT,
-            retry_delay: Duration::ZERO,
-            visibility_timeout: Duration::from_secs(600),
+            queues: QueueSettings::from_repo()
+                .expect("the repository's host.json gives the queue settings"),
+            processing_lease: PROCESSING_LEASE,
         }
     }
 
@@ -622,20 +760,26 @@ impl HostDriver {
     }
 
     /// Delivers a message with the queue trigger's retries: invoked again (same id, dequeue
-    /// count + 1) while the answer is not 2xx, until `max_dequeue_count` attempts, after which
-    /// the host would move it to `<queue>-poison`. A transport error (handler down) is an error.
+    /// count + 1) `queues.visibility_timeout` after an answer that is not 2xx, until
+    /// `queues.max_dequeue_count` attempts, after which the host would move it to
+    /// `<queue>-poison`. `message_text` is the stored text, decoded as `queues.message_encoding`
+    /// says. A transport error (handler down) is an error, and so is a text the encoding cannot
+    /// decode (the host would poison it without an invocation).
     pub async fn deliver_with_retries(
         &self,
         function: &str,
         binding: &str,
         message_text: &str,
     ) -> Result<Delivery> {
-        let mut message = TriggerMessage::new(message_text);
+        let Some(data) = self.queues.decode(message_text) else {
+            bail!("the message is not base64 (host.json messageEncoding is base64): the host would move it to the poison queue");
+        };
+        let mut message = TriggerMessage::new(data);
         let mut responses = Vec::new();
-        for dequeue_count in 1..=self.max_dequeue_count.max(1) {
+        for dequeue_count in 1..=self.queues.max_dequeue_count.max(1) {
             if dequeue_count > 1 {
+                tokio::time::sleep(self.queues.visibility_timeout).await;
                 message = message.redelivered();
-                tokio::time::sleep(self.retry_delay).await;
             }
             let rsp = self
                 .invoke_queue_message(function, binding, &message, dequeue_count)
@@ -672,11 +816,16 @@ impl HostDriver {
         .await
     }
 
-    /// Drains real queues the way the host's queue listener does: dequeue, invoke, delete on
-    /// 2xx; on failure make the message visible again, or move it to `<queue>-poison` once its
-    /// dequeue count reached `max_dequeue_count`. Messages the handler enqueues meanwhile (work
-    /// items) are picked up too. Returns one [`Delivery`] per message id, in first-seen order;
-    /// gives up after `timeout`.
+    /// Drains real queues the way the host's queue listener does with `queues`
+    /// (docs/HOST-PROTOCOL.md): per route (function), dequeue a batch of `batch_size` messages
+    /// (invisible for `processing_lease`) and invoke them all at once; whenever the messages in
+    /// flight get down to `new_batch_threshold`, dequeue the next batch, so at most
+    /// `batch_size + new_batch_threshold` run at once. On 2xx the message is deleted; otherwise
+    /// it is made visible again after `visibility_timeout`, or moved to `<queue>-poison` once its
+    /// dequeue count reached `max_dequeue_count` (and so is a message `messageEncoding` cannot
+    /// decode, without an invocation). Messages the handler enqueues meanwhile (work items) are
+    /// picked up too, and a failed message is waited for until it has come back. Returns one
+    /// [`Delivery`] per message, in the order first dequeued; gives up after `timeout`.
     pub async fn pump_queues(
         &self,
         storage: &Storage,
@@ -684,62 +833,86 @@ impl HostDriver {
         timeout: Duration,
     ) -> Result<Vec<(String, Delivery)>> {
         let deadline = Instant::now() + timeout;
+        let lease = i32::try_from(self.processing_lease.as_secs().max(1)).unwrap_or(i32::MAX);
+        let batch = u8::try_from(self.queues.batch_size.clamp(1, 32)).unwrap_or(32);
+        let threshold = self.queues.new_batch_threshold as usize;
         let mut order: Vec<String> = Vec::new();
         let mut deliveries: HashMap<String, Delivery> = HashMap::new();
+        // Failed messages not seen again yet, and when they become visible.
+        let mut coming_back: HashMap<String, Instant> = HashMap::new();
+        let mut in_flight: Vec<usize> = vec![0; routes.len()];
+        let mut running: tokio::task::JoinSet<(usize, Result<Done>)> = tokio::task::JoinSet::new();
         loop {
-            let mut idle = true;
-            for route in routes {
-                let visibility =
-                    i32::try_from(self.visibility_timeout.as_secs().max(1)).unwrap_or(i32::MAX);
-                let received = storage
-                    .receive_messages(&route.queue, 16, visibility)
-                    .await?;
+            let mut received_any = false;
+            for (r, route) in routes.iter().enumerate() {
+                if in_flight[r] > threshold {
+                    continue;
+                }
+                let received = storage.receive_messages(&route.queue, batch, lease).await?;
                 for message in received {
-                    idle = false;
-                    let trigger = TriggerMessage::from_received(&message);
-                    let rsp = self
-                        .invoke_queue_message(
-                            &route.function,
-                            &route.binding,
-                            &trigger,
-                            message.dequeue_count,
-                        )
-                        .await?;
-                    let ok = rsp.is_success();
-                    let status = rsp.status;
+                    received_any = true;
                     let key = format!("{}/{}", route.queue, message.id);
-                    let entry = deliveries.entry(key.clone()).or_insert_with(|| {
+                    coming_back.remove(&key);
+                    if !deliveries.contains_key(&key) {
                         order.push(key.clone());
-                        Delivery {
-                            attempts: 0,
-                            final_status: status,
-                            poisoned: false,
-                            responses: Vec::new(),
-                        }
+                        deliveries.insert(
+                            key.clone(),
+                            Delivery {
+                                attempts: 0,
+                                final_status: 0,
+                                poisoned: false,
+                                responses: Vec::new(),
+                            },
+                        );
+                    }
+                    in_flight[r] += 1;
+                    let (driver, storage, route) = (self.clone(), storage.clone(), route.clone());
+                    running.spawn(async move {
+                        (r, driver.run_message(&storage, &route, key, message).await)
                     });
-                    entry.attempts += 1;
-                    entry.final_status = status;
-                    entry.responses.push(rsp);
-                    if ok {
-                        storage.delete_message(&route.queue, &message).await?;
-                    } else if message.dequeue_count >= self.max_dequeue_count {
-                        let poison = format!("{}-poison", route.queue);
-                        storage.put_message(&poison, &message.text).await?;
-                        storage.delete_message(&route.queue, &message).await?;
-                        entry.poisoned = true;
-                    } else {
-                        let delay = i32::try_from(self.retry_delay.as_secs()).unwrap_or(i32::MAX);
-                        storage
-                            .release_message(&route.queue, &message, delay)
-                            .await?;
+                }
+            }
+            if running.is_empty() && !received_any {
+                match coming_back.values().min() {
+                    None => break,
+                    Some(&at) => {
+                        // Nothing to run until a failed message is visible again.
+                        if Instant::now() > deadline {
+                            bail!("queues still not drained after {timeout:?}");
+                        }
+                        let wait = at.saturating_duration_since(Instant::now());
+                        tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+                        continue;
                     }
                 }
             }
-            if idle {
-                break;
-            }
             if Instant::now() > deadline {
+                running.abort_all();
                 bail!("queues still not drained after {timeout:?}");
+            }
+            // Wait for one invocation to finish (a slot may open) before looking again, unless
+            // nothing runs (then the queues are looked at again at once: new work items).
+            let Some(joined) = running.join_next().await else {
+                continue;
+            };
+            let (r, done) = joined.context("an invocation task failed")?;
+            in_flight[r] -= 1;
+            let done = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    running.abort_all();
+                    return Err(e);
+                }
+            };
+            let entry = deliveries
+                .get_mut(&done.key)
+                .expect("every message run was registered");
+            entry.attempts += 1;
+            entry.final_status = done.response.status;
+            entry.poisoned = done.poisoned;
+            entry.responses.push(done.response);
+            if let Some(at) = done.released_until {
+                coming_back.insert(done.key, at);
             }
         }
         Ok(order
@@ -747,6 +920,86 @@ impl HostDriver {
             .filter_map(|key| deliveries.remove(&key).map(|d| (key, d)))
             .collect())
     }
+
+    /// One dequeued message: invoke, then delete, release or poison it as the host does.
+    async fn run_message(
+        &self,
+        storage: &Storage,
+        route: &QueueRoute,
+        key: String,
+        message: ReceivedMessage,
+    ) -> Result<Done> {
+        let poison = format!("{}-poison", route.queue);
+        let Some(data) = self.queues.decode(&message.text) else {
+            storage.put_message(&poison, &message.text).await?;
+            storage.delete_message(&route.queue, &message).await?;
+            return Ok(Done {
+                key,
+                response: HostResponse {
+                    status: 0,
+                    body: Value::Null,
+                    text: "not base64: moved to the poison queue without an invocation".into(),
+                },
+                released_until: None,
+                poisoned: true,
+            });
+        };
+        let trigger = TriggerMessage {
+            text: data,
+            ..TriggerMessage::from_received(&message)
+        };
+        // The host renews the lease while the invocation runs, so a message reappears
+        // `processing_lease` after a crash, never while its invocation is still running.
+        let mut message = message;
+        let lease = self.processing_lease.max(Duration::from_secs(1));
+        let lease_secs = i32::try_from(lease.as_secs()).unwrap_or(i32::MAX);
+        let invocation = self.invoke_queue_message(
+            &route.function,
+            &route.binding,
+            &trigger,
+            message.dequeue_count,
+        );
+        tokio::pin!(invocation);
+        let response = loop {
+            tokio::select! {
+                response = &mut invocation => break response?,
+                () = tokio::time::sleep(lease / 2) => {
+                    message.pop_receipt =
+                        storage.renew_message(&route.queue, &message, lease_secs).await?;
+                }
+            }
+        };
+        let (mut released_until, mut poisoned) = (None, false);
+        if response.is_success() {
+            storage.delete_message(&route.queue, &message).await?;
+        } else if message.dequeue_count >= self.queues.max_dequeue_count {
+            storage.put_message(&poison, &message.text).await?;
+            storage.delete_message(&route.queue, &message).await?;
+            poisoned = true;
+        } else {
+            let delay = self.queues.visibility_timeout;
+            let secs = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
+            storage
+                .release_message(&route.queue, &message, secs)
+                .await?;
+            released_until = Some(Instant::now() + Duration::from_secs(secs.unsigned_abs().into()));
+        }
+        Ok(Done {
+            key,
+            response,
+            released_until,
+            poisoned,
+        })
+    }
+}
+
+/// One finished run of a dequeued message, for [`HostDriver::pump_queues`].
+struct Done {
+    key: String,
+    response: HostResponse,
+    /// Released for a retry, visible again at this instant.
+    released_until: Option<Instant>,
+    poisoned: bool,
 }
 
 #[cfg(test)]

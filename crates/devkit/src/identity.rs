@@ -332,6 +332,7 @@ mod tests {
     use super::*;
 
     fn get(ep: &IdentityEndpoint, query: &str, secret: Option<&str>) -> reqwest::RequestBuilder {
+        crate::install_crypto_provider();
         let mut req = reqwest::Client::new().get(format!("{}?{query}", ep.endpoint()));
         if let Some(s) = secret {
             req = req.header("X-IDENTITY-HEADER", s);

@@ -46,10 +46,17 @@ use std::sync::OnceLock;
 /// Makes this process trust the shared test CA: generates it once and points `SSL_CERT_FILE` at
 /// its bundle (CA + system roots). Call before building the first TLS client.
 pub fn init_test_tls() -> Result<&'static TestCa> {
+    install_crypto_provider();
     static DONE: OnceLock<()> = OnceLock::new();
     let ca = TestCa::shared()?;
     DONE.get_or_init(|| std::env::set_var("SSL_CERT_FILE", ca.bundle_pem()));
     Ok(ca)
+}
+
+/// Installs rustls' *ring* provider as the process default (reqwest is built with
+/// `rustls-no-provider`: the workspace Cargo.toml says why); idempotent. [`init_test_tls`] calls it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The process-wide test environment: the shared CA and a managed-identity endpoint running on

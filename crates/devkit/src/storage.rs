@@ -63,6 +63,7 @@ pub fn managed_identity_credential(client_id: Option<&str>) -> Result<Arc<dyn To
         user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
         ..ManagedIdentityCredentialOptions::default()
     };
+    crate::install_crypto_provider();
     let credential = ManagedIdentityCredential::new(Some(options))
         .context("building ManagedIdentityCredential")?;
     Ok(credential)
@@ -303,6 +304,28 @@ impl Storage {
             .await
             .with_context(|| format!("deleting message {} from {queue}", message.id))?;
         Ok(())
+    }
+
+    /// Keeps a received message invisible for `visibility_secs` from now (the host renews the
+    /// lease of a message whose invocation is still running); returns the new pop receipt,
+    /// which the next renewal or the delete must use.
+    pub async fn renew_message(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        visibility_secs: i32,
+    ) -> Result<String> {
+        let rsp = self
+            .queue
+            .queue_client(queue)?
+            .update_message(&message.id, &message.pop_receipt, visibility_secs, None)
+            .await
+            .with_context(|| format!("renewing message {} on {queue}", message.id))?;
+        rsp.headers()
+            .get_optional_string(&azure_core::http::headers::HeaderName::from_static(
+                "x-ms-popreceipt",
+            ))
+            .with_context(|| format!("no new pop receipt renewing message {}", message.id))
     }
 
     /// Makes a received message visible again after `visibility_secs` (a failed invocation).

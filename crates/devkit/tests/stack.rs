@@ -183,7 +183,10 @@ async fn stack_serves_a_handler_process_with_its_identity() {
     }
 
     let mut handler = stack.spawn_handler(FAKE_HANDLER).await.unwrap();
-    let driver = handler.driver().clone();
+    let mut driver = handler.driver().clone();
+    // Retried after 10 ms instead of host.json's 30 s: the attempts are under test, not the
+    // delay between them.
+    driver.queues.visibility_timeout = Duration::from_millis(10);
 
     // The child reads the blob named by an Event Grid event, over HTTPS with its own token.
     let delivery = {
@@ -232,7 +235,11 @@ async fn stack_serves_a_handler_process_with_its_identity() {
         .deliver_with_retries("Fail", "message", "hi")
         .await
         .unwrap();
-    assert_eq!((d.attempts, d.final_status, d.poisoned), (5, 500, true));
+    // As many attempts as host.json's maxDequeueCount, then the poison queue.
+    assert_eq!(
+        (d.attempts, d.final_status, d.poisoned),
+        (driver.queues.max_dequeue_count, 500, true)
+    );
 
     // The handler receives the exact envelope.
     let rsp = driver
@@ -282,11 +289,15 @@ async fn pumping_real_queues_follows_the_host_retry_and_poison_rules() {
         QueueRoute::new("indicator-messages", "Fail"),
         QueueRoute::new("indicator-work", "FailUntil3"),
     ];
-    let deliveries = handler
-        .driver()
-        .pump_queues(storage, &routes, Duration::from_secs(20))
+    let mut driver = handler.driver().clone();
+    // Failed messages come back after 1 s instead of host.json's 30 s: the retry and poison
+    // rules are under test, not the delay.
+    driver.queues.visibility_timeout = Duration::from_secs(1);
+    let deliveries = driver
+        .pump_queues(storage, &routes, Duration::from_secs(30))
         .await
         .unwrap();
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
     let by_queue = |q: &str| {
         deliveries
             .iter()
@@ -302,7 +313,10 @@ async fn pumping_real_queues_follows_the_host_retry_and_poison_rules() {
         handler.output()
     );
     let doomed = by_queue("indicator-messages");
-    assert_eq!((doomed.attempts, doomed.poisoned), (5, true));
+    assert_eq!(
+        (doomed.attempts, doomed.poisoned),
+        (driver.queues.max_dequeue_count, true)
+    );
     let patient = by_queue("indicator-work");
     assert_eq!((patient.attempts, patient.final_status), (3, 200));
 
@@ -343,4 +357,176 @@ async fn short_lived_tokens_are_fetched_again() {
         assert!(read.is_success(), "{}", read.text);
     }
     assert!(stack.identity().requests().len() >= 2);
+}
+
+/// The driver runs a queue's messages as the host does with the repository's host.json
+/// (`crates/devkit/src/host.rs`, `QueueSettings`): `batchSize` at once, the next batch when those
+/// in flight get down to `newBatchThreshold`, so at most `batchSize + newBatchThreshold` at once.
+/// The handler here is in-process: each invocation waits for a permit the test hands out, so
+/// every step is seen, not timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pumping_runs_batches_in_parallel_as_host_json_says() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Gate {
+        arrived: AtomicUsize,
+        in_flight: AtomicUsize,
+        most: AtomicUsize,
+        permits: tokio::sync::Semaphore,
+    }
+    async fn invoke(axum::extract::State(gate): axum::extract::State<Arc<Gate>>) -> String {
+        gate.arrived.fetch_add(1, Ordering::SeqCst);
+        let now = gate.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        gate.most.fetch_max(now, Ordering::SeqCst);
+        gate.permits.acquire().await.unwrap().forget();
+        gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r#"{"ReturnValue":"ok"}"#.to_string()
+    }
+
+    let settings = host::QueueSettings::from_repo().unwrap();
+    let (batch, threshold) = (
+        settings.batch_size as usize,
+        settings.new_batch_threshold as usize,
+    );
+    assert!(
+        threshold < batch,
+        "this test's steps assume newBatchThreshold < batchSize: {settings:?}"
+    );
+    let stack = Stack::start(StackConfig::default()).await.unwrap();
+    let storage = stack.storage();
+    let queue = "indicator-messages";
+    let n = 3 * batch;
+    for i in 0..n {
+        storage.put_message(queue, &format!("m{i}")).await.unwrap();
+    }
+    let gate = Arc::new(Gate {
+        arrived: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+        permits: tokio::sync::Semaphore::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/{function}", axum::routing::post(invoke))
+        .with_state(gate.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let driver = host::HostDriver::new(format!("http://{addr}"));
+    assert_eq!(driver.queues, settings);
+
+    let pump = {
+        let (driver, storage) = (driver.clone(), storage.clone());
+        tokio::spawn(async move {
+            driver
+                .pump_queues(
+                    &storage,
+                    &[QueueRoute::new(queue, "Hold")],
+                    Duration::from_secs(60),
+                )
+                .await
+        })
+    };
+    let wait_for = |want: usize| {
+        let gate = gate.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while gate.arrived.load(Ordering::SeqCst) < want {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} invocations arrived, waiting for {want}",
+                    gate.arrived.load(Ordering::SeqCst)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // The first batch arrives whole; no more until those in flight get down to the threshold.
+    wait_for(batch).await;
+    assert_eq!(gate.in_flight.load(Ordering::SeqCst), batch);
+    gate.permits.add_permits(batch - threshold);
+    // Then the second batch, beside the threshold's worth still running.
+    wait_for(2 * batch).await;
+    assert_eq!(gate.in_flight.load(Ordering::SeqCst), threshold + batch);
+    gate.permits.add_permits(n);
+    let deliveries = pump.await.unwrap().unwrap();
+    assert_eq!(deliveries.len(), n);
+    assert!(
+        deliveries
+            .iter()
+            .all(|(_, d)| (d.attempts, d.final_status, d.poisoned) == (1, 200, false)),
+        "{deliveries:?}"
+    );
+    assert_eq!(gate.arrived.load(Ordering::SeqCst), n);
+    assert_eq!(gate.most.load(Ordering::SeqCst), batch + threshold);
+    assert!(storage.peek_messages(queue, 32).await.unwrap().is_empty());
+}
+
+#[test]
+fn queue_settings_come_from_host_json_with_the_documented_defaults() {
+    // Every key given.
+    let s = host::QueueSettings::from_host_json(
+        r#"{"extensions":{"queues":{"batchSize":4,"newBatchThreshold":2,"visibilityTimeout":"00:00:30","maxDequeueCount":3,"messageEncoding":"none"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s,
+        host::QueueSettings {
+            batch_size: 4,
+            new_batch_threshold: 2,
+            visibility_timeout: Duration::from_secs(30),
+            max_dequeue_count: 3,
+            message_encoding: host::MessageEncoding::Plain,
+        }
+    );
+    assert_eq!(s.decode("e30="), Some("e30=".to_string()));
+    // None given: Microsoft Learn's defaults (batchSize 16, newBatchThreshold batchSize/2,
+    // visibilityTimeout 0, maxDequeueCount 5, base64).
+    let d = host::QueueSettings::from_host_json(r#"{"version":"2.0"}"#).unwrap();
+    assert_eq!(d, host::QueueSettings::default());
+    assert_eq!(d.decode("e30="), Some("{}".to_string()));
+    assert_eq!(d.decode("not base64!"), None);
+    let t = host::QueueSettings::from_host_json(
+        r#"{"extensions":{"queues":{"batchSize":10,"visibilityTimeout":"1.02:03:04.5"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(t.new_batch_threshold, 5);
+    assert_eq!(
+        t.visibility_timeout,
+        Duration::from_secs(26 * 3600 + 3 * 60 + 4) + Duration::from_millis(500)
+    );
+    for (bad, says) in [
+        (r#"{"extensions":{"queues":{"batchSize":33}}}"#, "1 to 32"),
+        (
+            r#"{"extensions":{"queues":{"batchSize":"4"}}}"#,
+            "not a count",
+        ),
+        (
+            r#"{"extensions":{"queues":{"visibilityTimeout":"30"}}}"#,
+            "hh:mm:ss",
+        ),
+        (
+            r#"{"extensions":{"queues":{"messageEncoding":"utf8"}}}"#,
+            "base64 or none",
+        ),
+    ] {
+        let e = host::QueueSettings::from_host_json(bad).unwrap_err();
+        assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+    }
+    // The repository's own file parses, and the driver uses it.
+    let repo = host::QueueSettings::from_repo().unwrap();
+    let raw: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../host.json")).unwrap(),
+    )
+    .unwrap();
+    let q = &raw["extensions"]["queues"];
+    assert_eq!(q["batchSize"].as_u64(), Some(u64::from(repo.batch_size)));
+    assert_eq!(
+        q["newBatchThreshold"].as_u64(),
+        Some(u64::from(repo.new_batch_threshold))
+    );
+    assert_eq!(
+        q["maxDequeueCount"].as_u64(),
+        Some(u64::from(repo.max_dequeue_count))
+    );
 }

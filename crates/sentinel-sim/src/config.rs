@@ -89,6 +89,17 @@ pub struct SimConfig {
     pub extra_audiences: Vec<String>,
     /// Token audience of the Graph route (`submitTiIndicators`).
     pub graph_audience: String,
+    /// Token audience of the Defender for Endpoint routes (Microsoft Learn,
+    /// run-advanced-query-sample-python: tokens are issued for the resource
+    /// `https://api.securitycenter.microsoft.com`).
+    pub defender_audience: String,
+    /// Calls per window the Defender import route admits per identity (Microsoft Learn,
+    /// import-ti-indicators: 30 calls per minute).
+    pub defender_requests_per_window: u32,
+    /// Most indicators one import call may carry (import-ti-indicators: 500).
+    pub defender_max_batch: usize,
+    /// Active indicators a tenant may hold (import-ti-indicators: 15,000).
+    pub defender_max_active: usize,
     /// Share (0..=1) of admitted requests answered with an injected 429.
     pub fault_429_share: f64,
     /// Share (0..=1) of admitted requests answered with an injected 503 or 500.
@@ -118,7 +129,7 @@ pub struct SimConfig {
     /// Whether Graph 429s carry `Retry-After` (the real Graph always sends it); without it a
     /// client must read the wait from the message.
     pub graph_retry_after_header: bool,
-    /// Observable values the Graph route refuses although they are well-formed (Microsoft
+    /// Observable values the Graph and Defender routes refuse although they are well-formed (Microsoft
     /// refuses, e.g., indicators for its own addresses and domains): each becomes a per-item
     /// `"Error"` in a `206`, for partial-failure tests.
     pub refused_values: Vec<String>,
@@ -133,6 +144,10 @@ impl Default for SimConfig {
             audience: "https://management.azure.com".to_owned(),
             extra_audiences: vec!["https://management.core.windows.net".to_owned()],
             graph_audience: "https://graph.microsoft.com".to_owned(),
+            defender_audience: "https://api.securitycenter.microsoft.com".to_owned(),
+            defender_requests_per_window: 30,
+            defender_max_batch: 500,
+            defender_max_active: 15_000,
             fault_429_share: 0.0,
             fault_5xx_share: 0.0,
             fault_429_retry_secs: 1,

@@ -23,6 +23,8 @@
 //! - `sentinel`: the two Sentinel upload routes.
 //! - `graph`: the Graph `submitTiIndicators` route (200 / 206 with per-item errors), or the
 //!   answer of its retirement ([`GraphApi::Retired`]).
+//! - `defender`: the Defender for Endpoint indicators import and batch-delete routes, with the
+//!   per-indicator results, the 30-calls-per-minute quota and the tenant's 15,000 cap.
 //! - `server`: shared state, fault injection, error shapes, request log and latency.
 //!
 //! What the simulator deliberately does not do: verify token signatures (test tokens are
@@ -33,6 +35,7 @@
 
 mod auth;
 mod config;
+mod defender;
 mod graph;
 mod limiter;
 mod sentinel;
@@ -168,6 +171,22 @@ impl Simulator {
         self.shared.lock().graph_indicators.clone()
     }
 
+    /// Every indicator the simulated Defender tenant holds (expired ones included), as imported,
+    /// with the `id` it was given.
+    pub fn defender_indicators(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .lock()
+            .defender
+            .held
+            .values()
+            .map(|h| {
+                let mut v = h.indicator.clone();
+                v["id"] = h.id.to_string().into();
+                v
+            })
+            .collect()
+    }
+
     /// The log of every request answered, in the order answered.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.lock().requests.clone()
@@ -201,6 +220,14 @@ impl Simulator {
     /// Like [`Simulator::token`], for the Graph route.
     pub fn graph_token(&self, oid: &str) -> String {
         unsigned_jwt(&auth::claims_for(&self.shared.config.graph_audience, oid))
+    }
+
+    /// Like [`Simulator::token`], for the Defender for Endpoint routes.
+    pub fn defender_token(&self, oid: &str) -> String {
+        unsigned_jwt(&auth::claims_for(
+            &self.shared.config.defender_audience,
+            oid,
+        ))
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to a few seconds), and

@@ -21,7 +21,7 @@ use crate::auth::AuthError;
 use crate::config::SimConfig;
 use crate::limiter::RateLimiter;
 use crate::store::ObjectStore;
-use crate::{graph, sentinel, RequestRecord};
+use crate::{defender, graph, sentinel, RequestRecord};
 
 /// Far above what 100 objects need, so only a broken client hits it.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -40,6 +40,9 @@ pub(crate) struct SimState {
     pub latency: Duration,
     rng: StdRng,
     limiter: RateLimiter,
+    /// The Defender for Endpoint import route's own quota (30 calls per minute).
+    defender_limiter: RateLimiter,
+    pub defender: crate::defender::Tenant,
     pub objects: ObjectStore,
     pub graph_indicators: Vec<Value>,
     pub requests: Vec<RequestRecord>,
@@ -53,6 +56,8 @@ impl Shared {
             latency: config.latency,
             rng: StdRng::seed_from_u64(config.seed),
             limiter: RateLimiter::new(config.requests_per_window, config.window),
+            defender_limiter: RateLimiter::new(config.defender_requests_per_window, config.window),
+            defender: Default::default(),
             objects: ObjectStore::default(),
             graph_indicators: Vec::new(),
             requests: Vec::new(),
@@ -81,6 +86,13 @@ impl Shared {
     /// Takes a rate-limit slot for `identity`, or gives the wait until one frees.
     pub(crate) fn acquire(&self, identity: &str) -> Result<(), Duration> {
         self.lock().limiter.try_acquire(identity, Instant::now())
+    }
+
+    /// Takes a slot of the Defender import route's quota for `identity`.
+    pub(crate) fn acquire_defender(&self, identity: &str) -> Result<(), Duration> {
+        self.lock()
+            .defender_limiter
+            .try_acquire(identity, Instant::now())
     }
 
     /// An `activityId` for an error body: derived from the seed and the number of requests
@@ -148,6 +160,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(sentinel::upload),
         )
         .route(graph::PATH, post(graph::submit))
+        .route(defender::IMPORT_PATH, post(defender::import))
+        .route(defender::BATCH_DELETE_PATH, post(defender::batch_delete))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(shared.clone(), bookkeeping))

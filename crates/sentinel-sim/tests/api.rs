@@ -60,12 +60,19 @@ impl Answer {
     }
 }
 
+/// A client for the tests' requests. reqwest is built with `rustls-no-provider` (the workspace
+/// Cargo.toml says why): a process installs the provider before its first client.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 async fn post(url: &str, token: &str, body: &Value) -> Answer {
     post_raw(url, Some(token), body.to_string()).await
 }
 
 async fn post_raw(url: &str, token: Option<&str>, body: String) -> Answer {
-    let client = reqwest::Client::new();
+    let client = http();
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -584,31 +591,46 @@ async fn faults_are_deterministic_for_a_seed() {
     assert!(runs[0].iter().any(|s| *s != 200), "some faults at 40%");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_answers_and_can_change_at_runtime() {
-    // A latency far above what a loaded machine adds to a loopback request, so the second check
-    // (the latency removed at run time) cannot fail for a slow test host.
-    const LATENCY: Duration = Duration::from_millis(1500);
+    // No upper time bound anywhere (a loaded test host cannot fail this): the configured
+    // latency is an hour, which no request here waits out; a request answered at all proves the
+    // latency it was sent under was not that hour.
+    const HOUR: Duration = Duration::from_secs(3600);
     let sim = start(SimConfig {
-        latency: LATENCY,
+        latency: HOUR,
         ..SimConfig::default()
     })
     .await;
     let body = upload_body(vec![indicator(1)]);
-    let started = Instant::now();
-    assert_eq!(
-        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
-        200
-    );
-    assert!(started.elapsed() >= LATENCY);
+    let (url, token) = (stix_url(&sim), sim.token("a"));
+    // Sent under the configured hour: accepted (the answer is computed first), not answered.
+    let held = {
+        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        tokio::spawn(async move { post(&url, &token, &body).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the first request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
+    // Removed at run time: the next request is answered (a hang guard, not a time bound).
     sim.set_latency(Duration::ZERO);
+    let answer = tokio::time::timeout(HOUR / 6, post(&url, &token, &body))
+        .await
+        .expect("answered once the latency is removed");
+    assert_eq!(answer.status, 200);
+    assert!(!held.is_finished(), "the first request waits out its hour");
+
+    // Set at run time: the answer comes no sooner than the latency.
+    const LATENCY: Duration = Duration::from_millis(1500);
+    sim.set_latency(LATENCY);
     let started = Instant::now();
-    assert_eq!(
-        post(&stix_url(&sim), &sim.token("a"), &body).await.status,
-        200
-    );
-    assert!(started.elapsed() < LATENCY, "{:?}", started.elapsed());
+    assert_eq!(post(&url, &token, &body).await.status, 200);
+    assert!(started.elapsed() >= LATENCY);
+    assert_eq!(sim.requests().len(), 3);
+    held.abort();
 }
 
 #[tokio::test]
@@ -674,7 +696,7 @@ async fn shutdown_closes_the_port() {
     let body = upload_body(vec![indicator(1)]);
     assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
     sim.shutdown().await;
-    let result = reqwest::Client::new()
+    let result = http()
         .post(&url)
         .bearer_auth(&token)
         .json(&body)
@@ -954,4 +976,104 @@ async fn a_retired_graph_answers_as_a_removed_route() {
         .await;
         assert_eq!(stix.status, StatusCode::OK);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defender for Endpoint indicators (src/defender.rs: shapes from Microsoft Learn)
+
+fn defender_indicator(value: &str) -> Value {
+    json!({
+        "indicatorValue": value, "indicatorType": "IpAddress", "title": "t", "description": "d",
+        "action": "Audit", "generateAlert": true, "expirationTime": "2099-01-01T00:00:00Z"
+    })
+}
+
+#[tokio::test]
+async fn defender_import_answers_per_indicator_and_enforces_its_documented_limits() {
+    let sim = start(SimConfig {
+        defender_max_active: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = format!("{}/api/indicators/import", sim.url());
+    let token = sim.defender_token("client-1");
+    // One result per indicator, in order: a bad value fails alone; the third new one finds the
+    // tenant's cap (2 here) reached.
+    let a = post(
+        &url,
+        &token,
+        &json!({"Indicators": [
+            defender_indicator("198.51.100.1"),
+            defender_indicator("198.51.100.0/24"),
+            defender_indicator("198.51.100.2"),
+            defender_indicator("198.51.100.3"),
+        ]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let results = a.json()["value"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 4);
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["isFailed"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [false, true, false, true]
+    );
+    assert_eq!(results[0]["id"], "1");
+    assert_eq!(
+        results[1]["failureReason"],
+        "IP address 198.51.100.0/24 is invalid."
+    );
+    assert_eq!(
+        results[3]["failureReason"],
+        "There's a limit of 2 active indicators per tenant; the limit is reached."
+    );
+    // An update of a held indicator takes no new place.
+    let a = post(
+        &url,
+        &token,
+        &json!({"Indicators": [defender_indicator("198.51.100.1")]}),
+    )
+    .await;
+    assert_eq!(a.json()["value"][0]["isFailed"], false);
+    assert_eq!(sim.defender_indicators().len(), 2);
+    // Body parameters are case-sensitive; more than 500 is refused whole.
+    let a = post(
+        &url,
+        &token,
+        &json!({"indicators": [defender_indicator("198.51.100.9")]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"]["code"], "MissingRequiredParameter");
+    let many: Vec<Value> = (0..501)
+        .map(|i| defender_indicator(&format!("10.1.{}.{}", i / 256, i % 256)))
+        .collect();
+    let a = post(&url, &token, &json!({ "Indicators": many })).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "Maximum batch size exceeded. Received: 501, allowed: 500."
+    );
+    // A Sentinel token is another audience: 401 in Defender's error shape.
+    let a = post(&url, &sim.token("client-1"), &json!({"Indicators": []})).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.json()["error"]["code"], "Unauthorized");
+}
+
+#[tokio::test]
+async fn defender_import_admits_30_calls_per_window_then_429_with_retry_after() {
+    let sim = start(SimConfig::default()).await;
+    let url = format!("{}/api/indicators/import", sim.url());
+    let token = sim.defender_token("client-1");
+    let body = json!({"Indicators": [defender_indicator("198.51.100.1")]});
+    for _ in 0..30 {
+        assert_eq!(post(&url, &token, &body).await.status, StatusCode::OK);
+    }
+    let a = post(&url, &token, &body).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["error"]["code"], "TooManyRequests");
+    let wait: u64 = a.retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
 }

@@ -142,13 +142,7 @@ fn frame(limits: FrameLimits, pieces: &[&[u8]]) -> Vec<FrameItem> {
 fn validate_all(records: Vec<Decoded>) {
     let ctx = ValidationContext {
         now: now(),
-        accepted_types: &[
-            "indicator",
-            "attack-pattern",
-            "threat-actor",
-            "identity",
-            "relationship",
-        ],
+        accepted_types: ti_core::stix::STIX_OBJECTS_API_TYPES,
     };
     for r in records {
         if let Ok(o) = r.object {

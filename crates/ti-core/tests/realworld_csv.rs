@@ -14,13 +14,7 @@ use ti_core::input::{Decoder, InputFormat, InputOptions};
 use ti_core::stix::{self, ValidationContext};
 use time::macros::datetime;
 
-const ACCEPTED: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+const ACCEPTED: &[&str] = stix::STIX_OBJECTS_API_TYPES;
 
 #[derive(Debug, Default, PartialEq)]
 struct Tally {

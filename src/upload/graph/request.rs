@@ -8,8 +8,39 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use ti_core::convert::{stix_to_ti, validate_ti};
 use ti_core::report::Code;
+use ti_core::stix;
 
+use crate::upload::target::Request;
 use crate::upload::{Failure, Prepared};
+
+/// The builder of `graph` requests: the tiIndicator fields the target sets.
+#[derive(Debug)]
+pub struct Graph {
+    pub action: String,
+    pub target_product: String,
+}
+
+impl Request for Graph {
+    fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
+        prepare(&self.action, &self.target_product, objects)
+    }
+
+    fn refusal(&self, object: &Map<String, Value>) -> Option<Failure> {
+        convert(object, &self.action, &self.target_product).err()
+    }
+
+    /// A description over Graph's 100 characters is cut (`value_shortened`).
+    fn shortenings(&self, object: &Map<String, Value>) -> Vec<stix::Problem> {
+        match ti_core::convert::stix_to_ti_with_warnings(object, &self.action, &self.target_product)
+        {
+            Ok((_, warnings)) => warnings
+                .into_iter()
+                .filter(|w| w.code == Code::ValueShortened)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct Body {

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use ti_core::report::Code;
 use tokio::time::Instant;
 
 use super::{mapping, request};
-use crate::settings::UploadSettings;
+use crate::settings::{TargetKind, UploadSettings};
+use crate::upload::target::Service;
 use crate::upload::transport::Outbound;
 use crate::upload::{send_prepared, BatchOutcome};
 
@@ -35,7 +37,7 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(settings: &UploadSettings, outbound: Outbound) -> anyhow::Result<Self> {
-        let base = settings.graph_base_url.as_deref().with_context(|| {
+        let base = settings.base_url(TargetKind::Graph).ok().with_context(|| {
             format!(
                 "target graph (Microsoft Graph tiIndicators) is only offered in the public cloud, not in TI_CLOUD={}",
                 settings.cloud.name()
@@ -52,7 +54,7 @@ impl Graph {
         })
     }
 
-    pub async fn upload(
+    async fn upload_batch(
         &self,
         objects: &[Map<String, Value>],
         deadline: Option<Instant>,
@@ -91,5 +93,15 @@ impl Graph {
             None => self.alive.store(true, Ordering::Release),
         }
         outcome
+    }
+}
+
+impl Service for Graph {
+    fn upload<'a>(
+        &'a self,
+        objects: &'a [Map<String, Value>],
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, BatchOutcome> {
+        Box::pin(self.upload_batch(objects, deadline))
     }
 }

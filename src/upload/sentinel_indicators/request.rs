@@ -4,9 +4,25 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use ti_core::report::Code;
 
+use crate::upload::target::{refuse_other_types, Request};
 use crate::upload::{Failure, Prepared};
+
+/// The builder of `sentinel-indicators` requests.
+#[derive(Debug)]
+pub struct Indicators {
+    pub source_system: String,
+}
+
+impl Request for Indicators {
+    fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
+        prepare(&self.source_system, objects)
+    }
+
+    fn refusal(&self, object: &Map<String, Value>) -> Option<Failure> {
+        refusal(object)
+    }
+}
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -16,16 +32,11 @@ struct Body<'a> {
 
 /// Why the Upload Indicators API would refuse an object: anything but an indicator.
 pub fn refusal(object: &Map<String, Value>) -> Option<Failure> {
-    match object.get("type").and_then(Value::as_str) {
-        Some("indicator") => None,
-        other => Some(Failure {
-            code: Code::UnsupportedType,
-            messages: vec![format!(
-                "the Upload Indicators API (target sentinel-indicators) takes only indicator objects, not '{}'; use TI_TARGET=sentinel-stix for other STIX objects",
-                other.unwrap_or("?")
-            )],
-        }),
-    }
+    refuse_other_types(super::SPEC.accepted_types, object, |other| {
+        format!(
+            "the Upload Indicators API (target sentinel-indicators) takes only indicator objects, not '{other}'; use TI_TARGET=sentinel-stix for other STIX objects"
+        )
+    })
 }
 
 /// The request for one batch: its indicators; every other object fails `unsupported_type`.
@@ -68,6 +79,7 @@ pub fn url(base: &str, workspace_id: &str, api_version: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use ti_core::report::Code;
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

@@ -3,7 +3,25 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::upload::Prepared;
+use crate::upload::target::Request;
+use crate::upload::{Failure, Prepared};
+
+/// The builder of `sentinel-stix` requests.
+#[derive(Debug)]
+pub struct Stix {
+    pub source_system: String,
+}
+
+impl Request for Stix {
+    fn prepare(&self, objects: &[Map<String, Value>]) -> Prepared {
+        prepare(&self.source_system, objects)
+    }
+
+    /// It refuses nothing STIX validation lets through.
+    fn refusal(&self, _object: &Map<String, Value>) -> Option<Failure> {
+        None
+    }
+}
 
 #[derive(Serialize)]
 struct Body<'a> {

@@ -13,6 +13,7 @@
 //! like any STIX input: conversion only reports what validation could not see (an unknown type
 //! name, an observable field without a value, an expiry in the past for a tiIndicator).
 
+pub mod defender;
 pub mod graph;
 pub mod rows;
 pub mod text;

@@ -11,13 +11,7 @@ use crate::stix::{self, ValidationContext};
 use proptest::prelude::*;
 use serde_json::json;
 
-const ACCEPTED: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+const ACCEPTED: &[&str] = crate::stix::STIX_OBJECTS_API_TYPES;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::parse("2025-01-01T00:00:00Z", &Rfc3339).unwrap()

@@ -94,6 +94,9 @@ codes! {
     /// The record is valid but cannot be expressed in the target's format (e.g. a STIX pattern
     /// that is not one observable comparison, for a Graph tiIndicator).
     NotConvertible = "not_convertible",
+    /// The record is a network range (CIDR notation), which the target does not take (Defender
+    /// for Endpoint indicators).
+    CidrNotSupported = "cidr_not_supported",
     // upload
     /// The service refused this record: it answered 200 and listed the record in `errors[]`, or
     /// (Sentinel) answered 400 because it published none of the request's objects.
@@ -112,6 +115,9 @@ codes! {
     /// The API is no longer offered (Microsoft Graph tiIndicators, removed by Microsoft in April
     /// 2026): nothing sent to it is kept; another target must be used.
     ApiRetired = "api_retired",
+    /// Not sent to Defender for Endpoint: its active-indicator budget (15,000 per tenant, or
+    /// `TI_DEFENDER_MAX_ACTIVE`) is spent, and records that rank higher were sent instead.
+    OverBudget = "over_budget",
     /// Transient failures (408/429/5xx/network) outlasted the retry budget.
     RetriesExhausted = "retries_exhausted",
     /// The token for the service could not be obtained.
@@ -156,6 +162,7 @@ impl Code {
             UnknownObservableType => "Use an observable type ti-ingest knows in the CSV `type` column, or one IP, domain, URL, e-mail or hash per text line.",
             NotAnIndicator => "Nothing, if the line is a heading or a note; otherwise write the indicator alone on its line (a comment may follow after `#`, a tab or in parentheses).",
             NotConvertible => "Give the record one observable comparison (and an expiry, for Graph), or send it to `sentinel-stix`.",
+            CidrNotSupported => "List the range's addresses one by one, or send the range to `sentinel-stix`: Defender for Endpoint indicators take no CIDR notation.",
             RejectedByService => "Correct the record as the service's message says and drop it again.",
             BadRequest => "Read the service's message: it refused the whole request; check `TI_TARGET` and `TI_SENTINEL_API_VERSION`.",
             Unauthorized => "Check that the identity's role assignment has taken effect and that `TI_CLOUD` is the workspace's cloud.",
@@ -163,6 +170,7 @@ impl Code {
             WorkspaceNotFound => "Set `TI_WORKSPACE_ID` to the workspace id (a GUID), not its name.",
             HttpError => "Read the status and message the service gave, fix the cause and drop the file again.",
             ApiRetired => "Use `TI_TARGET=sentinel-stix`: Microsoft removed the Graph tiIndicators API in April 2026, and nothing sent to it is kept.",
+            OverBudget => "Nothing to fix in the record: let indicators expire or raise their `confidence`, or lower what other tools place in Defender (`TI_DEFENDER_MAX_ACTIVE`).",
             RetriesExhausted => "Drop the file again later (uploads are idempotent); if it recurs, lower `TI_MAX_REQUESTS_PER_MINUTE`.",
             AuthFailed => "Check that the managed identity is assigned to the app (and `AZURE_CLIENT_ID` names it), then drop the file again.",
             Expired => "Nothing (uploaded); remove or renew indicators that are no longer valid.",
@@ -183,11 +191,13 @@ impl Code {
             | Duplicate | FileRejected | Expired | Normalised | DanglingRelationship => {
                 Stage::Validate
             }
-            UnknownObservableType | NotAnIndicator | NotConvertible | ValueShortened => {
-                Stage::Convert
-            }
+            UnknownObservableType
+            | NotAnIndicator
+            | NotConvertible
+            | CidrNotSupported
+            | ValueShortened => Stage::Convert,
             RejectedByService | BadRequest | Unauthorized | Forbidden | WorkspaceNotFound
-            | HttpError | ApiRetired | RetriesExhausted | AuthFailed => Stage::Upload,
+            | HttpError | ApiRetired | OverBudget | RetriesExhausted | AuthFailed => Stage::Upload,
         }
     }
 }
@@ -274,6 +284,40 @@ pub struct Report {
     /// Likewise for warnings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub more_warnings_in: Option<String>,
+    /// A pulled list feed's run: what happened to the indicators the feed listed before
+    /// (README, "Indicator lifecycle").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The indicator lifecycle of one run of a list feed (docs/REPORTS.md): counts of indicators,
+/// not of records (`summary` counts the records read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    /// Indicators the feed lists after this run (tracked for retirement and refresh).
+    pub listed: u64,
+    /// Listed now and not before (new, or listed again after being retired).
+    pub added: u64,
+    /// Listed before and now with different content.
+    pub changed: u64,
+    /// No longer listed: sent again with `valid_until` = now, and forgotten.
+    pub retired: u64,
+    /// Still listed and close to expiry: sent again with `modified` and `valid_until` moved on.
+    pub refreshed: u64,
+    /// Arrived revoked: sent as they are, and forgotten.
+    pub revoked: u64,
+    /// Retirements and refreshes left by transient failures: tried again next run.
+    pub pending: u64,
+    /// Retirements and refreshes the target refused.
+    pub failed: u64,
+    /// The first refusal's messages, when some were refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// Why nothing was retired this run, when that is the case though the feed was read
+    /// (an incomplete snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The most `errors` (and, separately, `warnings`) a written report lists; the rest go to an
@@ -386,6 +430,7 @@ impl Report {
             warning_counts: self.warning_counts.clone(),
             more_errors_in: self.more_errors_in.clone(),
             more_warnings_in: self.more_warnings_in.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 
@@ -556,6 +601,7 @@ mod tests {
             warning_counts: Default::default(),
             more_errors_in: None,
             more_warnings_in: None,
+            lifecycle: None,
         };
         report.check_invariants().unwrap();
         let (written, errors, warnings) = report.split("f.errors.ndjson", "f.warnings.ndjson");

@@ -15,6 +15,23 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// The STIX object types the Sentinel STIX objects upload API accepts (Microsoft Learn,
+/// https://learn.microsoft.com/azure/sentinel/stix-objects-api: indicator, attack pattern,
+/// threat actor, identity, relationship): what validation lets through for every target. The one
+/// list the app, the tests and the tools read.
+pub const STIX_OBJECTS_API_TYPES: &[&str] = &[
+    "indicator",
+    "attack-pattern",
+    "threat-actor",
+    "identity",
+    "relationship",
+];
+
+/// The types of the targets that take indicators only: the legacy Upload Indicators API, Graph
+/// tiIndicators and Defender for Endpoint indicators. Each refuses any other object itself
+/// (`unsupported_type`), so it costs no request.
+pub const INDICATOR_TYPES: &[&str] = &["indicator"];
+
 /// One reason a record is rejected or flagged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -106,27 +123,58 @@ const OPTIONAL_LISTS: &[&str] = &[
 ];
 
 /// Validates and normalises one object for upload.
+///
+/// The properties validation reads are found in one pass over the object ([`View`]) instead of
+/// one map lookup each (about thirty per indicator); the checks read the view, and what they
+/// normalise is applied to the object afterwards ([`Edits`]), in the order the checks asked.
 pub fn validate(mut object: Map<String, Value>, ctx: &ValidationContext) -> Result<Valid, Invalid> {
     let mut f = Findings::default();
-    drop_nulls_and_empty_lists(&mut object, &mut f);
-
-    let ty = check_type(&object, ctx, &mut f);
-    let id = check_id(&object, &mut f);
-    let mut upgrade = check_spec_version(&mut object, &mut f);
-    check_created_modified(&object, &mut f);
-    check_common(&mut object, &mut f);
-    if let (Some(done), Some(ty)) = (&mut upgrade, ty.as_deref()) {
-        upgrade_2_0(&mut object, ty, done);
-    }
-
-    match ty.as_deref() {
-        Some("indicator") => check_indicator(&object, ctx, &mut f),
-        Some("relationship") => check_relationship(&object, &mut f),
-        Some(t) if NAMED_TYPES.contains(&t) => {
-            non_empty_string(&object, "name", true, &mut f);
+    let (ty, id, upgrade, edits) = {
+        let (view, absent) = View::of(&object);
+        absent.warn(&mut f);
+        let mut edits = Edits {
+            nulls: absent.nulls,
+            empty_lists: absent.empty_lists,
+            ..Edits::default()
+        };
+        let ty = check_type(view.ty, ctx, &mut f);
+        let id = check_id(&view, &mut f);
+        let upgrade = check_spec_version(view.spec_version, &mut edits, &mut f);
+        check_created_modified(&view, &mut f);
+        check_common(&view, &mut edits, &mut f);
+        // A STIX 2.0 indicator without `pattern_type` is given `stix` (upgrade_2_0) before its
+        // pattern is checked.
+        let stix_type;
+        let pattern_type = match view.pattern_type {
+            None if upgrade.is_some() && ty == Some("indicator") => {
+                stix_type = Value::String("stix".into());
+                Some(&stix_type)
+            }
+            given => given,
+        };
+        match ty {
+            Some("indicator") => check_indicator(&view, pattern_type, ctx, &mut f),
+            Some("relationship") => check_relationship(&view, &mut f),
+            Some(t) if NAMED_TYPES.contains(&t) => {
+                non_empty_string(view.name, "name", true, &mut f);
+            }
+            _ => {}
         }
-        _ => {}
-    }
+        // The types whose 2.0 form upgrade_2_0 changes beyond spec_version.
+        let upgraded_type = match ty {
+            Some("indicator") => Some("indicator"),
+            Some("threat-actor") => Some("threat-actor"),
+            _ => None,
+        };
+        (upgraded_type, id.map(str::to_string), upgrade, edits)
+    };
+    edits.apply(&mut object);
+    let upgrade = upgrade.map(|mut done| {
+        if let Some(ty) = ty {
+            upgrade_2_0(&mut object, ty, &mut done);
+        }
+        done
+    });
 
     match id {
         Some(id) if f.problems.is_empty() => Ok(Valid {
@@ -147,6 +195,151 @@ pub fn validate(mut object: Map<String, Value>, ctx: &ValidationContext) -> Resu
             },
             problems: f.problems,
         }),
+    }
+}
+
+/// The properties validation reads, borrowed from the object in one pass. A property set to
+/// `null`, or an optional list that is empty, is absent here (and removed by [`Edits`]).
+#[derive(Debug, Default)]
+struct View<'a> {
+    ty: Option<&'a Value>,
+    id: Option<&'a Value>,
+    spec_version: Option<&'a Value>,
+    created: Option<&'a Value>,
+    modified: Option<&'a Value>,
+    confidence: Option<&'a Value>,
+    lang: Option<&'a Value>,
+    name: Option<&'a Value>,
+    description: Option<&'a Value>,
+    labels: Option<&'a Value>,
+    revoked: Option<&'a Value>,
+    created_by_ref: Option<&'a Value>,
+    granular_markings: Option<&'a Value>,
+    object_marking_refs: Option<&'a Value>,
+    external_references: Option<&'a Value>,
+    pattern: Option<&'a Value>,
+    pattern_type: Option<&'a Value>,
+    pattern_version: Option<&'a Value>,
+    indicator_types: Option<&'a Value>,
+    kill_chain_phases: Option<&'a Value>,
+    valid_from: Option<&'a Value>,
+    valid_until: Option<&'a Value>,
+    relationship_type: Option<&'a Value>,
+    source_ref: Option<&'a Value>,
+    target_ref: Option<&'a Value>,
+}
+
+/// What the pass found to drop: properties set to `null`, and empty optional lists.
+#[derive(Debug, Default)]
+struct Absent {
+    nulls: Vec<String>,
+    empty_lists: Vec<&'static str>,
+}
+
+impl<'a> View<'a> {
+    fn of(object: &'a Map<String, Value>) -> (Self, Absent) {
+        let mut v = View::default();
+        let mut absent = Absent::default();
+        for (k, value) in object {
+            // STIX forbids `null` property values and empty lists; both carry no information,
+            // so they are removed rather than rejected (a required property removed this way
+            // is then reported missing).
+            match value {
+                Value::Null => {
+                    absent.nulls.push(k.clone());
+                    continue;
+                }
+                Value::Array(a) if a.is_empty() => {
+                    if let Some(key) = OPTIONAL_LISTS.iter().find(|key| **key == k) {
+                        absent.empty_lists.push(key);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            let slot = match k.as_str() {
+                "type" => &mut v.ty,
+                "id" => &mut v.id,
+                "spec_version" => &mut v.spec_version,
+                "created" => &mut v.created,
+                "modified" => &mut v.modified,
+                "confidence" => &mut v.confidence,
+                "lang" => &mut v.lang,
+                "name" => &mut v.name,
+                "description" => &mut v.description,
+                "labels" => &mut v.labels,
+                "revoked" => &mut v.revoked,
+                "created_by_ref" => &mut v.created_by_ref,
+                "granular_markings" => &mut v.granular_markings,
+                "object_marking_refs" => &mut v.object_marking_refs,
+                "external_references" => &mut v.external_references,
+                "pattern" => &mut v.pattern,
+                "pattern_type" => &mut v.pattern_type,
+                "pattern_version" => &mut v.pattern_version,
+                "indicator_types" => &mut v.indicator_types,
+                "kill_chain_phases" => &mut v.kill_chain_phases,
+                "valid_from" => &mut v.valid_from,
+                "valid_until" => &mut v.valid_until,
+                "relationship_type" => &mut v.relationship_type,
+                "source_ref" => &mut v.source_ref,
+                "target_ref" => &mut v.target_ref,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        // In OPTIONAL_LISTS order, as the messages always were.
+        absent
+            .empty_lists
+            .sort_by_key(|key| OPTIONAL_LISTS.iter().position(|k| k == key));
+        (v, absent)
+    }
+}
+
+impl Absent {
+    fn warn(&self, f: &mut Findings) {
+        if !self.nulls.is_empty() {
+            f.warn(
+                Code::Normalised,
+                format!("removed properties set to null: {}", self.nulls.join(", ")),
+            );
+        }
+        for key in &self.empty_lists {
+            f.warn(Code::Normalised, format!("removed empty list {key}"));
+        }
+    }
+}
+
+/// What validation normalises, applied to the object once the checks are done, in this order.
+#[derive(Debug, Default)]
+struct Edits {
+    nulls: Vec<String>,
+    empty_lists: Vec<&'static str>,
+    spec_version: bool,
+    confidence: Option<i64>,
+    remove_lang: bool,
+    split_granular_markings: bool,
+}
+
+impl Edits {
+    fn apply(self, object: &mut Map<String, Value>) {
+        for k in &self.nulls {
+            object.remove(k);
+        }
+        for k in self.empty_lists {
+            object.remove(k);
+        }
+        if self.spec_version {
+            object.insert("spec_version".into(), Value::String("2.1".into()));
+        }
+        if let Some(n) = self.confidence {
+            object.insert("confidence".into(), Value::from(n));
+        }
+        if self.remove_lang {
+            object.remove("lang");
+        }
+        if self.split_granular_markings {
+            split_granular_markings(object);
+        }
     }
 }
 
@@ -196,51 +389,17 @@ fn show_str(s: &str) -> String {
     }
 }
 
-/// STIX forbids `null` property values and empty lists; both carry no information, so they are
-/// removed rather than rejected (a required property removed this way is then reported missing).
-fn drop_nulls_and_empty_lists(object: &mut Map<String, Value>, f: &mut Findings) {
-    // One pass over the properties finds both (most records have neither).
-    let mut nulls: Vec<String> = Vec::new();
-    let mut empty_lists: Vec<&'static str> = Vec::new();
-    for (k, v) in object.iter() {
-        match v {
-            Value::Null => nulls.push(k.clone()),
-            Value::Array(a) if a.is_empty() => {
-                if let Some(key) = OPTIONAL_LISTS.iter().find(|key| **key == k) {
-                    empty_lists.push(key);
-                }
-            }
-            _ => {}
-        }
-    }
-    for k in &nulls {
-        object.remove(k);
-    }
-    if !nulls.is_empty() {
-        f.warn(
-            Code::Normalised,
-            format!("removed properties set to null: {}", nulls.join(", ")),
-        );
-    }
-    // In OPTIONAL_LISTS order, as the messages always were.
-    empty_lists.sort_by_key(|key| OPTIONAL_LISTS.iter().position(|k| k == key));
-    for key in empty_lists {
-        object.remove(key);
-        f.warn(Code::Normalised, format!("removed empty list {key}"));
-    }
-}
-
-fn check_type(
-    object: &Map<String, Value>,
+fn check_type<'a>(
+    ty: Option<&'a Value>,
     ctx: &ValidationContext,
     f: &mut Findings,
-) -> Option<String> {
-    match object.get("type") {
+) -> Option<&'a str> {
+    match ty {
         None => {
             f.problem(Code::MissingProperty, "type is required");
             None
         }
-        Some(Value::String(t)) if ctx.accepted_types.contains(&t.as_str()) => Some(t.clone()),
+        Some(Value::String(t)) if ctx.accepted_types.contains(&t.as_str()) => Some(t),
         Some(Value::String(t)) => {
             f.problem(
                 Code::UnsupportedType,
@@ -295,8 +454,8 @@ fn is_hyphenated_uuid(s: &[u8]) -> bool {
         })
 }
 
-fn check_id(object: &Map<String, Value>, f: &mut Findings) -> Option<String> {
-    let id = match object.get("id") {
+fn check_id<'a>(view: &View<'a>, f: &mut Findings) -> Option<&'a str> {
+    let id = match view.id {
         None => {
             f.problem(Code::MissingProperty, "id is required");
             return None;
@@ -310,7 +469,7 @@ fn check_id(object: &Map<String, Value>, f: &mut Findings) -> Option<String> {
             return None;
         }
     };
-    let declared = object.get("type").and_then(Value::as_str);
+    let declared = view.ty.and_then(Value::as_str);
     let example = declared.filter(|t| !t.is_empty()).unwrap_or("indicator");
     match identifier_type(id) {
         None => {
@@ -333,14 +492,18 @@ fn check_id(object: &Map<String, Value>, f: &mut Findings) -> Option<String> {
             );
             None
         }
-        Some(_) => Some(id.clone()),
+        Some(_) => Some(id),
     }
 }
 
 /// Upgrades a STIX 2.0 object's `spec_version` (absent or `"2.0"`) to 2.1; returns what was done
 /// when it did (`None` for a 2.1 object).
-fn check_spec_version(object: &mut Map<String, Value>, f: &mut Findings) -> Option<Vec<String>> {
-    let done = match object.get("spec_version") {
+fn check_spec_version(
+    spec_version: Option<&Value>,
+    edits: &mut Edits,
+    f: &mut Findings,
+) -> Option<Vec<String>> {
+    let done = match spec_version {
         Some(Value::String(v)) if v == "2.1" => return None,
         None => "spec_version was absent, set to 2.1",
         Some(Value::String(v)) if v == "2.0" => "spec_version 2.0 set to 2.1",
@@ -352,7 +515,7 @@ fn check_spec_version(object: &mut Map<String, Value>, f: &mut Findings) -> Opti
             return None;
         }
     };
-    object.insert("spec_version".into(), Value::String("2.1".into()));
+    edits.spec_version = true;
     Some(vec![done.to_string()])
 }
 
@@ -395,12 +558,12 @@ fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
 
 /// A timestamp property: `Some` when present and valid; problems recorded otherwise.
 fn timestamp<'a>(
-    object: &'a Map<String, Value>,
+    value: Option<&'a Value>,
     key: &str,
     required: bool,
     f: &mut Findings,
 ) -> Option<(OffsetDateTime, &'a str)> {
-    match object.get(key) {
+    match value {
         None if required => {
             f.problem(
                 Code::MissingProperty,
@@ -436,9 +599,9 @@ fn timestamp<'a>(
     }
 }
 
-fn check_created_modified(object: &Map<String, Value>, f: &mut Findings) {
-    let created = timestamp(object, "created", true, f);
-    let modified = timestamp(object, "modified", true, f);
+fn check_created_modified(view: &View<'_>, f: &mut Findings) {
+    let created = timestamp(view.created, "created", true, f);
+    let modified = timestamp(view.modified, "modified", true, f);
     if let (Some((c, cs)), Some((m, ms))) = (created, modified) {
         if m < c {
             f.problem(
@@ -451,12 +614,12 @@ fn check_created_modified(object: &Map<String, Value>, f: &mut Findings) {
 
 /// A string property; `required` ones must also be non-empty.
 fn non_empty_string<'a>(
-    object: &'a Map<String, Value>,
+    value: Option<&'a Value>,
     key: &str,
     required: bool,
     f: &mut Findings,
 ) -> Option<&'a str> {
-    match object.get(key) {
+    match value {
         None if required => {
             f.problem(Code::MissingProperty, format!("{key} is required"));
             None
@@ -477,8 +640,8 @@ fn non_empty_string<'a>(
     }
 }
 
-fn string_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
-    match object.get(key) {
+fn string_list(value: Option<&Value>, key: &str, f: &mut Findings) {
+    match value {
         None => {}
         Some(Value::Array(items)) => {
             if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
@@ -495,8 +658,8 @@ fn string_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
     }
 }
 
-fn identifier_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
-    match object.get(key) {
+fn identifier_list(value: Option<&Value>, key: &str, f: &mut Findings) {
+    match value {
         None => {}
         Some(Value::Array(items)) => {
             for (i, v) in items.iter().enumerate() {
@@ -522,8 +685,8 @@ fn identifier_list(object: &Map<String, Value>, key: &str, f: &mut Findings) {
     }
 }
 
-fn reference(object: &Map<String, Value>, key: &str, required: bool, f: &mut Findings) {
-    match object.get(key) {
+fn reference(value: Option<&Value>, key: &str, required: bool, f: &mut Findings) {
+    match value {
         None if required => f.problem(Code::MissingProperty, format!("{key} is required")),
         None => {}
         Some(v) if v.as_str().is_some_and(is_identifier) => {}
@@ -535,8 +698,8 @@ fn reference(object: &Map<String, Value>, key: &str, required: bool, f: &mut Fin
 }
 
 /// A list of objects each of which must carry the given string properties.
-fn object_list(object: &Map<String, Value>, key: &str, required: &[&str], f: &mut Findings) {
-    match object.get(key) {
+fn object_list(value: Option<&Value>, key: &str, required: &[&str], f: &mut Findings) {
+    match value {
         None => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
@@ -565,12 +728,12 @@ fn object_list(object: &Map<String, Value>, key: &str, required: &[&str], f: &mu
     }
 }
 
-fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
-    check_confidence(object, f);
-    match object.get("lang") {
+fn check_common(view: &View<'_>, edits: &mut Edits, f: &mut Findings) {
+    edits.confidence = check_confidence(view.confidence, f);
+    match view.lang {
         Some(Value::String(s)) if s.is_empty() => {
             // Microsoft's own JSON import template carries `"lang": ""`.
-            object.remove("lang");
+            edits.remove_lang = true;
             f.warn(Code::Normalised, "removed empty lang");
         }
         Some(Value::String(_)) | None => {}
@@ -579,10 +742,10 @@ fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
             format!("lang must be a string, found {}", kind(other)),
         ),
     }
-    non_empty_string(object, "name", false, f);
-    non_empty_string(object, "description", false, f);
-    string_list(object, "labels", f);
-    if let Some(v) = object.get("revoked") {
+    non_empty_string(view.name, "name", false, f);
+    non_empty_string(view.description, "description", false, f);
+    string_list(view.labels, "labels", f);
+    if let Some(v) = view.revoked {
         if !v.is_boolean() {
             f.problem(
                 Code::InvalidProperty,
@@ -590,10 +753,15 @@ fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
             );
         }
     }
-    reference(object, "created_by_ref", false, f);
-    split_granular_markings(object, f);
-    identifier_list(object, "object_marking_refs", f);
-    object_list(object, "external_references", &["source_name"], f);
+    reference(view.created_by_ref, "created_by_ref", false, f);
+    edits.split_granular_markings = check_granular_markings(view.granular_markings, f);
+    identifier_list(view.object_marking_refs, "object_marking_refs", f);
+    object_list(
+        view.external_references,
+        "external_references",
+        &["source_name"],
+        f,
+    );
 }
 
 /// A granular marking may carry `lang` or `marking_ref`, never both (STIX 2.1 CS02 §7.2.3,
@@ -602,15 +770,33 @@ fn check_common(object: &mut Map<String, Value>, f: &mut Findings) {
 /// (the stix-objects-api page) put both in one marking; Sentinel takes them. Such a marking says
 /// two things about the same selectors, so it is split into two markings with those selectors,
 /// one for each: nothing is lost and every STIX tool reads the result.
-fn split_granular_markings(object: &mut Map<String, Value>, f: &mut Findings) {
+fn check_granular_markings(markings: Option<&Value>, f: &mut Findings) -> bool {
+    let Some(Value::Array(markings)) = markings else {
+        return false;
+    };
+    let split = markings.iter().filter(|m| has_lang_and_ref(m)).count();
+    if split == 0 {
+        return false;
+    }
+    f.warn(
+        Code::Normalised,
+        format!(
+            "{split} granular marking(s) had both lang and marking_ref, which STIX 2.1 does not allow in one marking: each was split into two markings with the same selectors"
+        ),
+    );
+    true
+}
+
+fn has_lang_and_ref(m: &Value) -> bool {
+    m.get("lang").is_some() && m.get("marking_ref").is_some()
+}
+
+/// Splits each granular marking that has both `lang` and `marking_ref` (see
+/// [`check_granular_markings`]).
+fn split_granular_markings(object: &mut Map<String, Value>) {
     let Some(Value::Array(markings)) = object.get_mut("granular_markings") else {
         return;
     };
-    let both = |m: &Value| m.get("lang").is_some() && m.get("marking_ref").is_some();
-    if !markings.iter().any(both) {
-        return;
-    }
-    let mut split = 0;
     let mut out = Vec::with_capacity(markings.len() + 1);
     for m in markings.drain(..) {
         match m {
@@ -622,26 +808,18 @@ fn split_granular_markings(object: &mut Map<String, Value>, f: &mut Findings) {
                 with_ref.remove("lang");
                 out.push(Value::Object(with_lang));
                 out.push(Value::Object(with_ref));
-                split += 1;
             }
             other => out.push(other),
         }
     }
     *markings = out;
-    f.warn(
-        Code::Normalised,
-        format!(
-            "{split} granular marking(s) had both lang and marking_ref, which STIX 2.1 does not allow in one marking: each was split into two markings with the same selectors"
-        ),
-    );
 }
 
 /// `confidence`: an integer 0–100. A number written as a string (`"95"`, as in Microsoft's import
 /// template) or as `95.0` is normalised to the integer.
-fn check_confidence(object: &mut Map<String, Value>, f: &mut Findings) {
-    let Some(value) = object.get("confidence") else {
-        return;
-    };
+/// Returns the integer to store when the value was normalised.
+fn check_confidence(value: Option<&Value>, f: &mut Findings) -> Option<i64> {
+    let value = value?;
     let (number, normalised_from) = match value {
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => (Some(i), None),
@@ -656,26 +834,35 @@ fn check_confidence(object: &mut Map<String, Value>, f: &mut Findings) {
     match number {
         Some(n) if (0..=100).contains(&n) => {
             if let Some(from) = normalised_from {
-                object.insert("confidence".into(), Value::from(n));
                 f.warn(
                     Code::Normalised,
                     format!("confidence {from} normalised to the integer {n}"),
                 );
+                return Some(n);
             }
+            None
         }
         _ => {
-            let shown = object.get("confidence").map(show).unwrap_or_default();
             f.problem(
                 Code::ConfidenceOutOfRange,
-                format!("confidence ({shown}) must be an integer from 0 to 100"),
+                format!(
+                    "confidence ({}) must be an integer from 0 to 100",
+                    show(value)
+                ),
             );
+            None
         }
     }
 }
 
-fn check_indicator(object: &Map<String, Value>, ctx: &ValidationContext, f: &mut Findings) {
-    let pattern = non_empty_string(object, "pattern", true, f);
-    let pattern_type = non_empty_string(object, "pattern_type", true, f);
+fn check_indicator(
+    view: &View<'_>,
+    pattern_type: Option<&Value>,
+    ctx: &ValidationContext,
+    f: &mut Findings,
+) {
+    let pattern = non_empty_string(view.pattern, "pattern", true, f);
+    let pattern_type = non_empty_string(pattern_type, "pattern_type", true, f);
     if let (Some(pattern), Some("stix")) = (pattern, pattern_type) {
         // One parse both checks the pattern and finds its single comparison, if it is one.
         match pattern::check_single(pattern) {
@@ -691,17 +878,17 @@ fn check_indicator(object: &Map<String, Value>, ctx: &ValidationContext, f: &mut
             Ok(None) => {}
         }
     }
-    non_empty_string(object, "pattern_version", false, f);
-    string_list(object, "indicator_types", f);
+    non_empty_string(view.pattern_version, "pattern_version", false, f);
+    string_list(view.indicator_types, "indicator_types", f);
     object_list(
-        object,
+        view.kill_chain_phases,
         "kill_chain_phases",
         &["kill_chain_name", "phase_name"],
         f,
     );
 
-    let from = timestamp(object, "valid_from", true, f);
-    let until = timestamp(object, "valid_until", false, f);
+    let from = timestamp(view.valid_from, "valid_from", true, f);
+    let until = timestamp(view.valid_until, "valid_until", false, f);
     if let Some((until, until_s)) = until {
         match from {
             Some((from, from_s)) if until <= from => f.problem(
@@ -719,10 +906,10 @@ fn check_indicator(object: &Map<String, Value>, ctx: &ValidationContext, f: &mut
     }
 }
 
-fn check_relationship(object: &Map<String, Value>, f: &mut Findings) {
-    non_empty_string(object, "relationship_type", true, f);
-    reference(object, "source_ref", true, f);
-    reference(object, "target_ref", true, f);
+fn check_relationship(view: &View<'_>, f: &mut Findings) {
+    non_empty_string(view.relationship_type, "relationship_type", true, f);
+    reference(view.source_ref, "source_ref", true, f);
+    reference(view.target_ref, "target_ref", true, f);
 }
 
 #[cfg(test)]

@@ -4,13 +4,7 @@ use super::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-const ACCEPTED: &[&str] = &[
-    "indicator",
-    "attack-pattern",
-    "threat-actor",
-    "identity",
-    "relationship",
-];
+const ACCEPTED: &[&str] = STIX_OBJECTS_API_TYPES;
 
 fn ctx() -> ValidationContext {
     ValidationContext {

@@ -24,6 +24,7 @@ fn report(errors: Vec<RecordError>, warnings: Vec<RecordWarning>, records: u64) 
         warning_counts: Default::default(),
         more_errors_in: None,
         more_warnings_in: None,
+        lifecycle: None,
     }
 }
 
@@ -279,7 +280,7 @@ fn ordinary_entries_are_all_shown_up_to_twenty_per_code() {
     );
     let original = format!(
         "{{\"type\":\"indicator\",\"name\":\"{}\"}}",
-        "x".repeat(300)
+        "x".repeat(250)
     );
     for i in 0..1_000_000u64 {
         e.record_index = i;

@@ -1,5 +1,5 @@
 //! The `PullFeeds` timer function (`functions/PullFeeds/function.json`, schedule
-//! `%TI_PULL_SCHEDULE%`): runs every configured feed and answers the host with one log line
+//! `%TI_PULL_SCHEDULE%`): runs every configured feed ([`crate::pull`]) and answers the host with one log line
 //! per feed. A failing feed is reported in storage and the invocation still succeeds (the
 //! next schedule retries it; the host does not retry timers anyway); only a configuration
 //! that cannot be read or is refused fails the invocation, so the host logs it as an error.
@@ -13,10 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::Puller;
-use crate::functions::protocol::Answer;
-use crate::functions::AppState;
-use crate::settings::Env;
+use super::protocol::Answer;
+use crate::startup::AppState;
 
 /// The timer binding's name in `function.json`.
 pub const TIMER_BINDING: &str = "timer";
@@ -29,12 +27,8 @@ pub async fn pull_feeds(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
         .ok()
         .and_then(|v| v["Data"][TIMER_BINDING]["IsPastDue"].as_bool())
         .unwrap_or(false);
-    let result = async {
-        let puller = Puller::new(&state, Env::from_process())?;
-        puller.run(None).await
-    }
-    .await;
-    match result {
+    // The puller (its credential, token cache and HTTP client) is the app's, built at start-up.
+    match state.puller.run(None).await {
         Ok(outcomes) => {
             let mut logs: Vec<String> = outcomes.iter().map(|o| o.line()).collect();
             if outcomes.is_empty() {

@@ -1,0 +1,15 @@
+//! The service call for `sentinel-indicators`: the Sentinel service both Sentinel targets share
+//! ([`Sentinel`]: token, lane, retries, the shared answer mapping) with this API's URL.
+
+use crate::settings::{TargetKind, UploadSettings};
+use crate::upload::sentinel_stix::Sentinel;
+use crate::upload::transport::Outbound;
+
+pub fn new(settings: &UploadSettings, outbound: Outbound) -> anyhow::Result<Sentinel> {
+    Sentinel::new(
+        TargetKind::SentinelIndicators,
+        settings,
+        outbound,
+        super::request::url,
+    )
+}
