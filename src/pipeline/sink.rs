@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use ti_core::report::Code;
 use ti_core::stix;
 use tokio::time::Instant;
 
