@@ -20,20 +20,13 @@ const SINGLE_INPUT_MAX_RSS: u64 = 256 << 20;
 const FOUR_INPUTS_MAX_RSS: u64 = 512 << 20;
 
 async fn stack(extra_env: &[(&str, &str)]) -> Stack {
-    Stack::start(StackConfig {
-        sim: SimConfig {
-            requests_per_window: 10_000,
-            window: Duration::from_secs(1),
-            ..Default::default()
-        },
-        extra_env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+    // A quota the million-record inputs never reach.
+    let sim = SimConfig {
+        requests_per_window: 10_000,
+        window: Duration::from_secs(1),
         ..Default::default()
-    })
-    .await
-    .expect("the stack starts (run scripts/setup-azurite.sh first)")
+    };
+    Stack::for_test(StackConfig::with(sim, extra_env)).await
 }
 
 /// The handler's CPU seconds so far (utime + stime, `/proc/<pid>/stat` fields 14 and 15, in

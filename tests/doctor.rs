@@ -60,15 +60,11 @@ fn failures(checks: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn stack() -> Stack {
-    Stack::start(StackConfig::default()).await.unwrap()
-}
-
 const SCOPE: &str = "https://management.azure.com/.default";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_each_failure_with_its_fix_and_passes_when_all_is_well() {
-    let stack = stack().await;
+    let stack = Stack::for_test(StackConfig::default()).await;
 
     // All good: settings, the token, 2 containers, 3 queues, the target: 8 checks, exit 0.
     let (code, checks) = doctor(&stack, &[]);
@@ -207,7 +203,7 @@ async fn doctor_names_each_failure_with_its_fix_and_passes_when_all_is_well() {
 /// Contributor: 403 and the role to assign.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_says_which_role_is_missing() {
-    let stack = stack().await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let sim = Simulator::start(SimConfig {
         forbidden_identities: vec![devkit::identity::DEFAULT_OBJECT_ID.to_string()],
         ..SimConfig::default()
@@ -232,7 +228,7 @@ async fn doctor_says_which_role_is_missing() {
 /// use instead, while the Sentinel target passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_each_audience_and_names_graph_s_retirement() {
-    let stack = stack().await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let sim = Simulator::start(SimConfig {
         graph_api: GraphApi::Retired(Retired::Gone),
         ..SimConfig::default()
@@ -269,7 +265,7 @@ async fn doctor_checks_each_audience_and_names_graph_s_retirement() {
 /// naming the cause and the fix, exit 2, at once, and no record reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_without_a_credential_stops_before_reading_with_one_message() {
-    let stack = stack().await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.json");
     std::fs::write(&input, common::bundle(&common::corpus(250, &[]))).unwrap();
@@ -320,7 +316,7 @@ async fn upload_without_a_credential_stops_before_reading_with_one_message() {
 /// healthy, 503 with the failing check otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_function_answers_the_checks_through_res() {
-    let stack = stack().await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let handler = stack.spawn_handler(BINARY).await.unwrap();
     let request = devkit::host::HttpTriggerRequest {
         method: "GET".into(),

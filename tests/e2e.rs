@@ -1,6 +1,7 @@
 //! End to end on real components: Azurite over HTTPS with OAuth, the managed-identity endpoint,
-//! the Sentinel simulator, and the real `ti-ingest serve` process driven exactly as the Functions
-//! host drives it.
+//! the Sentinel simulator, and the handler driven exactly as the Functions host drives it: the
+//! real `ti-ingest serve` process where the test looks at the process (its own identity
+//! endpoint's log, its output), else the same app built in-process (`common::spawn_app`).
 
 mod common;
 
@@ -13,19 +14,6 @@ use sentinel_sim::SimConfig;
 use serde_json::{json, Value};
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
-
-async fn stack(sim: SimConfig, extra_env: &[(&str, &str)]) -> Stack {
-    Stack::start(StackConfig {
-        sim,
-        extra_env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("the stack starts (run scripts/setup-azurite.sh first)")
-}
 
 /// The handler's last-attempt rule (it reports leftovers when `DequeueCount` reaches its count)
 /// and the host's poison rule must use the same number: host.json's `maxDequeueCount`, which
@@ -51,7 +39,7 @@ fn ids(report: &Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_records() {
-    let stack = stack(SimConfig::default(), &[]).await;
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let invalid: Vec<usize> = vec![0, 7, 31, 64, 99, 100, 150, 201, 248, 249];
     let objects = common::corpus(250, &invalid);
@@ -174,8 +162,8 @@ async fn a_dropped_bundle_becomes_uploaded_indicators_a_report_and_rejected_reco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_protocol_cases_through_the_real_handler() {
-    let stack = stack(SimConfig::default(), &[]).await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
 
     // Inline indicators on IngestMessage: plain JSON and base64, DequeueCount as a string.
@@ -328,15 +316,15 @@ async fn host_protocol_cases_through_the_real_handler() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_make_the_host_retry_and_the_last_attempt_reports() {
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         SimConfig {
             fault_5xx_share: 1.0,
             ..Default::default()
         },
         &[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "10")],
-    )
+    ))
     .await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let handler = common::spawn_app(&stack, &[]).await;
     let mut driver = handler.driver().clone();
     // Retried after 10 ms instead of host.json's 30 s: what is tested is the attempts and the
     // last one's report, not the delay between them.
@@ -396,7 +384,7 @@ async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
     })
     .await
     .unwrap();
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let handler = common::spawn_app(&stack, &[]).await;
     let delivery = stack
         .ingest_blob(
             handler.driver(),
@@ -420,7 +408,7 @@ async fn permanent_failures_fail_the_batch_with_a_clear_report_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_upload_uses_the_managed_identity_and_writes_the_report() {
-    let stack = stack(SimConfig::default(), &[]).await;
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("feed.json");
     std::fs::write(&input, common::bundle(&common::corpus(120, &[5, 110]))).unwrap();
@@ -473,8 +461,8 @@ async fn cli_upload_uses_the_managed_identity_and_writes_the_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_works_in_the_blob_and_queue_paths() {
     use std::io::Write;
-    let stack = stack(SimConfig::default(), &[]).await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/ti-core/tests/fixtures");
 
@@ -551,7 +539,7 @@ async fn every_format_works_in_the_blob_and_queue_paths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_upload_stopped_with_ctrl_c_resumes_where_it_stopped() {
     // 40 ms per request, one at a time: a range of 10,000 records takes ~4 s.
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         SimConfig {
             requests_per_window: 10_000,
             window: Duration::from_secs(1),
@@ -559,7 +547,7 @@ async fn cli_upload_stopped_with_ctrl_c_resumes_where_it_stopped() {
             ..Default::default()
         },
         &[],
-    )
+    ))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.json");
@@ -693,8 +681,8 @@ fn walk_json(dir: &std::path::Path) -> usize {
 async fn only_the_content_types_the_host_base64_encodes_are_decoded() {
     use devkit::host::HttpTriggerRequest;
     use std::io::Write;
-    let stack = stack(SimConfig::default(), &[]).await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(b"203.0.113.9\nbad.example.net\n").unwrap();
@@ -743,8 +731,8 @@ async fn only_the_content_types_the_host_base64_encodes_are_decoded() {
 /// since gets a report of its own instead of overwriting the blob's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_report_is_never_replaced_by_a_later_failure() {
-    let stack = stack(SimConfig::default(), &[]).await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let stack = Stack::for_test(StackConfig::with(SimConfig::default(), &[])).await;
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
     let name = "kept.json";
     stack
@@ -919,8 +907,12 @@ async fn a_completed_report_is_never_replaced_by_a_later_failure() {
 /// blob names for any input name: cut, plus a hash of the whole name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_names_of_long_input_names_stay_within_the_blob_name_limit() {
-    let stack = stack(SimConfig::default(), &[("TI_SWEEP_GRACE_SECS", "0")]).await;
-    let handler = stack.spawn_handler(HANDLER).await.unwrap();
+    let stack = Stack::for_test(StackConfig::with(
+        SimConfig::default(),
+        &[("TI_SWEEP_GRACE_SECS", "0")],
+    ))
+    .await;
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
     // 1,020 characters: fits as an input name, not with `.rejected.ndjson` appended.
     let name = format!("long/{}.json", "n".repeat(1010));

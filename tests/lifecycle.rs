@@ -11,33 +11,14 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use devkit::stack::REPORTS_CONTAINER;
+use devkit::stack::{CONFIG_CONTAINER, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
+use sentinel_sim::SimConfig;
 use serde_json::{json, Value};
 use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-const CONFIG_CONTAINER: &str = "indicator-config";
-
-async fn stack(extra_env: &[(&str, &str)]) -> Stack {
-    let stack = Stack::start(StackConfig {
-        extra_env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("the stack starts (run scripts/setup-azurite.sh first)");
-    stack
-        .storage()
-        .create_container(CONFIG_CONTAINER)
-        .await
-        .unwrap();
-    stack
-}
 
 /// Loopback feeds: `/feeds/<name>` serves the current content with its ETag, honouring
 /// `If-None-Match`.
@@ -153,7 +134,7 @@ fn lifecycle(o: &FeedOutcome) -> (u64, u64, u64, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_readded() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let server = FeedServer::default();
     let base = server.start().await;
     let put = serde_json::to_vec(&json!({"feeds": [{
@@ -293,7 +274,11 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
 async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
     common::shared_identity();
     // Give up quickly on a failing service: what is left is a transient failure.
-    let stack = stack(&[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")]).await;
+    let stack = Stack::for_test(StackConfig::with(
+        SimConfig::default(),
+        &[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")],
+    ))
+    .await;
     let server = FeedServer::default();
     let base = server.start().await;
     let put = serde_json::to_vec(&json!({"feeds": [{
@@ -346,7 +331,7 @@ async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_list() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let handler = stack
         .spawn_handler(env!("CARGO_BIN_EXE_ti-ingest"))
         .await
@@ -436,7 +421,11 @@ async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_304() {
     common::shared_identity();
-    let stack = stack(&[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")]).await;
+    let stack = Stack::for_test(StackConfig::with(
+        SimConfig::default(),
+        &[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")],
+    ))
+    .await;
     let server = FeedServer::default();
     let base = server.start().await;
     let put = serde_json::to_vec(&json!({"feeds": [{
@@ -488,7 +477,7 @@ async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let server = FeedServer::default();
     let base = server.start().await;
     let put = serde_json::to_vec(&json!({"feeds": [{

@@ -17,15 +17,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use devkit::process::{Spec, Supervised};
-use devkit::stack::{free_port, REPORTS_CONTAINER};
+use devkit::stack::{free_port, CONFIG_CONTAINER, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
+use sentinel_sim::SimConfig;
 use serde_json::{json, Value};
 use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
 const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
-const CONFIG_CONTAINER: &str = "indicator-config";
 /// The TAXII user's password: given to the app as an app setting, referred to by name.
 const PASSWORD_SETTING: &str = "TI_TEST_TAXII_PASSWORD";
 const PASSWORD: &str = "correct horse battery staple";
@@ -198,24 +198,6 @@ impl Medallion {
     }
 }
 
-async fn stack(extra_env: &[(&str, &str)]) -> Stack {
-    let stack = Stack::start(StackConfig {
-        extra_env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("the stack starts (run scripts/setup-azurite.sh first)");
-    stack
-        .storage()
-        .create_container(CONFIG_CONTAINER)
-        .await
-        .unwrap();
-    stack
-}
-
 async fn put_config(stack: &Stack, feeds: Value) {
     stack
         .storage()
@@ -304,7 +286,7 @@ fn ids(range: std::ops::Range<usize>) -> std::collections::BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taxii_first_run_pulls_all_then_only_new_objects_and_an_outage_moves_nothing() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let mut medallion = Medallion::start(&indicators(0..150)).await;
     put_config(&stack, json!([taxii_feed(&medallion, "osint")])).await;
 
@@ -387,7 +369,11 @@ async fn taxii_first_run_pulls_all_then_only_new_objects_and_an_outage_moves_not
 async fn a_failed_upload_keeps_the_bookmark_and_the_next_run_uploads_the_same_records() {
     common::shared_identity();
     // Give up quickly on a failing service: what is left is a transient failure.
-    let stack = stack(&[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")]).await;
+    let stack = Stack::for_test(StackConfig::with(
+        SimConfig::default(),
+        &[("TI_MAX_ATTEMPTS", "2"), ("TI_MAX_RETRY_SECS", "2")],
+    ))
+    .await;
     let medallion = Medallion::start(&indicators(0..30)).await;
     put_config(&stack, json!([taxii_feed(&medallion, "flaky")])).await;
 
@@ -487,7 +473,7 @@ fn outcome<'a>(answer: &'a Value, feed: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_feeds_through_the_timer_function_304_changed_and_garbage() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let server = FeedServer::default();
     let base = server.start().await;
     server.set(
@@ -616,11 +602,14 @@ async fn feeds_upload_to_their_own_targets_with_their_labels_through_one_quota()
     // The app uploads to sentinel-stix (the stack's default). One request per record, and a
     // quota of 2 requests per 2 s per identity and API: if a feed's own targets had a lane of
     // their own, all four requests below would go at once.
-    let stack = stack(&[
-        ("TI_BATCH_SIZE", "1"),
-        ("TI_MAX_REQUESTS_PER_MINUTE", "2"),
-        ("TI_RATE_WINDOW_SECS", "2"),
-    ])
+    let stack = Stack::for_test(StackConfig::with(
+        SimConfig::default(),
+        &[
+            ("TI_BATCH_SIZE", "1"),
+            ("TI_MAX_REQUESTS_PER_MINUTE", "2"),
+            ("TI_RATE_WINDOW_SECS", "2"),
+        ],
+    ))
     .await;
     let server = FeedServer::default();
     let base = server.start().await;
@@ -750,7 +739,7 @@ async fn serve_exit(env: Vec<(String, String)>) -> Option<(Option<i32>, String)>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
 
     // A setting that names no blob: refused before anything is contacted.
     let mut env = app_env(&stack);
@@ -806,7 +795,7 @@ async fn a_bad_feeds_configuration_stops_serve_at_start_up_with_exit_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taxii_list_is_read_whole_every_run_and_a_revoked_version_arrives_revoked() {
     common::shared_identity();
-    let stack = stack(&[]).await;
+    let stack = Stack::for_test(StackConfig::default()).await;
     let medallion = Medallion::start(&indicators(0..30)).await;
     let mut feed = taxii_feed(&medallion, "taxii-list");
     feed["list"] = json!(true);

@@ -1,7 +1,7 @@
 //! Every upload target against the simulator, with the real `ManagedIdentityCredential` getting
 //! its tokens from the local identity endpoint: happy path, partial failure, 429 with and
 //! without `Retry-After`, 5xx, 401/403/404, the clouds' hosts and scopes, several targets at
-//! once, the dry run, and the HTTP function through the real handler process.
+//! once, the dry run, and the HTTP function through the handler (built in-process).
 
 mod common;
 
@@ -20,7 +20,6 @@ use ti_ingest::upload::Uploader;
 
 /// The workspace the simulator knows by default.
 const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
-const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
 const STIX: &str = "sentinel-stix";
 const INDICATORS: &str = "sentinel-indicators";
 const GRAPH: &str = "graph";
@@ -786,20 +785,14 @@ async fn dry_run_as_graph_reports_conversion_failures() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The HTTP function, through the real handler process driven like the Functions host
+// The HTTP function, through the handler (in-process: `common::spawn_app`) driven like the Functions host
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_ingest_returns_the_report_and_stores_it() {
     let stack = Stack::start(StackConfig::default())
         .await
         .expect("the stack starts (run scripts/setup-azurite.sh first)");
-    let handler = stack
-        .spawn_handler_with(
-            HANDLER,
-            &[("TI_MAX_HTTP_BYTES".to_string(), "200000".to_string())],
-        )
-        .await
-        .unwrap();
+    let handler = common::spawn_app(&stack, &[("TI_MAX_HTTP_BYTES", "200000")]).await;
     let driver = handler.driver();
 
     // 200: uploaded, with the invalid records reported.

@@ -12,19 +12,6 @@ use serde_json::{json, Value};
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_ti-ingest");
 
-async fn stack(sim: SimConfig, extra_env: &[(&str, &str)]) -> Stack {
-    Stack::start(StackConfig {
-        sim,
-        extra_env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("the stack starts (run scripts/setup-azurite.sh first)")
-}
-
 /// A simulator that does not throttle these tests (the quota itself is tested elsewhere).
 fn fast_sim() -> SimConfig {
     SimConfig {
@@ -69,13 +56,13 @@ fn expected_ids(n: usize, invalid: &[usize]) -> std::collections::BTreeSet<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_input_is_split_into_work_items_and_assembled_into_one_report() {
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         fast_sim(),
         &[
             ("TI_WORK_ITEM_RECORDS", "300"),
             ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
         ],
-    )
+    ))
     .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let driver = handler.driver();
@@ -156,7 +143,7 @@ async fn an_invocation_that_runs_out_of_time_continues_in_a_work_item() {
     // 2 s per invocation (1 s before no new record starts) against a slow service.
     let mut sim = fast_sim();
     sim.latency = Duration::from_millis(400);
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         sim,
         &[
             ("TI_INVOCATION_DEADLINE_SECS", "2"),
@@ -164,7 +151,7 @@ async fn an_invocation_that_runs_out_of_time_continues_in_a_work_item() {
             ("TI_BATCH_SIZE", "50"),
             ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
         ],
-    )
+    ))
     .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let driver = handler.driver();
@@ -199,13 +186,13 @@ async fn an_invocation_that_runs_out_of_time_continues_in_a_work_item() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_finds_missed_inputs_and_reports_poison_messages() {
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         fast_sim(),
         &[
             ("TI_SWEEP_GRACE_SECS", "0"),
             ("TI_MAX_REQUESTS_PER_MINUTE", "100000"),
         ],
-    )
+    ))
     .await;
     let handler = stack.spawn_handler(HANDLER).await.unwrap();
     let driver = handler.driver();
@@ -346,7 +333,7 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
     // every one of the ten kills lands mid-run.
     let mut sim = fast_sim();
     sim.latency = Duration::from_millis(50);
-    let mut stack = stack(
+    let mut stack = Stack::for_test(StackConfig::with(
         sim,
         &[
             ("TI_MAX_CONCURRENCY", "1"),
@@ -355,7 +342,7 @@ async fn killing_the_handler_at_random_points_loses_nothing() {
             ("TI_SWEEP_GRACE_SECS", "0"),
             ("TI_SWEEP_STALE_SECS", "2"),
         ],
-    )
+    ))
     .await;
     let n = 20_000;
     let invalid: Vec<usize> = (0..n).filter(|i| i % 997 == 13).collect();
@@ -435,7 +422,7 @@ async fn faults_and_a_storage_restart_lose_nothing() {
     sim.fault_429_share = 0.15;
     sim.fault_5xx_share = 0.15;
     sim.seed = 11;
-    let mut stack = stack(
+    let mut stack = Stack::for_test(StackConfig::with(
         sim,
         &[
             ("TI_WORK_ITEM_RECORDS", "1000"),
@@ -444,7 +431,7 @@ async fn faults_and_a_storage_restart_lose_nothing() {
             ("TI_SWEEP_GRACE_SECS", "0"),
             ("TI_SWEEP_STALE_SECS", "3"),
         ],
-    )
+    ))
     .await;
     let n = 5000;
     let invalid: Vec<usize> = (0..n).filter(|i| i % 501 == 7).collect();
@@ -550,7 +537,7 @@ async fn queued_items(stack: &Stack) -> Vec<Value> {
 /// missing range; a late duplicate event from record 0 moves nothing backwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live_one() {
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         fast_sim(),
         &[
             ("TI_WORK_ITEM_RECORDS", "300"),
@@ -558,7 +545,7 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
             ("TI_SWEEP_GRACE_SECS", "0"),
             ("TI_SWEEP_STALE_SECS", "3"),
         ],
-    )
+    ))
     .await;
     let name = "stall/feed.json";
     let invalid = [10, 310, 905];
@@ -697,7 +684,7 @@ async fn sweep_resumes_a_stale_run_from_its_first_missing_range_and_never_a_live
 async fn kills_aimed_at_every_hand_off_point_lose_nothing() {
     let mut sim = fast_sim();
     sim.latency = Duration::from_millis(20);
-    let stack = stack(
+    let stack = Stack::for_test(StackConfig::with(
         sim,
         &[
             ("TI_MAX_CONCURRENCY", "1"),
@@ -706,7 +693,7 @@ async fn kills_aimed_at_every_hand_off_point_lose_nothing() {
             ("TI_SWEEP_GRACE_SECS", "0"),
             ("TI_SWEEP_STALE_SECS", "2"),
         ],
-    )
+    ))
     .await;
     let n = 20_000;
     let invalid: Vec<usize> = (0..n).filter(|i| i % 997 == 13).collect();

@@ -76,3 +76,59 @@ pub fn bundle(objects: &[Value]) -> String {
 pub fn shared_identity() -> &'static devkit::TestEnv {
     devkit::TestEnv::global().expect("the test environment starts")
 }
+
+/// The handler built in this process the way `serve` builds it (`Application::build`, every
+/// setting from `stack.handler_env()`), listening on a port of its own: for handler tests that
+/// need no process of their own (no kill, no RSS, no captured output, no identity log of its
+/// own: in-process credentials use the process-wide identity endpoint, see [`shared_identity`]).
+/// The host driver talks to it over HTTP exactly as it talks to a spawned handler. It stops when
+/// dropped.
+pub struct TestApp {
+    driver: devkit::host::HostDriver,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    /// A host driver aimed at the app.
+    pub fn driver(&self) -> &devkit::host::HostDriver {
+        &self.driver
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.driver.base_url().to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Builds and starts the app in-process against `stack` ([`TestApp`]); `extra` settings are
+/// applied after the stack's.
+pub async fn spawn_app(stack: &devkit::Stack, extra: &[(&str, &str)]) -> TestApp {
+    shared_identity();
+    let mut pairs = stack.handler_env();
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env = ti_ingest::settings::Env::from_pairs(pairs);
+    let app = ti_ingest::cli::serve::Application::build(&env, 0)
+        .await
+        .expect("the app builds from the stack's settings");
+    let driver = devkit::host::HostDriver::new(format!("http://127.0.0.1:{}", app.port()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    driver
+        .wait_ready(std::time::Duration::from_secs(10))
+        .await
+        .expect("the in-process app answers GET /");
+    TestApp {
+        driver,
+        stop: Some(stop),
+    }
+}

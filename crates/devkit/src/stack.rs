@@ -30,6 +30,9 @@ pub const DEFAULT_WORKSPACE_ID: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 pub const INBOX_CONTAINER: &str = "indicator-inbox";
 /// Default reports container.
 pub const REPORTS_CONTAINER: &str = "indicator-reports";
+/// The container of the feeds configuration (`TI_FEEDS_CONFIG`'s default,
+/// `indicator-config/feeds.json`), created empty.
+pub const CONFIG_CONTAINER: &str = "indicator-config";
 /// Queue fed by Event Grid BlobCreated events.
 pub const BLOB_EVENTS_QUEUE: &str = "indicator-blob-events";
 /// Queue of inline/reference indicator messages.
@@ -59,6 +62,20 @@ pub struct StackConfig {
     pub echo_handler: bool,
     /// More handler settings (`TI_TARGET`, `TI_ON_INVALID`, ...), applied last.
     pub extra_env: Vec<(String, String)>,
+}
+
+impl StackConfig {
+    /// The default stack with `sim` and more handler settings (`TI_TARGET`, ...).
+    pub fn with(sim: SimConfig, extra_env: &[(&str, &str)]) -> StackConfig {
+        StackConfig {
+            sim,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..StackConfig::default()
+        }
+    }
 }
 
 impl Default for StackConfig {
@@ -114,7 +131,7 @@ impl Stack {
             .context("starting the Sentinel simulator")?;
         let storage =
             Storage::with_managed_identity(&azurite.blob_url(), &azurite.queue_url(), None)?;
-        for container in [INBOX_CONTAINER, REPORTS_CONTAINER] {
+        for container in [INBOX_CONTAINER, REPORTS_CONTAINER, CONFIG_CONTAINER] {
             storage.create_container(container).await?;
         }
         for queue in [BLOB_EVENTS_QUEUE, INBOX_QUEUE, WORK_QUEUE] {
@@ -129,6 +146,14 @@ impl Stack {
             sim,
             storage,
         })
+    }
+
+    /// [`Stack::start`] for a test: a stack that cannot start fails the test with what to do.
+    pub async fn for_test(config: StackConfig) -> Stack {
+        match Stack::start(config).await {
+            Ok(stack) => stack,
+            Err(e) => panic!("the stack starts (run scripts/setup-azurite.sh first): {e:#}"),
+        }
     }
 
     /// `https://127.0.0.1:PORT/devstoreaccount1`.
