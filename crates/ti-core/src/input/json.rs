@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::lines::LineBody;
 use super::{is_ws, Ctx, Decoded, InputFormat};
 use crate::convert::{self, Defaults};
-use crate::frame::{self, FrameError, FrameItem, FrameLimits, Framer};
+use crate::frame::{FrameError, FrameItem, FrameLimits, Framer};
 use crate::report::Code;
 use crate::stix::{self, Problem};
 
@@ -286,10 +286,8 @@ impl JsonBody {
         }
         let ti = ctx.saw_ti == Some(true);
         Ok(match r? {
-            frame::Format::StixBundle => InputFormat::StixBundle,
-            frame::Format::StixJson | frame::Format::SentinelRequest if ti => InputFormat::Graph,
-            frame::Format::StixJson => InputFormat::StixJson,
-            frame::Format::SentinelRequest => InputFormat::SentinelRequest,
+            InputFormat::StixJson | InputFormat::SentinelRequest if ti => InputFormat::Graph,
+            shape => shape,
         })
     }
 }
