@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
 use ti_core::frame::FrameLimits;
 use ti_core::input::{Chunk, Decoded, Decoder, InputFormat, InputOptions};
-use ti_core::report::{Code, InputError, RecordError, RecordWarning, Report, Source, Summary};
+use ti_core::report::{
+    Code, InputError, InputErrorCode, RecordError, RecordWarning, Report, Source, Summary,
+};
 use ti_core::stix::{self, ValidationContext};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -158,12 +160,12 @@ impl RunOutcome {
     /// the stop are reported as usual.
     pub fn cut_short_is_too_large(mut self) -> Self {
         if let Some(at) = self.next_start.take() {
-            self.report.input_error = Some(InputError {
-                code: "input_too_large".into(),
-                message: format!(
+            self.report.input_error = Some(InputError::new(
+                InputErrorCode::InputTooLarge,
+                format!(
                     "the input's rejected records and warnings outgrow what one invocation may hold: the first {at} records are reported, the rest were not read; drop the file into the inbox container instead, where it is processed in work items"
                 ),
-            });
+            ));
         }
         self
     }
@@ -751,11 +753,13 @@ pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> 
 }
 
 /// A report for an input that could not be read at all.
-pub fn input_error_report(source: Source, target: &str, code: &str, message: String) -> Report {
-    let error = InputError {
-        code: code.to_string(),
-        message,
-    };
+pub fn input_error_report(
+    source: Source,
+    target: &str,
+    code: InputErrorCode,
+    message: String,
+) -> Report {
+    let error = InputError::new(code, message);
     empty_report(source, target, Some(error))
 }
 
@@ -894,13 +898,13 @@ where
                     Some(Ok(chunk)) => {
                         bytes_read += chunk.len() as u64;
                         if bytes_read > ctx.max_input_bytes {
-                            input_error = Some(InputError {
-                                code: "input_too_large".into(),
-                                message: format!(
+                            input_error = Some(InputError::new(
+                                InputErrorCode::InputTooLarge,
+                                format!(
                                     "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
                                     ctx.max_input_bytes
                                 ),
-                            });
+                            ));
                             ended = true;
                             continue;
                         }
@@ -935,13 +939,13 @@ where
             match frame_result {
                 Ok(f) => finished = f,
                 Err(e) => {
-                    input_error = Some(InputError {
-                        code: "input_invalid".into(),
-                        message: format!(
+                    input_error = Some(InputError::new(
+                        InputErrorCode::InputInvalid,
+                        format!(
                             "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
                             e.line, e.message, framed_in_range
                         ),
-                    });
+                    ));
                     ended = true;
                 }
             }
