@@ -851,6 +851,7 @@ impl Body {
     }
 }
 
+/// JSON whitespace (RFC 8259), as format detection ([`detect`]) and the NDJSON scan ([`json`]) skip it.
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
