@@ -1,5 +1,6 @@
 //! The documents in docs/ agree with the code they describe: ARCHITECTURE.md's module table names
-//! every source module of the workspace, and nothing that is not there.
+//! every source module of the workspace, and nothing that is not there; SETTINGS.md every setting;
+//! REPORTS.md (and PULL.md) every record and input-level code.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -275,17 +276,11 @@ fn reports_md_documents_every_record_code_with_its_stage() {
     );
 }
 
-#[test]
-fn reports_md_documents_every_input_level_code_the_code_writes() {
-    let doc = read("docs/REPORTS.md");
-    let documented: BTreeSet<String> = table_after(&doc, "### Input-level codes")
-        .iter()
-        .map(|row| row[0].split('`').nth(1).unwrap().to_string())
-        .collect();
-    let pull = read("docs/PULL.md");
+/// The code-shaped string literals in `src/` (outside unit tests) that look like input-level codes.
+fn input_level_literals_in_src() -> BTreeSet<String> {
     let mut files = BTreeSet::new();
     rust_files(&root().join("src"), &mut files);
-    let mut used = BTreeSet::new();
+    let mut found = BTreeSet::new();
     for file in &files {
         let source = read(file);
         // Every text between two consecutive quotes (both parities, so an escaped quote cannot
@@ -301,6 +296,7 @@ fn reports_md_documents_every_input_level_code_the_code_writes() {
                 "event_",
                 "work_item_",
                 "feed_",
+                "report_",
             ]
             .iter()
             .any(|p| literal.starts_with(p))
@@ -311,23 +307,66 @@ fn reports_md_documents_every_input_level_code_the_code_writes() {
                 && (literal.contains('_') || literal == "poisoned")
                 && literal != "blob_url"
             {
-                used.insert(literal.to_string());
+                found.insert(format!("{file}: \"{literal}\""));
             }
         }
     }
-    assert!(used.len() >= 15, "found only {used:?}");
-    for code in &used {
-        let found = if code.starts_with("feed_") {
-            pull.contains(&format!("`{code}`"))
+    found
+}
+
+/// `report::InputErrorCode` is the one list of input-level codes: docs/REPORTS.md's table (with
+/// `feed_*` pointing to docs/PULL.md) and docs/PULL.md's failure table document exactly its
+/// codes, and the app writes none of them as a string literal of its own.
+#[test]
+fn reports_md_documents_every_input_level_code_and_only_those() {
+    use ti_core::report::InputErrorCode;
+    let reports: BTreeSet<String> = table_after(&read("docs/REPORTS.md"), "### Input-level codes")
+        .iter()
+        .map(|row| row[0].split('`').nth(1).unwrap().to_string())
+        .collect();
+    assert!(reports.contains("feed_*"), "{reports:?}");
+    let pull: BTreeSet<String> = table_after(&read("docs/PULL.md"), "## Failures")
+        .iter()
+        .flat_map(|row| {
+            row[0]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(pull.len() >= 10, "read only {pull:?} from docs/PULL.md");
+    let codes: BTreeSet<String> = InputErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(
+        codes.len(),
+        InputErrorCode::ALL.len(),
+        "a code is spelt twice"
+    );
+    assert!(codes.len() >= 15, "only {codes:?}");
+    for code in &codes {
+        let documented = if code.starts_with("feed_") {
+            pull.contains(code)
         } else {
-            documented.contains(code)
+            reports.contains(code) || pull.contains(code)
         };
-        assert!(found, "input-level code `{code}` is written by the code but not documented (docs/REPORTS.md, docs/PULL.md for feed_*)");
-    }
-    for code in documented.iter().filter(|c| !c.ends_with('*')) {
         assert!(
-            used.contains(code),
-            "docs/REPORTS.md documents `{code}`, which nothing writes"
+            documented,
+            "input-level code `{code}` is not documented (docs/REPORTS.md, docs/PULL.md for the pull's own)"
         );
     }
+    for code in reports.iter().chain(&pull).filter(|c| !c.ends_with('*')) {
+        assert!(
+            codes.contains(code),
+            "the docs document the input-level code `{code}`, which InputErrorCode does not have"
+        );
+    }
+    let literals = input_level_literals_in_src();
+    assert!(
+        literals.is_empty(),
+        "input-level codes written as string literals (use report::InputErrorCode): {literals:?}"
+    );
 }

@@ -7,10 +7,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ti_core::frame::{Format, FrameError, FrameItem, FrameLimits, Framer};
+use ti_core::frame::{FrameError, FrameItem, FrameLimits, Framer};
+use ti_core::input::InputFormat;
 use ti_core_fuzz::{chunks, first_difference, header, limits};
 
-fn frame(limits: FrameLimits, pieces: &[&[u8]]) -> (Vec<FrameItem>, Result<Format, FrameError>) {
+fn frame(
+    limits: FrameLimits,
+    pieces: &[&[u8]],
+) -> (Vec<FrameItem>, Result<InputFormat, FrameError>) {
     let mut f = Framer::new(limits);
     let mut out = Vec::new();
     for piece in pieces {

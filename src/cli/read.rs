@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ti_core::report::Source;
+use ti_core::report::{InputErrorCode, Source};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
@@ -76,7 +76,7 @@ pub async fn run_file(file: &Path, ctx: &RunContext) -> Result<RunOutcome> {
             return Ok(RunOutcome::of_report(pipeline::input_error_report(
                 source,
                 ctx.report_target(),
-                "input_too_large",
+                InputErrorCode::InputTooLarge,
                 message,
             )));
         }

@@ -32,7 +32,7 @@ use axum::routing::{post, MethodRouter};
 use base64::Engine;
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
-use ti_core::report::{Report, Source};
+use ti_core::report::{InputErrorCode, Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -220,7 +220,7 @@ pub fn status_for(outcome: &RunOutcome) -> u16 {
     } else if r
         .input_error
         .as_ref()
-        .is_some_and(|e| e.code == "input_too_large")
+        .is_some_and(|e| e.is(InputErrorCode::InputTooLarge))
     {
         413
     } else if r.input_error.is_some() || r.summary.records == 0 || r.summary.uploaded == 0 {
@@ -246,7 +246,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             let report = input_error_report(
                 source,
                 &target,
-                "input_too_large",
+                InputErrorCode::InputTooLarge,
                 format!(
                     "the request is {size} bytes as the Functions host passes it on, more than a body of at most {max} bytes (TI_MAX_HTTP_BYTES) can take: drop larger files into the inbox container instead"
                 ),
@@ -255,7 +255,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         }
         Err(Err(e)) => {
             tracing::error!(invocation = %id, error = %e, "the HTTP trigger envelope could not be read");
-            let report = input_error_report(source, &target, "envelope_invalid", e);
+            let report = input_error_report(source, &target, InputErrorCode::EnvelopeInvalid, e);
             return finish(&state, &id, 500, RunOutcome::of_report(report)).await;
         }
     };
@@ -264,7 +264,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Err(e) => {
             // The host's envelope, not the caller's body, is broken: nothing the caller can fix.
             tracing::error!(invocation = %id, error = %e.0, "undecodable HTTP trigger envelope");
-            let report = input_error_report(source, &target, "envelope_invalid", e.0);
+            let report = input_error_report(source, &target, InputErrorCode::EnvelopeInvalid, e.0);
             return finish(&state, &id, 500, RunOutcome::of_report(report)).await;
         }
     };
@@ -281,7 +281,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         let report = input_error_report(
             source,
             &target,
-            "input_too_large",
+            InputErrorCode::InputTooLarge,
             format!(
                 "the body is {} bytes; this function accepts at most {max} (TI_MAX_HTTP_BYTES): drop larger files into the inbox container instead",
                 inv.body.len()

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use ti_core::report::{Report, Source};
+use ti_core::report::{InputErrorCode, Report, Source};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -135,7 +135,7 @@ impl AppState {
                 .acknowledge_unprocessable(
                     &invocation_id(headers),
                     "queue",
-                    "envelope_invalid",
+                    InputErrorCode::EnvelopeInvalid,
                     e.0,
                 )
                 .await),
@@ -147,7 +147,7 @@ impl AppState {
         &self,
         message_id: &str,
         source_kind: &str,
-        code: &str,
+        code: InputErrorCode,
         message: String,
     ) -> Result<Response, Retry> {
         let path = storage::message_report_path(message_id, OffsetDateTime::now_utc());
@@ -171,7 +171,7 @@ impl AppState {
                 "{code}: {message}; report written to {}/{path}.report.json",
                 self.storage.settings.reports_container
             )],
-            json!({"inputError": code, "report": format!("{path}.report.json")}),
+            json!({"inputError": code.as_str(), "report": format!("{path}.report.json")}),
         ))
     }
 
@@ -194,14 +194,14 @@ impl AppState {
             format: None,
         };
         let target = self.uploader.target_name();
-        let unreadable = |code: &str, message: String| {
+        let unreadable = |code: InputErrorCode, message: String| {
             RunOutcome::of_report(input_error_report(source.clone(), target, code, message))
         };
         let opened = match self.storage.open_inbox_version(&blob.name, version).await {
             Ok(o) => o,
             Err(OpenError::NotFound { .. }) if start == 0 => {
                 let outcome = unreadable(
-                    "blob_not_found",
+                    InputErrorCode::BlobNotFound,
                     "the blob no longer exists (deleted before it could be read)".into(),
                 );
                 return self
@@ -217,7 +217,7 @@ impl AppState {
             }
             Err(e) if !last_attempt => return Err(Retry(e.to_string())),
             Err(e) => {
-                let outcome = unreadable("input_unreadable", e.to_string());
+                let outcome = unreadable(InputErrorCode::InputUnreadable, e.to_string());
                 return self
                     .report_failure(blob, version, message_id, &outcome)
                     .await;
@@ -240,7 +240,7 @@ impl AppState {
             .await?;
         let outcome = if start == 0 && opened.len.is_some_and(|l| l > self.max_input_bytes) {
             unreadable(
-                "input_too_large",
+                InputErrorCode::InputTooLarge,
                 format!(
                     "the blob is {} bytes; TI_MAX_INPUT_BYTES allows {}",
                     opened.len.unwrap_or(0),
@@ -284,7 +284,7 @@ impl AppState {
                     return Err(Retry(format!("reading {}: {e}", source.name)))
                 }
                 Err(e) => unreadable(
-                    "input_unreadable",
+                    InputErrorCode::InputUnreadable,
                     format!("reading the blob failed on the last attempt: {e}"),
                 ),
             }
@@ -354,7 +354,7 @@ impl AppState {
                 "{}/{}: {code}; its completed report {reports}/{base}.report.json is kept, this failure is reported in {reports}/{path}.report.json",
                 blob.container, blob.name
             )],
-            json!({"inputError": code, "report": format!("{path}.report.json")}),
+            json!({"inputError": code.as_str(), "report": format!("{path}.report.json")}),
         ))
     }
 
@@ -512,7 +512,7 @@ async fn ingest_blob_event(
         Ok(EventAction::Ignore(why)) => Ok(answer(vec![why], json!({"ignored": true}))),
         Err(why) => {
             state
-                .acknowledge_unprocessable(&message_id, "queue", "event_invalid", why)
+                .acknowledge_unprocessable(&message_id, "queue", InputErrorCode::EventInvalid, why)
                 .await
         }
     }
@@ -557,7 +557,12 @@ async fn ingest_message(
         }
         Some(Err(why)) => {
             return state
-                .acknowledge_unprocessable(&message_id, "queue", "blob_reference_invalid", why)
+                .acknowledge_unprocessable(
+                    &message_id,
+                    "queue",
+                    InputErrorCode::BlobReferenceInvalid,
+                    why,
+                )
                 .await
         }
         None => {}
@@ -617,7 +622,7 @@ async fn ingest_work_item(
             tracing::warn!(message = %message_id, reason = %why, "work item refused");
             return Ok(answer(
                 vec![format!("work item {message_id} refused: {why}")],
-                json!({"refused": "work_item_invalid", "reason": why}),
+                json!({"refused": InputErrorCode::WorkItemInvalid.as_str(), "reason": why}),
             ));
         }
     };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
-use ti_core::report::Source;
+use ti_core::report::{InputErrorCode, Source};
 use time::OffsetDateTime;
 
 use super::{answer, input_error_report, AppState, Retry};
@@ -212,7 +212,7 @@ async fn report_poison(state: &AppState, poison: &str) -> anyhow::Result<usize> 
                     format: None,
                 },
                 state.uploader.target_name(),
-                "poisoned",
+                InputErrorCode::Poisoned,
                 format!(
                     "the Functions host moved this message to {poison} after it failed {} times; its whole text is in {path}.rejected.ndjson; it begins: {excerpt}{cut}",
                     super::MAX_DEQUEUE_COUNT

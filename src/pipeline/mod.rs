@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
 use ti_core::frame::FrameLimits;
 use ti_core::input::{Decoder, InputFormat, InputOptions};
-use ti_core::report::{Code, InputError, RecordWarning, Report, Source, Summary};
+use ti_core::report::{Code, InputError, InputErrorCode, RecordWarning, Report, Source, Summary};
 use ti_core::stix::{self, ValidationContext};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -291,13 +291,13 @@ where
                     Some(Ok(chunk)) => {
                         bytes_read += chunk.len() as u64;
                         if bytes_read > ctx.max_input_bytes {
-                            input_error = Some(InputError {
-                                code: "input_too_large".into(),
-                                message: format!(
+                            input_error = Some(InputError::new(
+                                InputErrorCode::InputTooLarge,
+                                format!(
                                     "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
                                     ctx.max_input_bytes
                                 ),
-                            });
+                            ));
                             ended = true;
                             continue;
                         }
@@ -332,13 +332,13 @@ where
             match frame_result {
                 Ok(f) => finished = f,
                 Err(e) => {
-                    input_error = Some(InputError {
-                        code: "input_invalid".into(),
-                        message: format!(
+                    input_error = Some(InputError::new(
+                        InputErrorCode::InputInvalid,
+                        format!(
                             "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
                             e.line, e.message, framed_in_range
                         ),
-                    });
+                    ));
                     ended = true;
                 }
             }

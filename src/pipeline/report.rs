@@ -1,7 +1,9 @@
 //! The report: every record's outcome collected as it settles, the report document built at
 //! the end, and the rejected records' original texts kept for the rejected file.
 
-use ti_core::report::{Code, InputError, RecordError, RecordWarning, Report, Source, Summary};
+use ti_core::report::{
+    Code, InputError, InputErrorCode, RecordError, RecordWarning, Report, Source, Summary,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -39,12 +41,12 @@ impl RunOutcome {
     /// the stop are reported as usual.
     pub fn cut_short_is_too_large(mut self) -> Self {
         if let Some(at) = self.next_start.take() {
-            self.report.input_error = Some(InputError {
-                code: "input_too_large".into(),
-                message: format!(
+            self.report.input_error = Some(InputError::new(
+                InputErrorCode::InputTooLarge,
+                format!(
                     "the input's rejected records and warnings outgrow what one invocation may hold: the first {at} records are reported, the rest were not read; drop the file into the inbox container instead, where it is processed in work items"
                 ),
-            });
+            ));
         }
         self
     }
@@ -261,10 +263,12 @@ pub fn empty_report(source: Source, target: &str, error: Option<InputError>) -> 
 }
 
 /// A report for an input that could not be read at all.
-pub fn input_error_report(source: Source, target: &str, code: &str, message: String) -> Report {
-    let error = InputError {
-        code: code.to_string(),
-        message,
-    };
+pub fn input_error_report(
+    source: Source,
+    target: &str,
+    code: InputErrorCode,
+    message: String,
+) -> Report {
+    let error = InputError::new(code, message);
     empty_report(source, target, Some(error))
 }

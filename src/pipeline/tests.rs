@@ -334,7 +334,7 @@ async fn a_broken_frame_keeps_what_was_read_before_it() {
     assert_eq!(out.report.summary.records, 2);
     assert_eq!(out.report.summary.uploaded, 2);
     let e = out.report.input_error.unwrap();
-    assert_eq!(e.code, "input_invalid");
+    assert_eq!(e.code, InputErrorCode::InputInvalid.as_str());
     assert!(e.message.contains("2 record(s)"), "{}", e.message);
 }
 
@@ -364,7 +364,7 @@ async fn a_run_holding_too_many_rejections_stops_where_a_later_item_continues() 
     let cut = out.cut_short_is_too_large();
     assert_eq!(cut.next_start, None);
     let e = cut.report.input_error.unwrap();
-    assert_eq!(e.code, "input_too_large");
+    assert_eq!(e.code, InputErrorCode::InputTooLarge.as_str());
     assert!(e.message.starts_with(&format!("the input's rejected records and warnings outgrow what one invocation may hold: the first {stop} records are reported")), "{}", e.message);
 }
 
@@ -387,7 +387,7 @@ async fn input_over_the_byte_bound_stops_with_an_input_error() {
     let out = run_chunks(&text, &ctx(2000, 1 << 20)).await;
     assert_eq!(
         out.report.input_error.as_ref().unwrap().code,
-        "input_too_large"
+        InputErrorCode::InputTooLarge.as_str()
     );
     assert!(out.report.summary.records < 50);
     out.report.check_invariants().unwrap();
@@ -410,7 +410,7 @@ async fn rejected_records_keep_their_original_text_one_per_line() {
     assert_eq!(out.report.summary.uploaded, 1);
     assert_eq!(
         out.report.input_error.as_ref().unwrap().code,
-        "input_invalid"
+        InputErrorCode::InputInvalid.as_str()
     );
     let ndjson = out.rejected_ndjson();
     let lines: Vec<&str> = ndjson.lines().collect();

@@ -33,7 +33,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Serialize;
 use ti_core::convert::Defaults;
 use ti_core::input::InputFormat;
-use ti_core::report::{InputError, Lifecycle, Source, Summary};
+use ti_core::report::{InputError, InputErrorCode, Lifecycle, Source, Summary};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -72,12 +72,12 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> InputErrorCode {
         match self {
-            FetchError::Unreachable(_) => "feed_unreachable",
-            FetchError::Status { .. } => "feed_http_error",
-            FetchError::Invalid(_) => "feed_invalid",
-            FetchError::TooLarge(_) => "input_too_large",
+            FetchError::Unreachable(_) => InputErrorCode::FeedUnreachable,
+            FetchError::Status { .. } => InputErrorCode::FeedHttpError,
+            FetchError::Invalid(_) => InputErrorCode::FeedInvalid,
+            FetchError::TooLarge(_) => InputErrorCode::InputTooLarge,
         }
     }
 
@@ -395,7 +395,7 @@ impl Puller {
                 let report = error_report(
                     source,
                     self.uploader.target_name(),
-                    "feed_config_invalid",
+                    InputErrorCode::FeedConfigInvalid,
                     format!(
                         "the feed's entry in {} is not valid: {error}",
                         self.settings.location()
@@ -418,20 +418,20 @@ impl Puller {
     }
 
     /// The authentication headers for a feed, resolved now (tokens are short-lived).
-    async fn auth_headers(&self, feed: &Feed) -> Result<HeaderMap, (&'static str, String)> {
+    async fn auth_headers(&self, feed: &Feed) -> Result<HeaderMap, (InputErrorCode, String)> {
         let mut headers = HeaderMap::new();
-        let setting = |name: &str| -> Result<String, (&'static str, String)> {
+        let setting = |name: &str| -> Result<String, (InputErrorCode, String)> {
             self.env.get(name).map(str::to_string).ok_or_else(|| {
                 (
-                    "feed_auth_failed",
+                    InputErrorCode::FeedAuthFailed,
                     format!("the app setting {name} that the feed's auth refers to is not set"),
                 )
             })
         };
-        let sensitive = |value: String| -> Result<HeaderValue, (&'static str, String)> {
+        let sensitive = |value: String| -> Result<HeaderValue, (InputErrorCode, String)> {
             let mut v = HeaderValue::from_str(&value).map_err(|_| {
                 (
-                    "feed_auth_failed",
+                    InputErrorCode::FeedAuthFailed,
                     "the credential is not a valid header value".to_string(),
                 )
             })?;
@@ -443,7 +443,7 @@ impl Puller {
             Auth::ManagedIdentity { scope } => {
                 let token = auth::bearer(&self.credential, scope)
                     .await
-                    .map_err(|e| ("feed_auth_failed", format!("{e:#}")))?;
+                    .map_err(|e| (InputErrorCode::FeedAuthFailed, format!("{e:#}")))?;
                 headers.insert(AUTHORIZATION, sensitive(format!("Bearer {token}"))?);
             }
             Auth::Basic {
@@ -462,12 +462,12 @@ impl Puller {
             } => {
                 let value = setting(value_setting)?;
                 let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| ("feed_auth_failed", "bad header name".to_string()))?;
+                    .map_err(|_| (InputErrorCode::FeedAuthFailed, "bad header name".to_string()))?;
                 headers.insert(name, sensitive(value)?);
             }
             Auth::KeyVaultSecret { name } => {
                 return Err((
-                    "feed_auth_unsupported",
+                    InputErrorCode::FeedAuthUnsupported,
                     format!(
                         "Key Vault secrets are not supported yet (keyVaultSecret {name:?}): make an app setting that is a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) and use {{\"basic\": {{\"username\": .., \"passwordSetting\": \"SETTING\"}}}} or {{\"header\": {{\"name\": .., \"valueSetting\": \"SETTING\"}}}}"
                     ),
@@ -494,7 +494,7 @@ impl Puller {
                     let report = error_report(
                         source,
                         &names.join(","),
-                        "feed_targets_unavailable",
+                        InputErrorCode::FeedTargetsUnavailable,
                         format!(
                             "the feed's targets {} cannot be used with the app's settings: {e:#}",
                             names.join(",")
@@ -507,7 +507,7 @@ impl Puller {
             },
         };
         let target = uploader.target_name();
-        let fail = |code: &str, message: String| {
+        let fail = |code: InputErrorCode, message: String| {
             RunOutcome::of_report(error_report(source.clone(), target, code, message))
         };
         let auth = match self.auth_headers(feed).await {
@@ -520,7 +520,7 @@ impl Puller {
             Ok(Lock::Held(held)) => *held,
             Ok(Lock::Busy) => return FeedOutcome::without_report(&feed.name, FeedStatus::Busy),
             Err(e) => {
-                let report = fail("feed_state_unavailable", format!("{e:#}"));
+                let report = fail(InputErrorCode::FeedStateUnavailable, format!("{e:#}"));
                 return self.finish(&feed.name, report, None).await;
             }
         };
@@ -569,9 +569,9 @@ impl Puller {
                 };
                 let progress = progress.lock().expect("progress lock");
                 if let Some(e) = &progress.error {
-                    outcome.report.input_error = Some(InputError {
-                        code: e.code().into(),
-                        message: if progress.pages > 0 {
+                    outcome.report.input_error = Some(InputError::new(
+                        e.code(),
+                        if progress.pages > 0 {
                             format!(
                                 "{e} (after {} page(s), {} object(s), which were processed)",
                                 progress.pages, progress.objects
@@ -579,7 +579,7 @@ impl Puller {
                         } else {
                             e.to_string()
                         },
-                    });
+                    ));
                 }
                 let next = FeedState {
                     bookmark: progress.last_added.clone().or(saved.bookmark.clone()),
@@ -609,7 +609,7 @@ impl Puller {
                     {
                         (
                             fail(
-                                "input_too_large",
+                                InputErrorCode::InputTooLarge,
                                 format!(
                                 "the feed is {len} bytes; maxBytes / TI_MAX_INPUT_BYTES allows {}",
                                 ctx.max_input_bytes
@@ -632,10 +632,10 @@ impl Puller {
                             Err(never) => match never {},
                         };
                         if let Some(e) = error.lock().expect("error cell").take() {
-                            outcome.report.input_error = Some(InputError {
-                                code: e.code().into(),
-                                message: format!("{e} (the content read before it was processed)"),
-                            });
+                            outcome.report.input_error = Some(InputError::new(
+                                e.code(),
+                                format!("{e} (the content read before it was processed)"),
+                            ));
                         }
                         let next = FeedState {
                             etag,
@@ -664,10 +664,10 @@ impl Puller {
                         index = Some(file);
                     }
                     Err(e) => {
-                        outcome.report.input_error = Some(InputError {
-                            code: "feed_state_unavailable".into(),
-                            message: format!("the feed's indicator index: {e:#}"),
-                        })
+                        outcome.report.input_error = Some(InputError::new(
+                            InputErrorCode::FeedStateUnavailable,
+                            format!("the feed's indicator index: {e:#}"),
+                        ))
                     }
                 }
             }
@@ -736,10 +736,10 @@ impl Puller {
         if let Err(e) = &written {
             // Without its report the run's rejections are not recorded: do not advance.
             status = FeedStatus::Failed;
-            input_error.get_or_insert(InputError {
-                code: "report_unwritten".into(),
-                message: format!("{e:#}"),
-            });
+            input_error.get_or_insert(InputError::new(
+                InputErrorCode::ReportUnwritten,
+                format!("{e:#}"),
+            ));
         }
         if let Some((lock, mut next, index)) = lock {
             if status == FeedStatus::Pulled {
@@ -757,10 +757,10 @@ impl Puller {
                 };
                 if let Err(e) = saved {
                     status = FeedStatus::Failed;
-                    input_error.get_or_insert(InputError {
-                        code: "feed_state_unavailable".into(),
-                        message: format!("{e:#}"),
-                    });
+                    input_error.get_or_insert(InputError::new(
+                        InputErrorCode::FeedStateUnavailable,
+                        format!("{e:#}"),
+                    ));
                 }
             }
             lock.release().await;

@@ -7,17 +7,20 @@
 //! is still emitted here and rejected there, on its own, while the rest of the file continues.
 //!
 //! Shapes (README.md, How it works):
-//! - `[ ... ]`: each element is a record ([`Format::StixJson`]).
+//! - `[ ... ]`: each element is a record ([`InputFormat::StixJson`]).
 //! - `{ ... }` with a key `objects`, `stixobjects`, `indicators` or `value` holding an array:
 //!   each element of that array is a record, emitted as soon as it is complete
-//!   ([`Format::StixBundle`] or [`Format::SentinelRequest`], decided at [`Framer::finish`] so a
+//!   ([`InputFormat::StixBundle`] or [`InputFormat::SentinelRequest`], decided at [`Framer::finish`] so a
 //!   bundle's `type` may come after its `objects`).
-//! - any other `{ ... }`: the whole object is one record ([`Format::StixJson`]).
+//! - any other `{ ... }`: the whole object is one record ([`InputFormat::StixJson`]).
+//!
+//! [`Framer::finish`] names the shape with one of those three [`InputFormat`]s; whether a JSON
+//! input is `graph` (tiIndicators) is the decoder's call, made on the records' contents.
 //!
 //! A trailing comma before `]` or `}` of the outer structure is tolerated, because the Graph
 //! documentation's examples have them and people copy those.
 
-use std::fmt;
+use crate::input::InputFormat;
 
 /// One record as it appeared in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,33 +74,6 @@ pub struct FrameError {
     pub message: String,
 }
 
-/// The detected shape of the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `{"type":"bundle","objects":[...]}`
-    StixBundle,
-    /// A JSON array of objects, or a single object.
-    StixJson,
-    /// `{"sourcesystem":..,"stixobjects"|"indicators":[..]}` or `{"value":[..]}`.
-    SentinelRequest,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::StixBundle => "stix-bundle",
-            Format::StixJson => "stix-json",
-            Format::SentinelRequest => "sentinel-request",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Where the framer is in the outer grammar. Record insides are tracked by [`ValueScan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -148,7 +124,7 @@ pub struct Framer {
     limits: FrameLimits,
     state: State,
     failed: Option<FrameError>,
-    finished: Option<Format>,
+    finished: Option<InputFormat>,
 
     /// Absolute offset of the current chunk's first byte.
     offset: u64,
@@ -258,8 +234,9 @@ impl Framer {
         ))
     }
 
-    /// Ends the input; any final record is appended to `out`. Returns the detected format.
-    pub fn finish(&mut self, _out: &mut Vec<FrameItem>) -> Result<Format, FrameError> {
+    /// Ends the input; any final record is appended to `out`. Returns the detected shape:
+    /// [`InputFormat::StixBundle`], [`InputFormat::StixJson`] or [`InputFormat::SentinelRequest`].
+    pub fn finish(&mut self, _out: &mut Vec<FrameItem>) -> Result<InputFormat, FrameError> {
         // Every record is emitted by `push` as soon as its last byte arrives (a top-level value
         // always ends with `]` or `}`), so nothing is left to emit here.
         if let Some(e) = &self.failed {
@@ -299,15 +276,15 @@ impl Framer {
         self.top_object && !self.container
     }
 
-    fn format(&self) -> Format {
+    fn format(&self) -> InputFormat {
         if !self.top_object || !self.container {
-            Format::StixJson
+            InputFormat::StixJson
         } else if self.type_is_bundle {
-            Format::StixBundle
+            InputFormat::StixBundle
         } else if self.saw_sentinel_key {
-            Format::SentinelRequest
+            InputFormat::SentinelRequest
         } else {
-            Format::StixBundle
+            InputFormat::StixBundle
         }
     }
 

@@ -8,7 +8,7 @@ fn frame_cut(
     input: &[u8],
     limits: FrameLimits,
     cuts: &[usize],
-) -> (Vec<FrameItem>, Result<Format, FrameError>) {
+) -> (Vec<FrameItem>, Result<InputFormat, FrameError>) {
     let mut framer = Framer::new(limits);
     let mut out = Vec::new();
     let mut start = 0;
@@ -22,7 +22,7 @@ fn frame_cut(
     (out, result)
 }
 
-fn frame(input: &[u8]) -> (Vec<FrameItem>, Result<Format, FrameError>) {
+fn frame(input: &[u8]) -> (Vec<FrameItem>, Result<InputFormat, FrameError>) {
     frame_cut(input, FrameLimits::default(), &[])
 }
 
@@ -45,7 +45,7 @@ fn texts(items: &[FrameItem]) -> Vec<&str> {
     records(items).into_iter().map(|(_, t)| t).collect()
 }
 
-fn ok(input: &str) -> (Vec<FrameItem>, Format) {
+fn ok(input: &str) -> (Vec<FrameItem>, InputFormat) {
     let (items, result) = frame(input.as_bytes());
     let format = result.unwrap_or_else(|e| panic!("{input:?}: {e}"));
     (items, format)
@@ -68,7 +68,7 @@ fn err(input: &[u8]) -> (Vec<FrameItem>, FrameError) {
 fn array_elements_are_records_with_their_exact_text() {
     let input = r#"[{"a":1}, {"b":"x\"y\\"} ,{"c":[1,2,{"d":"]}"}]},{}]"#;
     let (items, format) = ok(input);
-    assert_eq!(format, Format::StixJson);
+    assert_eq!(format, InputFormat::StixJson);
     assert_eq!(
         texts(&items),
         [
@@ -84,7 +84,7 @@ fn array_elements_are_records_with_their_exact_text() {
 fn empty_array_has_no_records() {
     let (items, format) = ok(" [ \n ] \n");
     assert!(items.is_empty());
-    assert_eq!(format, Format::StixJson);
+    assert_eq!(format, InputFormat::StixJson);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn non_object_and_malformed_elements_are_still_records() {
 fn bundle_objects_are_records() {
     let input = "{\n \"type\": \"bundle\",\n \"id\": \"bundle--1\",\n \"objects\": [\n  {\"type\":\"indicator\",\"name\":\"ünï ☃ 😀\"},\n  {\"x\":\"\\u00e9\"}\n ]\n}\n";
     let (items, format) = ok(input);
-    assert_eq!(format, Format::StixBundle);
+    assert_eq!(format, InputFormat::StixBundle);
     assert_eq!(
         records(&items),
         [
@@ -123,14 +123,14 @@ fn bundle_objects_are_records() {
 #[test]
 fn bundle_whose_type_comes_after_its_objects() {
     let (items, format) = ok(r#"{"objects":[{"a":1},{"b":2}],"id":"bundle--1","type":"bundle"}"#);
-    assert_eq!(format, Format::StixBundle);
+    assert_eq!(format, InputFormat::StixBundle);
     assert_eq!(texts(&items), [r#"{"a":1}"#, r#"{"b":2}"#]);
     // `type: bundle` wins over a Sentinel key.
     let (_, format) = ok(r#"{"stixobjects":[],"type":"bundle"}"#);
-    assert_eq!(format, Format::StixBundle);
+    assert_eq!(format, InputFormat::StixBundle);
     // `objects` without a type is still a bundle (STIX 2.0 producers sometimes omit it).
     let (_, format) = ok(r#"{"objects":[{}]}"#);
-    assert_eq!(format, Format::StixBundle);
+    assert_eq!(format, InputFormat::StixBundle);
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn sentinel_requests_are_recognised() {
     for key in ["stixobjects", "indicators", "value"] {
         let input = format!(r#"{{"sourcesystem":"feed","{key}":[{{"id":1}},{{"id":2}}]}}"#);
         let (items, format) = ok(&input);
-        assert_eq!(format, Format::SentinelRequest, "{key}");
+        assert_eq!(format, InputFormat::SentinelRequest, "{key}");
         assert_eq!(texts(&items), [r#"{"id":1}"#, r#"{"id":2}"#]);
     }
 }
@@ -148,7 +148,7 @@ fn graph_style_trailing_commas_are_tolerated_in_the_outer_structure() {
     // The Graph documentation's example has trailing commas inside and after each element.
     let input = "{\n  \"value\": [\n    {\n      \"a\": 1,\n    },\n    {\n      \"b\": 2,\n    },\n  ],\n}";
     let (items, format) = ok(input);
-    assert_eq!(format, Format::SentinelRequest);
+    assert_eq!(format, InputFormat::SentinelRequest);
     assert_eq!(
         records(&items),
         [
@@ -165,7 +165,7 @@ fn single_object_is_one_record() {
     // record array nested deeper than the top level.
     let input = "\n {\"type\":\"observed-data\",\"objects\":{\"0\":{\"type\":\"file\"}},\"x\":[1,{\"y\":\"}\"}],\"value\":\"v\"} \n";
     let (items, format) = ok(input);
-    assert_eq!(format, Format::StixJson);
+    assert_eq!(format, InputFormat::StixJson);
     assert_eq!(records(&items), [(2, input.trim())]);
     let (items, _) = ok("{}");
     assert_eq!(texts(&items), ["{}"]);
@@ -173,7 +173,7 @@ fn single_object_is_one_record() {
     let (items, format) = ok(r#"{"obj\u0065cts":[1]}"#);
     assert_eq!(
         (texts(&items), format),
-        (vec![r#"{"obj\u0065cts":[1]}"#], Format::StixJson)
+        (vec![r#"{"obj\u0065cts":[1]}"#], InputFormat::StixJson)
     );
 }
 
@@ -181,7 +181,7 @@ fn single_object_is_one_record() {
 fn nested_container_keys_inside_other_members_are_not_record_arrays() {
     let (items, format) =
         ok(r#"{"x":{"objects":[1,2]},"type":"bundle","y":[{"objects":[3]}],"objects":[{"a":1}]}"#);
-    assert_eq!(format, Format::StixBundle);
+    assert_eq!(format, InputFormat::StixBundle);
     assert_eq!(texts(&items), [r#"{"a":1}"#]);
 }
 
@@ -197,7 +197,7 @@ fn records_are_emitted_before_the_top_level_value_ends() {
         .unwrap();
     assert_eq!(texts(&out), [r#"{"a":1}"#, r#"{"b":2}"#]);
     framer.push(br#":3}]}"#, &mut out).unwrap();
-    assert_eq!(framer.finish(&mut out).unwrap(), Format::StixBundle);
+    assert_eq!(framer.finish(&mut out).unwrap(), InputFormat::StixBundle);
     assert_eq!(out.len(), 3);
 }
 
@@ -206,7 +206,7 @@ fn byte_order_mark_is_skipped() {
     let (items, format) = ok("\u{feff}[{\"a\":1}]");
     assert_eq!(
         (texts(&items), format),
-        (vec![r#"{"a":1}"#], Format::StixJson)
+        (vec![r#"{"a":1}"#], InputFormat::StixJson)
     );
     let (items, _) = ok("\u{feff}\n{\"a\":1}");
     assert_eq!(records(&items), [(2, r#"{"a":1}"#)]);
@@ -242,7 +242,7 @@ fn oversize_records_are_skipped_and_counted() {
     let input =
         "[{\"a\":\"0123456789abcdef\"},\n{\"b\":1}, \"0123456789abcdefgh\", 12345678901234567]";
     let (items, result) = frame_cut(input.as_bytes(), small(16), &[]);
-    assert_eq!(result.unwrap(), Format::StixJson);
+    assert_eq!(result.unwrap(), InputFormat::StixJson);
     assert_eq!(
         items,
         [
@@ -277,7 +277,7 @@ fn oversize_records_are_skipped_and_counted() {
 fn oversize_single_object() {
     let input = br#"{"type":"indicator","description":"far too long for the limit"}"#;
     let (items, result) = frame_cut(input, small(32), &[]);
-    assert_eq!(result.unwrap(), Format::StixJson);
+    assert_eq!(result.unwrap(), InputFormat::StixJson);
     assert_eq!(
         items,
         [FrameItem::Oversize {
@@ -289,7 +289,7 @@ fn oversize_single_object() {
     // A bundle's own size does not count, only its objects'.
     let input = br#"{"type":"bundle","x_padding":"0123456789012345678901234567890123456789","objects":[{"a":1}]}"#;
     let (items, result) = frame_cut(input, small(32), &[]);
-    assert_eq!(result.unwrap(), Format::StixBundle);
+    assert_eq!(result.unwrap(), InputFormat::StixBundle);
     assert_eq!(texts(&items), [r#"{"a":1}"#]);
 }
 
@@ -314,7 +314,7 @@ fn memory_stays_bounded_for_huge_records_and_inputs() {
         assert!(framer.record.buf.capacity() <= 2 * limit);
     }
     framer.push(b"]}", &mut out).unwrap();
-    assert_eq!(framer.finish(&mut out).unwrap(), Format::StixBundle);
+    assert_eq!(framer.finish(&mut out).unwrap(), InputFormat::StixBundle);
     assert_eq!(out.len(), 10_001);
     assert_eq!(
         out[0],
@@ -337,11 +337,11 @@ fn a_record_nested_too_deep_is_its_own_item_and_the_rest_is_read() {
     for (input, format) in [
         (
             &b"[{\"a\":1},[[[1,{}],[2]]],\n{\"b\":2}]"[..],
-            Format::StixJson,
+            InputFormat::StixJson,
         ),
         (
             &b"{\"objects\":[{\"a\":1},{\"a\":[{\"x\":\"]]\"}]},\n{\"b\":2}]}"[..],
-            Format::StixBundle,
+            InputFormat::StixBundle,
         ),
     ] {
         let (items, result) = frame_cut(input, deep, &[]);
@@ -364,7 +364,7 @@ fn a_record_nested_too_deep_is_its_own_item_and_the_rest_is_read() {
     let nested = format!("{}1{}", "[".repeat(100), "]".repeat(100));
     let input = format!("[{{\"a\":1}},{nested},{{\"b\":2}}]");
     let (items, result) = frame(input.as_bytes());
-    assert_eq!(result, Ok(Format::StixJson));
+    assert_eq!(result, Ok(InputFormat::StixJson));
     assert_eq!(items.len(), 3);
     assert_eq!(
         items[1],
@@ -580,8 +580,8 @@ fn input_after_finish_is_an_error() {
     let mut framer = Framer::new(FrameLimits::default());
     let mut out = Vec::new();
     framer.push(b"[]", &mut out).unwrap();
-    assert_eq!(framer.finish(&mut out).unwrap(), Format::StixJson);
-    assert_eq!(framer.finish(&mut out).unwrap(), Format::StixJson);
+    assert_eq!(framer.finish(&mut out).unwrap(), InputFormat::StixJson);
+    assert_eq!(framer.finish(&mut out).unwrap(), InputFormat::StixJson);
     assert!(framer.push(b" ", &mut out).is_err());
 }
 
@@ -727,7 +727,7 @@ fn generated_arrays_round_trip_through_random_chunks() {
             .collect();
         cuts.sort_unstable();
         let (items, result) = frame_cut(bytes, FrameLimits::default(), &cuts);
-        assert_eq!(result, Ok(Format::StixJson), "{input}");
+        assert_eq!(result, Ok(InputFormat::StixJson), "{input}");
         assert_eq!(texts(&items), expected, "{input}");
     }
 }

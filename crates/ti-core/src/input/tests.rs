@@ -1,9 +1,11 @@
 //! Decoder tests for what the fixture tables cannot express: chunking, compression, encodings,
 //! bounds and format switching. Per-format valid/invalid cases live in `tests/fixtures/<format>/`.
 
+use super::json::without_trailing_commas;
 use super::*;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use std::io::Write;
 use time::format_description::well_known::Rfc3339;
 
 fn opts() -> InputOptions {
@@ -778,7 +780,7 @@ fn a_record_budget_bounds_the_records_of_each_push_however_much_a_chunk_expands(
 
 #[test]
 fn csv_rows_are_split_as_rfc_4180_reads_them() {
-    let mut s = super::RowSplitter::default();
+    let mut s = RowSplitter::default();
     assert_eq!(s.fields("type,value"), ["type", "value"]);
     assert_eq!(
         s.fields("\"a,b\",\"say \"\"hi\"\"\",,\"multi\nline\","),

@@ -249,13 +249,105 @@ pub struct Summary {
     pub rejected: u64,
 }
 
+/// Declares [`InputErrorCode`] from one list, as [`codes!`] declares [`Code`]: each variant with
+/// its one spelling, from which [`InputErrorCode::as_str`] and [`InputErrorCode::ALL`] follow.
+macro_rules! input_error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// The fixed vocabulary of input-level codes, `inputError.code` (documented in
+        /// docs/REPORTS.md, Input-level codes, and for the pull's own in docs/PULL.md, Failures).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum InputErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl InputErrorCode {
+            /// How many codes there are.
+            const COUNT: usize = [$($name),*].len();
+
+            /// Every code, in declaration order.
+            pub const ALL: [InputErrorCode; InputErrorCode::COUNT] =
+                [$(InputErrorCode::$variant),*];
+
+            /// The code as it is spelt in reports (`input_invalid`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(InputErrorCode::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+input_error_codes! {
+    /// Broken structure (a JSON frame that cannot be closed, a bad encoding, a gzip bound), or
+    /// a JSON document of no known shape.
+    InputInvalid = "input_invalid",
+    /// The input (or its gzip content) is over `TI_MAX_INPUT_BYTES`, or an HTTP body over
+    /// `TI_MAX_HTTP_BYTES`.
+    InputTooLarge = "input_too_large",
+    /// The input could not be read (storage or disk error after retries).
+    InputUnreadable = "input_unreadable",
+    /// The blob named by an event or message is gone.
+    BlobNotFound = "blob_not_found",
+    /// The host's invocation (or the HTTP body's envelope) is not what the host sends.
+    EnvelopeInvalid = "envelope_invalid",
+    /// The queue message is not an Event Grid `BlobCreated` event for our inbox.
+    EventInvalid = "event_invalid",
+    /// A blob reference outside our own account and inbox, or malformed.
+    BlobReferenceInvalid = "blob_reference_invalid",
+    /// A message the host moved to a poison queue.
+    Poisoned = "poisoned",
+    /// A work item whose fields are not what the app writes.
+    WorkItemInvalid = "work_item_invalid",
+    // The pull's own (docs/PULL.md, Failures).
+    /// A feed's DNS, connection, TLS or timeout failure.
+    FeedUnreachable = "feed_unreachable",
+    /// A feed's non-2xx answer other than 304.
+    FeedHttpError = "feed_http_error",
+    /// Not a TAXII envelope, or `more` without a way to continue.
+    FeedInvalid = "feed_invalid",
+    /// The feed's entry in the feeds file is not valid.
+    FeedConfigInvalid = "feed_config_invalid",
+    /// A referenced app setting is not set, or the managed identity gave no token.
+    FeedAuthFailed = "feed_auth_failed",
+    /// An auth reference the pull does not support yet (`keyVaultSecret`).
+    FeedAuthUnsupported = "feed_auth_unsupported",
+    /// A target the feed names cannot be built from the app's settings.
+    FeedTargetsUnavailable = "feed_targets_unavailable",
+    /// The feed's state blob could not be read, leased or written.
+    FeedStateUnavailable = "feed_state_unavailable",
+    /// A pull's report could not be written (the feed's state is not advanced).
+    ReportUnwritten = "report_unwritten",
+}
+
+impl std::fmt::Display for InputErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A problem with the input as a whole (e.g. a broken frame, an unreadable blob); records read
 /// before it still count in the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InputError {
+    /// An [`InputErrorCode`] as it is spelt (a `String`, so a report read back keeps any code).
     pub code: String,
     pub message: String,
+}
+
+impl InputError {
+    pub fn new(code: InputErrorCode, message: impl Into<String>) -> Self {
+        InputError {
+            code: code.as_str().to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the error has `code`.
+    pub fn is(&self, code: InputErrorCode) -> bool {
+        self.code == code.as_str()
+    }
 }
 
 /// The report document: the same JSON for storage reports, `--report` and HTTP responses.
@@ -478,6 +570,24 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An input error built from its code serialises as the report has always spelt it.
+    #[test]
+    fn input_errors_serialise_their_code_as_spelt() {
+        let e = InputError::new(InputErrorCode::BlobReferenceInvalid, "outside our inbox");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"blob_reference_invalid","message":"outside our inbox"}"#
+        );
+        assert!(e.is(InputErrorCode::BlobReferenceInvalid));
+        assert!(!e.is(InputErrorCode::InputInvalid));
+        assert_eq!(InputErrorCode::ALL.len(), 18);
+        assert_eq!(InputErrorCode::ALL[0].as_str(), "input_invalid");
+        assert_eq!(
+            InputErrorCode::ReportUnwritten.to_string(),
+            "report_unwritten"
+        );
+    }
 
     #[test]
     fn codes_serialise_as_snake_case_with_their_stage() {
