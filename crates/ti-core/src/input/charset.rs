@@ -121,3 +121,118 @@ pub(super) fn sniff(held: &[u8]) -> Result<(Encoding, usize), FrameError> {
         _ => (Encoding::Utf8, 0),
     })
 }
+
+/// How the input's lines end, decided by its first line end: LF or CRLF (handed on as they are),
+/// or a lone CR (classic Mac OS text; Excel for Mac's "CSV (Macintosh)" format), handed on with
+/// every CR turned into LF so that each format's line splitting sees its lines. A CR cannot
+/// stand unescaped inside a JSON string, so JSON is unchanged but for its line numbers.
+#[derive(Debug, Default)]
+pub(super) enum LineEnds {
+    /// No line end seen yet.
+    #[default]
+    Undecided,
+    /// The first line end was a CR, the last byte so far: held back until the next byte says
+    /// whether an LF follows it.
+    HeldCr,
+    Lf,
+    CrOnly(Vec<u8>),
+}
+
+impl LineEnds {
+    /// Hands `text` on to `next`, its CRs turned into LFs if the lines end with a lone CR.
+    pub(super) fn push<E>(
+        &mut self,
+        text: &[u8],
+        mut next: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        loop {
+            match self {
+                LineEnds::Lf => return next(text),
+                LineEnds::CrOnly(buf) => {
+                    buf.clear();
+                    buf.extend(text.iter().map(|&b| if b == b'\r' { b'\n' } else { b }));
+                    return next(buf);
+                }
+                LineEnds::HeldCr => {
+                    if text.is_empty() {
+                        return Ok(());
+                    }
+                    if text[0] == b'\n' {
+                        *self = LineEnds::Lf;
+                        next(b"\r")?;
+                    } else {
+                        *self = LineEnds::CrOnly(Vec::new());
+                        next(b"\n")?;
+                    }
+                }
+                LineEnds::Undecided => {
+                    let Some(at) = text.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                        return next(text);
+                    };
+                    if text[at] == b'\n' || text.get(at + 1) == Some(&b'\n') {
+                        *self = LineEnds::Lf;
+                        return next(text);
+                    }
+                    next(&text[..at])?;
+                    if at + 1 == text.len() {
+                        *self = LineEnds::HeldCr;
+                        return Ok(());
+                    }
+                    *self = LineEnds::CrOnly(Vec::new());
+                    return self.push(&text[at..], next);
+                }
+            }
+        }
+    }
+
+    /// The end of the input: a CR still held back was a line end of its own.
+    pub(super) fn finish<E>(&mut self, next: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if let LineEnds::HeldCr = self {
+            *self = LineEnds::CrOnly(Vec::new());
+            return next(b"\n");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod line_end_tests {
+    use super::LineEnds;
+
+    /// `input` pushed in pieces of `size` bytes: what the next stage sees.
+    fn through(input: &[u8], size: usize) -> Vec<u8> {
+        let mut ends = LineEnds::default();
+        let mut seen = Vec::new();
+        for piece in input.chunks(size) {
+            ends.push(piece, |t| {
+                seen.extend_from_slice(t);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        ends.finish(|t| {
+            seen.extend_from_slice(t);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn lone_crs_become_lfs_and_lf_or_crlf_text_is_unchanged_whatever_the_pieces() {
+        for size in 1..=12 {
+            assert_eq!(
+                through(b"type,value\ripv4,1.2.3.4\r", size),
+                b"type,value\nipv4,1.2.3.4\n"
+            );
+            assert_eq!(
+                through(b"a\r\nb\rc\r\n", size),
+                b"a\r\nb\rc\r\n",
+                "CRLF decides"
+            );
+            assert_eq!(through(b"a\nb\rc", size), b"a\nb\rc", "LF decides");
+            assert_eq!(through(b"no line end", size), b"no line end");
+            assert_eq!(through(b"a\r", size), b"a\n");
+        }
+    }
+}

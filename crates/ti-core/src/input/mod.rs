@@ -44,7 +44,7 @@ use crate::convert::{self, rows::CsvHeader, Defaults};
 use crate::frame::{FrameError, FrameLimits};
 use crate::report::Code;
 use crate::stix::Problem;
-use charset::Encoding;
+use charset::{Encoding, LineEnds};
 use csv::{csv_row, CsvBody, RowSplitter};
 use detect::Detect;
 use json::{json_to_stix, JsonBody};
@@ -206,6 +206,7 @@ impl Decoder {
             text: TextStage {
                 encoding: Encoding::Sniff(Vec::new()),
                 scratch: Vec::new(),
+                line_ends: LineEnds::default(),
                 body,
                 ctx: Ctx {
                     opts,
@@ -662,6 +663,9 @@ impl Chunk {
 struct TextStage {
     encoding: Encoding,
     scratch: Vec<u8>,
+    /// Lines ended by a lone CR (classic Mac OS, Excel's "CSV (Macintosh)") are handed on as
+    /// LF lines.
+    line_ends: LineEnds,
     body: Body,
     ctx: Ctx,
 }
@@ -688,13 +692,17 @@ impl TextStage {
 
     fn push(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) -> Result<(), FrameError> {
         match &mut self.encoding {
-            Encoding::Utf8 => self.body.push(bytes, &mut self.ctx, out),
+            Encoding::Utf8 => self
+                .line_ends
+                .push(bytes, |text| self.body.push(text, &mut self.ctx, out)),
             Encoding::Utf16(d) => {
                 // The text decoded before an unpaired surrogate is handed on before the error,
                 // so the records before it count whatever the chunking (FUZZING.md F1).
                 self.scratch.clear();
                 let decoded = d.decode(bytes, &mut self.scratch);
-                self.body.push(&self.scratch, &mut self.ctx, out)?;
+                let (body, ctx) = (&mut self.body, &mut self.ctx);
+                self.line_ends
+                    .push(&self.scratch, |text| body.push(text, ctx, out))?;
                 decoded
             }
             Encoding::Sniff(buf) => {
@@ -732,6 +740,8 @@ impl TextStage {
         if let Encoding::Utf16(d) = &self.encoding {
             d.finish()?;
         }
+        let (body, ctx) = (&mut self.body, &mut self.ctx);
+        self.line_ends.finish(|text| body.push(text, ctx, out))?;
         self.body.finish(&mut self.ctx, out)
     }
 }

@@ -811,3 +811,29 @@ fn csv_rows_are_split_as_rfc_4180_reads_them() {
     // The reader is reused: the next row starts clean.
     assert_eq!(s.fields("x,y,z"), ["x", "y", "z"]);
 }
+
+/// Lines ended by a lone CR (Excel for Mac's "CSV (Macintosh)", classic Mac OS text) are read as
+/// lines, with their line numbers, in every format that reads lines; whatever the chunking.
+#[test]
+fn lone_cr_line_endings_are_lines() {
+    let (out, f) = decode(b"type,value\ripv4,198.51.100.7\rdomain,evil.example\r");
+    assert_eq!(f, Ok(InputFormat::Csv));
+    assert_eq!(out.len(), 2);
+    assert_eq!(out.iter().map(|d| d.line).collect::<Vec<_>>(), [2, 3]);
+    assert!(out.iter().all(|d| d.object.is_ok()), "{out:?}");
+
+    let (out, f) = decode(b"# a list\r198.51.100.7\revil.example\r");
+    assert_eq!(f, Ok(InputFormat::Text));
+    assert_eq!(out.iter().map(|d| d.line).collect::<Vec<_>>(), [2, 3]);
+
+    let ndjson = format!("{}\r{}\r", indicator(1), indicator(2));
+    let (out, f) = decode(ndjson.as_bytes());
+    assert_eq!(f, Ok(InputFormat::Ndjson));
+    assert_eq!(ids(&out).len(), 2);
+    assert_eq!(out[1].line, 2);
+
+    // CRLF and LF inputs are handed on unchanged: a CR inside a CRLF file's CSV field stays.
+    let (out, _) = decode(b"type,value,description\r\nipv4,198.51.100.7,\"a\rb\"\r\n");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].object.as_ref().unwrap()["description"], "a\rb");
+}
