@@ -38,6 +38,19 @@ struct State {
     last_raise: Option<Instant>,
 }
 
+impl State {
+    /// Drops the starts a whole window before `now`: they no longer count against the quota.
+    fn forget_starts_before(&mut self, now: Instant, window: Duration) {
+        while self
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.starts.pop_front();
+        }
+    }
+}
+
 /// Cheap to clone; clones share one quota.
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -77,13 +90,7 @@ impl Pacer {
             let wait_until = {
                 let mut st = self.state.lock().await;
                 let now = Instant::now();
-                while st
-                    .starts
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    st.starts.pop_front();
-                }
+                st.forget_starts_before(now, self.window);
                 let quiet_since = st.cut_until.max(st.last_raise);
                 if st.current < self.limit
                     && quiet_since.is_none_or(|t| now.saturating_duration_since(t) >= self.window)
@@ -116,13 +123,7 @@ impl Pacer {
     pub async fn record_start(&self) {
         let mut st = self.state.lock().await;
         let now = Instant::now();
-        while st
-            .starts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            st.starts.pop_front();
-        }
+        st.forget_starts_before(now, self.window);
         st.starts.push_back(now);
         if st.starts.len() > self.limit {
             st.starts.pop_front();
