@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::report::Code;
 use crate::stix::observable::Observable;
-use crate::stix::{pattern, Problem};
+use crate::stix::Problem;
 
 /// The `indicatorType` values (Microsoft Learn, ti-indicator).
 pub const INDICATOR_TYPES: [&str; 7] = [
@@ -79,33 +79,7 @@ pub fn severity(confidence: Option<u64>) -> &'static str {
 /// comparison of a kind Defender takes (`not_convertible`).
 pub fn indicator_of(object: &Map<String, Value>) -> Result<(&'static str, String), Problem> {
     let not_convertible = |m: String| Problem::new(Code::NotConvertible, m);
-    match object.get("type").and_then(Value::as_str) {
-        Some("indicator") => {}
-        Some(t) => {
-            return Err(Problem::new(
-                Code::UnsupportedType,
-                format!("a '{t}' object cannot become a Defender indicator: only indicators can"),
-            ))
-        }
-        None => return Err(Problem::new(Code::MissingProperty, "type is required")),
-    }
-    match object.get("pattern_type").and_then(Value::as_str) {
-        None | Some("stix") => {}
-        Some(t) => {
-            return Err(not_convertible(format!(
-                "pattern_type '{t}' cannot become a Defender indicator: only STIX patterns can"
-            )))
-        }
-    }
-    let p = object
-        .get("pattern")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Problem::new(Code::MissingProperty, "pattern is required"))?;
-    let (path, value) = pattern::single_comparison(p).ok_or_else(|| {
-        not_convertible(format!(
-            "pattern {p} is not one observable comparison such as [ipv4-addr:value = '198.51.100.7']: a Defender indicator holds exactly one value"
-        ))
-    })?;
+    let (path, value) = super::single_observable(object, "Defender indicator", "value")?;
     if let Some(algo) = path.strip_prefix("x509-certificate:hashes.") {
         let algo = algo
             .trim_matches('\'')

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use super::{derived_id, parse_timestamp, stix_timestamp, Comparison, Defaults, Draft, Tlp};
 use crate::report::Code;
 use crate::stix::observable::{self, Observable};
-use crate::stix::{pattern, Problem};
+use crate::stix::Problem;
 
 /// Graph's `threatType` values.
 pub const THREAT_TYPES: [&str; 11] = [
@@ -410,33 +410,7 @@ pub fn stix_to_ti_with_warnings(
 ) -> Result<(Map<String, Value>, Vec<Problem>), Problem> {
     let mut warnings = Vec::new();
     let not_convertible = |m: String| Problem::new(Code::NotConvertible, m);
-    match object.get("type").and_then(Value::as_str) {
-        Some("indicator") => {}
-        Some(t) => {
-            return Err(Problem::new(
-                Code::UnsupportedType,
-                format!("a '{t}' object cannot become a Graph tiIndicator: only indicators can"),
-            ))
-        }
-        None => return Err(Problem::new(Code::MissingProperty, "type is required")),
-    }
-    match object.get("pattern_type").and_then(Value::as_str) {
-        None | Some("stix") => {}
-        Some(t) => {
-            return Err(not_convertible(format!(
-                "pattern_type '{t}' cannot become a Graph tiIndicator: only STIX patterns can"
-            )))
-        }
-    }
-    let p = object
-        .get("pattern")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Problem::new(Code::MissingProperty, "pattern is required"))?;
-    let (path, value) = pattern::single_comparison(p).ok_or_else(|| {
-        not_convertible(format!(
-            "pattern {p} is not one observable comparison such as [ipv4-addr:value = '198.51.100.7']: a Graph tiIndicator holds exactly one observable"
-        ))
-    })?;
+    let (path, value) = super::single_observable(object, "Graph tiIndicator", "observable")?;
     let observable = Observable::from_pattern_path(&path).ok_or_else(|| {
         not_convertible(format!(
             "the pattern's object path {path} has no tiIndicator field (convertible: ipv4-addr:value, ipv6-addr:value, domain-name:value, url:value, email-addr:value, file:hashes.MD5/'SHA-1'/'SHA-256', file:name)"

@@ -323,5 +323,53 @@ impl Draft {
     }
 }
 
+/// The one observable comparison of a STIX indicator that a one-value target (`target`: "Graph
+/// tiIndicator", "Defender indicator", which "holds exactly one `holds`") can take: its object
+/// path and value; or why there is none (not an indicator, not a STIX pattern, not one
+/// comparison).
+pub(crate) fn single_observable(
+    object: &Map<String, Value>,
+    target: &str,
+    holds: &str,
+) -> Result<(String, String), crate::stix::Problem> {
+    let not_convertible =
+        |m: String| crate::stix::Problem::new(crate::report::Code::NotConvertible, m);
+    match object.get("type").and_then(Value::as_str) {
+        Some("indicator") => {}
+        Some(t) => {
+            return Err(crate::stix::Problem::new(
+                crate::report::Code::UnsupportedType,
+                format!("a '{t}' object cannot become a {target}: only indicators can"),
+            ))
+        }
+        None => {
+            return Err(crate::stix::Problem::new(
+                crate::report::Code::MissingProperty,
+                "type is required",
+            ))
+        }
+    }
+    match object.get("pattern_type").and_then(Value::as_str) {
+        None | Some("stix") => {}
+        Some(t) => {
+            return Err(not_convertible(format!(
+                "pattern_type '{t}' cannot become a {target}: only STIX patterns can"
+            )))
+        }
+    }
+    let p = object
+        .get("pattern")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            crate::stix::Problem::new(crate::report::Code::MissingProperty, "pattern is required")
+        })?;
+    let (path, value) = pattern::single_comparison(p).ok_or_else(|| {
+        not_convertible(format!(
+            "pattern {p} is not one observable comparison such as [ipv4-addr:value = '198.51.100.7']: a {target} holds exactly one {holds}"
+        ))
+    })?;
+    Ok((path, value))
+}
+
 #[cfg(test)]
 mod tests;
