@@ -156,17 +156,6 @@ pub fn is_ti_indicator(object: &Map<String, Value>) -> bool {
         })
 }
 
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// An optional string field: `Ok(None)` when absent, null or empty.
 fn opt_str<'a>(ti: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Problem> {
     match ti.get(key) {
@@ -175,7 +164,10 @@ fn opt_str<'a>(ti: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>,
         Some(Value::String(s)) => Ok(Some(s.trim())),
         Some(other) => Err(Problem::new(
             Code::InvalidProperty,
-            format!("{key} must be a string, found {}", kind_name(other)),
+            format!(
+                "{key} must be a string, found {}",
+                crate::stix::kind_name(other)
+            ),
         )),
     }
 }
@@ -190,7 +182,10 @@ fn opt_str_list(ti: &Map<String, Value>, key: &str) -> Result<Vec<String>, Probl
                 Value::String(s) => Ok(s.clone()),
                 other => Err(Problem::new(
                     Code::InvalidProperty,
-                    format!("{key}[{i}] must be a string, found {}", kind_name(other)),
+                    format!(
+                        "{key}[{i}] must be a string, found {}",
+                        crate::stix::kind_name(other)
+                    ),
                 )),
             })
             .collect(),
@@ -198,7 +193,7 @@ fn opt_str_list(ti: &Map<String, Value>, key: &str) -> Result<Vec<String>, Probl
             Code::InvalidProperty,
             format!(
                 "{key} must be an array of strings, found {}",
-                kind_name(other)
+                crate::stix::kind_name(other)
             ),
         )),
     }
@@ -345,7 +340,10 @@ pub fn ti_to_stix(
         Some(other) => {
             return Err(Problem::new(
                 Code::InvalidProperty,
-                format!("isActive must be true or false, found {}", kind_name(other)),
+                format!(
+                    "isActive must be true or false, found {}",
+                    crate::stix::kind_name(other)
+                ),
             ))
         }
     }
@@ -609,7 +607,10 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
         Some(Value::String(_)) => {}
         Some(v) => p(
             Code::InvalidProperty,
-            format!("description must be a string, found {}", kind_name(v)),
+            format!(
+                "description must be a string, found {}",
+                crate::stix::kind_name(v)
+            ),
         ),
     }
     match ti.get("expirationDateTime") {
@@ -664,7 +665,10 @@ pub fn validate_ti(ti: &Map<String, Value>) -> Result<(), Vec<Problem>> {
         let Some(s) = v.as_str() else {
             p(
                 Code::InvalidProperty,
-                format!("{field} must be a string, found {}", kind_name(v)),
+                format!(
+                    "{field} must be a string, found {}",
+                    crate::stix::kind_name(v)
+                ),
             );
             continue;
         };

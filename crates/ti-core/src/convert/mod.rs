@@ -323,6 +323,29 @@ impl Draft {
     }
 }
 
+/// A value as a message quotes it: at most 100 characters, then `…`.
+pub(crate) fn show(s: &str) -> String {
+    const MAX: usize = 100;
+    if s.chars().count() > MAX {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// A type name as CSV headers and vendors write it (`IP_Address`, `Domain Name`, `FileHash-SHA256`),
+/// folded for lookup: trimmed, lowercase, `_` and spaces as `-`.
+pub(crate) fn fold_type_name(type_name: &str) -> String {
+    type_name
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '_' | ' ' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
 /// The one observable comparison of a STIX indicator that a one-value target (`target`: "Graph
 /// tiIndicator", "Defender indicator", which "holds exactly one `holds`") can take: its object
 /// path and value; or why there is none (not an indicator, not a STIX pattern, not one

@@ -52,14 +52,7 @@ pub const TYPE_NAMES: &str = "ipv4-addr, ipv6-addr, domain-name, url, email-addr
 /// - abuse.ch ThreatFox `ioc_type`: `ip:port`, `domain`, `url`, `md5_hash`, `sha1_hash`,
 ///   `sha256_hash`.
 pub fn observable_for_type(type_name: &str, value: &str) -> Result<Observable, Problem> {
-    let t: String = type_name
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '_' | ' ' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
+    let t = super::fold_type_name(type_name);
     let t = t.strip_prefix("filehash-").unwrap_or(&t);
     // `[2001:db8::1]:443` is IPv6 with a port.
     let ip = || {
@@ -117,16 +110,8 @@ fn hash_by_length(value: &str) -> Option<Observable> {
 }
 
 // Text lists are read by `super::text`; CSV cells without a usable type use the same rules.
+use super::show;
 use super::text::{self, refang};
-
-fn show(s: &str) -> String {
-    const MAX: usize = 100;
-    if s.chars().count() > MAX {
-        format!("{}…", s.chars().take(MAX).collect::<String>())
-    } else {
-        s.to_string()
-    }
-}
 
 /// What a CSV column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,14 +503,7 @@ fn is_hash(r: &text::Reading) -> bool {
 }
 
 fn by_value(type_name: &str) -> Option<ByValue> {
-    let t: String = type_name
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '_' | ' ' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
+    let t = super::fold_type_name(type_name);
     match t.as_str() {
         "hash" | "filehash" | "file-hash" => Some(ByValue::Hash),
         "file" => Some(ByValue::FileOrHash),

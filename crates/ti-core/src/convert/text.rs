@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{Comparison, Defaults, Draft};
+use super::{show, Comparison, Defaults, Draft};
 use crate::report::Code;
 use crate::stix::observable::{self, Observable};
 use crate::stix::Problem;
@@ -704,15 +704,6 @@ pub fn text_to_stix(
         ..Draft::default()
     };
     Ok((d.into_stix(defaults, now), warnings))
-}
-
-fn show(s: &str) -> String {
-    const MAX: usize = 100;
-    if s.chars().count() > MAX {
-        format!("{}…", s.chars().take(MAX).collect::<String>())
-    } else {
-        s.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn parse_record(text: &str) -> Result<Map<String, Value>, Problem> {
         Ok(Value::Object(object)) => Ok(object),
         Ok(other) => Err(Problem::new(
             Code::NotAnObject,
-            format!("the record is {}, not a JSON object", kind(&other)),
+            format!("the record is {}, not a JSON object", kind_name(&other)),
         )),
         Err(e) => Err(Problem::new(
             Code::JsonInvalid,
@@ -359,7 +359,8 @@ impl Findings {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// What a JSON value is, as a message names it (`a string`, `an array`, ...).
+pub(crate) fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -413,7 +414,7 @@ fn check_type<'a>(
         Some(other) => {
             f.problem(
                 Code::InvalidProperty,
-                format!("type must be a string, found {}", kind(other)),
+                format!("type must be a string, found {}", kind_name(other)),
             );
             None
         }
@@ -464,7 +465,7 @@ fn check_id<'a>(view: &View<'a>, f: &mut Findings) -> Option<&'a str> {
         Some(other) => {
             f.problem(
                 Code::InvalidId,
-                format!("id must be a string, found {}", kind(other)),
+                format!("id must be a string, found {}", kind_name(other)),
             );
             return None;
         }
@@ -590,7 +591,7 @@ fn timestamp<'a>(
                 Code::InvalidTimestamp,
                 format!(
                     "{key} must be an RFC 3339 timestamp string, found {} ({})",
-                    kind(other),
+                    kind_name(other),
                     show(other)
                 ),
             );
@@ -633,7 +634,7 @@ fn non_empty_string<'a>(
         Some(other) => {
             f.problem(
                 Code::InvalidProperty,
-                format!("{key} must be a string, found {}", kind(other)),
+                format!("{key} must be a string, found {}", kind_name(other)),
             );
             None
         }
@@ -647,13 +648,16 @@ fn string_list(value: Option<&Value>, key: &str, f: &mut Findings) {
             if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
                 f.problem(
                     Code::InvalidProperty,
-                    format!("{key}[{i}] must be a string, found {}", kind(v)),
+                    format!("{key}[{i}] must be a string, found {}", kind_name(v)),
                 );
             }
         }
         Some(other) => f.problem(
             Code::InvalidProperty,
-            format!("{key} must be an array of strings, found {}", kind(other)),
+            format!(
+                "{key} must be an array of strings, found {}",
+                kind_name(other)
+            ),
         ),
     }
 }
@@ -679,7 +683,7 @@ fn identifier_list(value: Option<&Value>, key: &str, f: &mut Findings) {
             Code::InvalidProperty,
             format!(
                 "{key} must be an array of identifiers, found {}",
-                kind(other)
+                kind_name(other)
             ),
         ),
     }
@@ -706,7 +710,7 @@ fn object_list(value: Option<&Value>, key: &str, required: &[&str], f: &mut Find
                 let Some(entry) = item.as_object() else {
                     f.problem(
                         Code::InvalidProperty,
-                        format!("{key}[{i}] must be an object, found {}", kind(item)),
+                        format!("{key}[{i}] must be an object, found {}", kind_name(item)),
                     );
                     return;
                 };
@@ -723,7 +727,10 @@ fn object_list(value: Option<&Value>, key: &str, required: &[&str], f: &mut Find
         }
         Some(other) => f.problem(
             Code::InvalidProperty,
-            format!("{key} must be an array of objects, found {}", kind(other)),
+            format!(
+                "{key} must be an array of objects, found {}",
+                kind_name(other)
+            ),
         ),
     }
 }
@@ -739,7 +746,7 @@ fn check_common(view: &View<'_>, edits: &mut Edits, f: &mut Findings) {
         Some(Value::String(_)) | None => {}
         Some(other) => f.problem(
             Code::InvalidProperty,
-            format!("lang must be a string, found {}", kind(other)),
+            format!("lang must be a string, found {}", kind_name(other)),
         ),
     }
     non_empty_string(view.name, "name", false, f);
@@ -749,7 +756,7 @@ fn check_common(view: &View<'_>, edits: &mut Edits, f: &mut Findings) {
         if !v.is_boolean() {
             f.problem(
                 Code::InvalidProperty,
-                format!("revoked must be true or false, found {}", kind(v)),
+                format!("revoked must be true or false, found {}", kind_name(v)),
             );
         }
     }
