@@ -93,7 +93,10 @@ pub struct RunContext {
 /// A change made to every decoded object before validation ([`RunContext::fill`]); it runs
 /// on the blocking pool, beside the checks.
 #[derive(Clone)]
-pub struct Fill(pub Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>);
+pub struct Fill(pub Arc<FillFn>);
+
+/// What a [`Fill`] runs on each decoded object.
+pub type FillFn = dyn Fn(&mut Map<String, Value>) + Send + Sync;
 
 impl fmt::Debug for Fill {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
