@@ -397,6 +397,65 @@ async fn a_failed_upload_keeps_the_bookmark_and_the_next_run_uploads_the_same_re
     );
 }
 
+/// A TAXII object is one record: its text as the server sent it (the rejected file has it
+/// without the feed's defaults), its index its position in the pull and its line that plus one;
+/// the feed's defaults fill in what the valid ones leave out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taxii_objects_are_records_filled_with_the_feed_defaults() {
+    common::shared_identity();
+    let stack = Stack::for_test(StackConfig::default()).await;
+    let mut objects = indicators(0..4);
+    for o in &mut objects[..3] {
+        let o = o.as_object_mut().unwrap();
+        o.remove("confidence");
+        o.remove("valid_until");
+    }
+    objects[3]["confidence"] = json!(101);
+    let medallion = Medallion::start(&objects).await;
+    let mut feed = taxii_feed(&medallion, "filled");
+    feed["pageSize"] = json!(3);
+    feed["defaults"] = json!({"confidence": 65, "tlp": "amber", "validDays": 10});
+    put_config(&stack, json!([feed])).await;
+
+    let o = &pull(&stack, None).await[0];
+    assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
+    assert_eq!(
+        (o.summary.records, o.summary.uploaded, o.summary.rejected),
+        (4, 3, 1)
+    );
+    let accepted = stack.sim().accepted();
+    assert_eq!(accepted.len(), 3);
+    let amber = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+    for a in &accepted {
+        assert_eq!(a["confidence"], 65, "{a}");
+        assert_eq!(a["object_marking_refs"], json!([amber]), "{a}");
+        assert!(a["valid_until"].is_string(), "{a}");
+    }
+    let r = report(&stack, o).await;
+    let e = &r["errors"][0];
+    assert_eq!(
+        (&e["recordIndex"], &e["line"], &e["code"]),
+        (&json!(3), &json!(4), &json!("confidence_out_of_range")),
+        "{r}"
+    );
+    let path = o
+        .report
+        .as_ref()
+        .unwrap()
+        .replace(".report.json", ".rejected.ndjson");
+    let rejected = stack
+        .storage()
+        .read_blob(REPORTS_CONTAINER, &path)
+        .await
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8(rejected)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, vec![objects[3].clone()]);
+}
+
 /// `(feed name, If-None-Match)` of one request.
 type Seen = (String, Option<String>);
 

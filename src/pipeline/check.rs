@@ -9,6 +9,7 @@ use ti_core::report::Code;
 use ti_core::stix::{self, ValidationContext};
 
 use super::sink::TargetRules;
+use super::Fill;
 
 /// A rejected record, as [`check`] found it.
 pub struct Rejected {
@@ -124,17 +125,19 @@ impl Stage {
         records: Chunk,
         validation: &ValidationContext,
         rules: &Arc<TargetRules>,
+        fill: Option<&Fill>,
     ) -> Stage {
         if records.len() < INLINE_MAX_RECORDS {
-            return Stage::Ready(check_chunk(records, validation, rules));
+            return Stage::Ready(check_chunk(records, validation, rules, fill));
         }
         let validation = validation.clone();
         let rules = rules.clone();
+        let fill = fill.cloned();
         // CPU-bound work belongs on the blocking pool, not on the runtime's workers; the runtime
         // then also knows work is under way (a paused test clock does not jump ahead meanwhile),
         // and a panic comes back through the join handle.
         Stage::Running(tokio::task::spawn_blocking(move || {
-            check_chunk(records, &validation, &rules)
+            check_chunk(records, &validation, &rules, fill.as_ref())
         }))
     }
 
@@ -151,15 +154,28 @@ impl Stage {
 }
 
 /// Parses (JSON records) and checks a chunk's records, in order, adding the targets'
-/// `value_shortened` warnings. In validate-only runs the targets' own refusals are checked too,
-/// and the objects are then dropped here, on the same thread, since nothing will be sent (all but
-/// a relationship's ends, which the dangling-relationship check needs).
+/// `value_shortened` warnings; `fill` first fills in each decoded object. In validate-only runs
+/// the targets' own refusals are checked too, and the objects are then dropped here, on the same
+/// thread, since nothing will be sent (all but a relationship's ends, which the
+/// dangling-relationship check needs).
 fn check_chunk(
     records: Chunk,
     validation: &ValidationContext,
     rules: &TargetRules,
+    fill: Option<&Fill>,
 ) -> Vec<Checked> {
-    records.decode_then(|item| match check(item, validation) {
+    records.decode_then(|mut item| {
+        if let (Some(Fill(fill)), Ok(object)) = (fill, &mut item.object) {
+            fill(object);
+        }
+        checked_for_targets(check(item, validation), rules)
+    })
+}
+
+/// A verdict with what the targets say of it: their refusals (validate-only runs) and
+/// shortenings.
+fn checked_for_targets(checked: Checked, rules: &TargetRules) -> Checked {
+    match checked {
         Checked::Valid {
             index,
             line,
@@ -191,7 +207,7 @@ fn check_chunk(
             }
         }
         checked => checked,
-    })
+    }
 }
 
 /// What a validate-only run keeps of a valid object: a relationship's `type` and ends.

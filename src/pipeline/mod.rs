@@ -1,8 +1,10 @@
 //! The pipeline: input bytes → records → validation → batches → upload → report.
 //!
-//! It knows nothing of the Functions host or of storage: it takes a stream of byte chunks and
-//! returns the report and the original text of every rejected record, so the handler, the CLI
-//! and the tests all run this same code. Memory stays bounded by the frame limits, the records
+//! It knows nothing of the Functions host or of storage: it takes a stream of byte chunks
+//! ([`run`]), or of records already framed ([`run_records`]: a TAXII pull's objects), and
+//! returns the report and the original text of every rejected record, so the handler, the CLI,
+//! the pulls and the tests all run this same code; both entries share every stage after the
+//! framing (`Run`). Memory stays bounded by the frame limits, the records
 //! decoded per slice, the batch size and the upload concurrency, whatever the input size; the
 //! report entries and rejected texts a run holds are bounded by its record range and, in the
 //! Functions, by `max_held_bytes` (the run then ends early and a later work item continues).
@@ -15,7 +17,8 @@ mod report;
 mod sink;
 
 use std::collections::VecDeque;
-use std::fmt::Display;
+use std::convert::Infallible;
+use std::fmt::{self, Display};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,8 +27,8 @@ use futures::stream::StreamExt;
 use futures::Stream;
 use serde_json::{Map, Value};
 use ti_core::convert::Defaults;
-use ti_core::frame::FrameLimits;
-use ti_core::input::{Decoder, InputFormat, InputOptions};
+use ti_core::frame::{FrameLimits, RawRecord};
+use ti_core::input::{Chunk, Decoder, InputFormat, InputOptions};
 use ti_core::report::{Code, InputError, InputErrorCode, RecordWarning, Report, Source, Summary};
 use ti_core::stix::{self, ValidationContext};
 use time::OffsetDateTime;
@@ -82,6 +85,23 @@ pub struct RunContext {
     pub accepted: Option<Arc<crate::lifecycle::Snapshot>>,
     /// Send every valid object revoked (a revoke file: src/lifecycle, `mark_revoked`).
     pub revoke: bool,
+    /// Fills in what each record's object leaves out, once decoded and before it is
+    /// validated: a TAXII feed's defaults (src/pull/taxii.rs, `apply_defaults`).
+    pub fill: Option<Fill>,
+}
+
+/// A change made to every decoded object before validation ([`RunContext::fill`]); it runs
+/// on the blocking pool, beside the checks.
+#[derive(Clone)]
+pub struct Fill(pub Arc<FillFn>);
+
+/// What a [`Fill`] runs on each decoded object.
+pub type FillFn = dyn Fn(&mut Map<String, Value>) + Send + Sync;
+
+impl fmt::Debug for Fill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fill(..)")
+    }
 }
 
 /// Live counts of a run, updated as records are read and settled.
@@ -136,6 +156,7 @@ impl RunContext {
             max_held_bytes: None,
             accepted: None,
             revoke: false,
+            fill: None,
         }
     }
 }
@@ -196,173 +217,328 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
-    let started_at = now_rfc3339();
-    let validation = ValidationContext {
-        now: OffsetDateTime::now_utc(),
-        accepted_types: SENTINEL_STIX_TYPES,
-    };
-    let rules = Arc::new(TargetRules::of(&ctx.uploader, ctx.validate_only));
-    let dangling = ctx.uploader.settings().dangling_relationships;
-    // Whether the targets take relationships at all (`sentinel-indicators` and `graph` refuse
-    // them whole, so their ends do not matter).
-    let relationships_sent = rules
-        .refusal(&Map::from_iter([(
-            "type".to_string(),
-            Value::from("relationship"),
-        )]))
-        .is_none();
-    let mut refused = Refused::default();
-    // STIX 2.0 objects upgraded to 2.1, and the position in `c.warnings` of the one warning
-    // that reports them all.
-    let mut upgrades: u64 = 0;
-    let mut upgrade_warning: Option<usize> = None;
-    let batch_size = ctx.uploader.settings().batch_size;
-    let concurrency = ctx.uploader.settings().max_concurrency;
-    let mut c = Collector::default();
-    let mut framer = Decoder::new(InputOptions {
-        format: ctx.format,
-        limits: ctx.frame_limits,
-        defaults: ctx.defaults,
-        now: validation.now,
-        max_decompressed_bytes: ctx.max_input_bytes,
-        max_ratio: InputOptions::DEFAULT_MAX_RATIO,
-    });
+    let mut run = Run::new(ctx);
+    let mut framer = Decoder::new(run.input_options());
     framer.skip_records_before(ctx.range.start);
-    let mut input_error: Option<InputError> = None;
-    let mut format = None;
     let mut bytes_read: u64 = 0;
-    let mut duplicates = Duplicates::default();
     let mut input = input;
-
-    let sink = Sink::new(
-        ctx.uploader.clone(),
-        ctx.deadline,
-        ctx.validate_only,
-        ctx.accepted.clone(),
-    );
-    let mut batches = Batches::new(sink, batch_size, concurrency);
-
-    // `ended`: nothing more will be framed (the input ended, broke, or the range or deadline
-    // was reached).
-    let mut ended = false;
-    let mut next_start = None;
     let mut carry = Bytes::new();
     // The part of the last slice the decoder left for later (its record budget was reached).
     let mut unconsumed: Option<Bytes> = None;
-    // Pieces framed but not processed yet, oldest first: while their records are parsed and
-    // checked on other threads, the next one is read and framed here. What reading met (the
-    // input's end and format, or a read error) takes effect only when processing reaches it, so
-    // a run that stops early (the soft deadline) ends as if it had never read further.
-    let mut stages: VecDeque<Ahead<E>> = VecDeque::new();
-    let mut text_ahead: usize = 0;
-    let mut framed_in_range: u64 = 0;
     loop {
-        if let Some(p) = &ctx.progress {
-            p.publish(&c.summary);
+        if !run.reads_ahead() {
+            if run.process_next().await? {
+                continue;
+            }
+            break;
         }
-        if !ended && stages.len() < stages_ahead() && text_ahead < MAX_TEXT_AHEAD_BYTES {
-            // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so
-            // the records waiting to be validated stay few whatever the transport's chunk size;
-            // and a slice is decoded only up to MAX_RECORDS_PER_PIECE records at a time (gzip of
-            // tiny lines expands a few bytes into thousands of records), its rest kept for the
-            // next turn.
-            let (records, frame_result) = if let Some(rest) = unconsumed.take() {
-                let (records, consumed, r) =
-                    framer.push_chunk_limited(&rest, MAX_RECORDS_PER_PIECE);
-                if consumed < rest.len() {
-                    unconsumed = Some(rest.slice(consumed..));
-                }
-                (records, r.map(|()| None))
+        // Large chunks (the blob download hands out 4 MiB) are decoded a slice at a time, so
+        // the records waiting to be validated stay few whatever the transport's chunk size; and
+        // a slice is decoded only up to MAX_RECORDS_PER_PIECE records at a time (gzip of tiny
+        // lines expands a few bytes into thousands of records), its rest kept for the next turn.
+        let (records, frame_result) = if let Some(rest) = unconsumed.take() {
+            let (records, consumed, r) = framer.push_chunk_limited(&rest, MAX_RECORDS_PER_PIECE);
+            if consumed < rest.len() {
+                unconsumed = Some(rest.slice(consumed..));
+            }
+            (records, r.map(|()| None))
+        } else {
+            let next = if carry.is_empty() {
+                input.next().await
             } else {
-                let next = if carry.is_empty() {
-                    input.next().await
-                } else {
-                    let n = carry.len().min(DECODE_SLICE_BYTES);
-                    Some(Ok(carry.split_to(n)))
-                };
-                let next = match next {
-                    Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
-                        carry = chunk.split_off(DECODE_SLICE_BYTES);
-                        Some(Ok(chunk))
-                    }
-                    other => other,
-                };
-                match next {
-                    Some(Ok(chunk)) => {
-                        bytes_read += chunk.len() as u64;
-                        if bytes_read > ctx.max_input_bytes {
-                            input_error = Some(InputError::new(
-                                InputErrorCode::InputTooLarge,
-                                format!(
-                                    "the input is larger than TI_MAX_INPUT_BYTES ({} bytes); stopped reading at that point",
-                                    ctx.max_input_bytes
-                                ),
-                            ));
-                            ended = true;
-                            continue;
-                        }
-                        let (records, consumed, r) =
-                            framer.push_chunk_limited(&chunk, MAX_RECORDS_PER_PIECE);
-                        if consumed < chunk.len() {
-                            unconsumed = Some(chunk.slice(consumed..));
-                        }
-                        (records, r.map(|()| None))
-                    }
-                    Some(Err(e)) => {
-                        stages.push_back(Ahead::ReadError(e));
-                        ended = true;
+                let n = carry.len().min(DECODE_SLICE_BYTES);
+                Some(Ok(carry.split_to(n)))
+            };
+            let next = match next {
+                Some(Ok(mut chunk)) if chunk.len() > DECODE_SLICE_BYTES => {
+                    carry = chunk.split_off(DECODE_SLICE_BYTES);
+                    Some(Ok(chunk))
+                }
+                other => other,
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    bytes_read += chunk.len() as u64;
+                    if bytes_read > ctx.max_input_bytes {
+                        run.fail_input(input_too_large(ctx.max_input_bytes));
                         continue;
                     }
-                    None => {
-                        ended = true;
-                        let (records, r) = framer.finish_chunk();
-                        (records, r.map(Some))
+                    let (records, consumed, r) =
+                        framer.push_chunk_limited(&chunk, MAX_RECORDS_PER_PIECE);
+                    if consumed < chunk.len() {
+                        unconsumed = Some(chunk.slice(consumed..));
                     }
+                    (records, r.map(|()| None))
                 }
-            };
-            let mut records = records;
-            // Records before the range are skipped unparsed; the first one past its end is
-            // where a later work item starts.
-            if let Some(end) = records.keep_range(&ctx.range) {
-                next_start = Some(end);
-                ended = true;
-            }
-            framed_in_range += records.len() as u64;
-            let mut finished = None;
-            match frame_result {
-                Ok(f) => finished = f,
-                Err(e) => {
-                    input_error = Some(InputError::new(
-                        InputErrorCode::InputInvalid,
-                        format!(
-                            "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
-                            e.line, e.message, framed_in_range
-                        ),
-                    ));
-                    ended = true;
+                Some(Err(e)) => {
+                    run.read_error(e);
+                    continue;
+                }
+                None => {
+                    run.end_input();
+                    let (records, r) = framer.finish_chunk();
+                    (records, r.map(Some))
                 }
             }
-            if !records.is_empty() || finished.is_some() {
-                let text = records.text_bytes();
-                text_ahead += text;
-                stages.push_back(Ahead::Records {
-                    stage: Stage::start(records, &validation, &rules),
-                    text,
-                    finished,
-                });
+        };
+        let finished = frame_result.as_ref().ok().copied().flatten();
+        run.push(records, finished);
+        if let Err(e) = frame_result {
+            run.fail_input(InputError::new(
+                InputErrorCode::InputInvalid,
+                format!(
+                    "the input is not valid at line {}: {}; {} record(s) read before this point were processed",
+                    e.line, e.message, run.read_in_range
+                ),
+            ));
+        }
+    }
+    let csv_header = framer.csv_header().map(str::to_owned);
+    Ok(run.finish(source, framer.format(), csv_header).await)
+}
+
+/// Runs the pipeline over records the caller framed: each one JSON text with its index and
+/// line (a pulled TAXII page's objects: src/pull/taxii.rs), handed over a batch at a time. A
+/// batch is asked for only when the run has room to read ahead, as a byte input's chunks are,
+/// and is checked a piece at a time ([`MAX_RECORDS_PER_PIECE`] records, about
+/// [`DECODE_SLICE_BYTES`] of text). Everything after the framing is [`run`]'s: each text
+/// bounded as an element of a JSON array ([`Chunk::of_json_records`]), then the same checks,
+/// relationships, duplicates, batches, sink and report, with the same bounds (the record
+/// range, the soft deadline, `max_held_bytes`; `max_input_bytes` counts the records' text).
+/// The report's `source.format` is `ctx.format`.
+pub async fn run_records<S>(records: S, source: Source, ctx: &RunContext) -> RunOutcome
+where
+    S: Stream<Item = Vec<RawRecord>> + Unpin,
+{
+    let mut run: Run<'_, Infallible> = Run::new(ctx);
+    let opts = run.input_options();
+    let mut records = records;
+    let mut text_read: u64 = 0;
+    // What is left of the last batch, handed on a piece at a time.
+    let mut rest = Vec::new().into_iter();
+    loop {
+        if !run.reads_ahead() {
+            match run.process_next().await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(never) => match never {},
+            }
+        }
+        if rest.len() == 0 {
+            match records.next().await {
+                Some(batch) => rest = batch.into_iter(),
+                None => run.end_input(),
             }
             continue;
         }
+        let mut piece = Vec::new();
+        let mut text = 0;
+        while piece.len() < MAX_RECORDS_PER_PIECE && text < DECODE_SLICE_BYTES {
+            let Some(r) = rest.next() else { break };
+            text += r.text.len();
+            piece.push(r);
+        }
+        text_read += text as u64;
+        if text_read > ctx.max_input_bytes {
+            run.fail_input(input_too_large(ctx.max_input_bytes));
+            continue;
+        }
+        run.push(Chunk::of_json_records(piece, &opts), None);
+    }
+    run.finish(source, ctx.format, None).await
+}
+
+fn input_too_large(max_input_bytes: u64) -> InputError {
+    InputError::new(
+        InputErrorCode::InputTooLarge,
+        format!(
+            "the input is larger than TI_MAX_INPUT_BYTES ({max_input_bytes} bytes); stopped reading at that point"
+        ),
+    )
+}
+
+/// What a run holds once its input is read into records, whichever entry read it ([`run`]
+/// frames bytes, [`run_records`] is handed records): the pieces read ahead, being checked on
+/// the blocking pool, then, a piece at a time and in input order, relationships, duplicates,
+/// batches and the sink, and what the report is built from.
+struct Run<'a, E> {
+    ctx: &'a RunContext,
+    started_at: String,
+    validation: ValidationContext,
+    rules: Arc<TargetRules>,
+    dangling: DanglingRelationships,
+    /// Whether the targets take relationships at all (`sentinel-indicators` and `graph` refuse
+    /// them whole, so their ends do not matter).
+    relationships_sent: bool,
+    refused: Refused,
+    /// STIX 2.0 objects upgraded to 2.1, and the position in `c.warnings` of the one warning
+    /// that reports them all.
+    upgrades: u64,
+    upgrade_warning: Option<usize>,
+    c: Collector,
+    duplicates: Duplicates,
+    batches: Batches,
+    input_error: Option<InputError>,
+    /// The input's format, once processing reached the piece that ended the input.
+    format: Option<InputFormat>,
+    /// Nothing more will be read (the input ended, broke, or the range or deadline was
+    /// reached).
+    ended: bool,
+    next_start: Option<u64>,
+    /// Pieces read but not processed yet, oldest first: while their records are parsed and
+    /// checked on other threads, the next one is read here. What reading met (the input's end
+    /// and format, or a read error) takes effect only when processing reaches it, so a run that
+    /// stops early (the soft deadline) ends as if it had never read further.
+    stages: VecDeque<Ahead<E>>,
+    text_ahead: usize,
+    /// Records read within the range so far.
+    read_in_range: u64,
+}
+
+impl<'a, E> Run<'a, E> {
+    fn new(ctx: &'a RunContext) -> Self {
+        let started_at = now_rfc3339();
+        let validation = ValidationContext {
+            now: OffsetDateTime::now_utc(),
+            accepted_types: SENTINEL_STIX_TYPES,
+        };
+        let rules = Arc::new(TargetRules::of(&ctx.uploader, ctx.validate_only));
+        let relationships_sent = rules
+            .refusal(&Map::from_iter([(
+                "type".to_string(),
+                Value::from("relationship"),
+            )]))
+            .is_none();
+        let settings = ctx.uploader.settings();
+        let sink = Sink::new(
+            ctx.uploader.clone(),
+            ctx.deadline,
+            ctx.validate_only,
+            ctx.accepted.clone(),
+        );
+        Run {
+            ctx,
+            started_at,
+            validation,
+            rules,
+            dangling: settings.dangling_relationships,
+            relationships_sent,
+            refused: Refused::default(),
+            upgrades: 0,
+            upgrade_warning: None,
+            c: Collector::default(),
+            duplicates: Duplicates::default(),
+            batches: Batches::new(sink, settings.batch_size, settings.max_concurrency),
+            input_error: None,
+            format: None,
+            ended: false,
+            next_start: None,
+            stages: VecDeque::new(),
+            text_ahead: 0,
+            read_in_range: 0,
+        }
+    }
+
+    /// How the input is decoded into records.
+    fn input_options(&self) -> InputOptions {
+        InputOptions {
+            format: self.ctx.format,
+            limits: self.ctx.frame_limits,
+            defaults: self.ctx.defaults,
+            now: self.validation.now,
+            max_decompressed_bytes: self.ctx.max_input_bytes,
+            max_ratio: InputOptions::DEFAULT_MAX_RATIO,
+        }
+    }
+
+    /// Whether to read another piece before processing the oldest one.
+    fn reads_ahead(&self) -> bool {
+        !self.ended && self.stages.len() < stages_ahead() && self.text_ahead < MAX_TEXT_AHEAD_BYTES
+    }
+
+    /// A piece of records read, and for the last piece the input's format. Records before the
+    /// range are dropped unparsed; the first one past its end is where a later work item
+    /// starts, and reading stops there. The rest start through [`check`].
+    fn push(&mut self, records: Chunk, finished: Option<InputFormat>) {
+        self.publish();
+        let mut records = records;
+        if let Some(end) = records.keep_range(&self.ctx.range) {
+            self.next_start = Some(end);
+            self.ended = true;
+        }
+        self.read_in_range += records.len() as u64;
+        if !records.is_empty() || finished.is_some() {
+            let text = records.text_bytes();
+            self.text_ahead += text;
+            self.stages.push_back(Ahead::Records {
+                stage: Stage::start(
+                    records,
+                    &self.validation,
+                    &self.rules,
+                    self.ctx.fill.as_ref(),
+                ),
+                text,
+                finished,
+            });
+        }
+    }
+
+    /// The input ended: nothing more is read.
+    fn end_input(&mut self) {
+        self.ended = true;
+    }
+
+    /// The input broke or met a bound: nothing more is read, and the report says why.
+    fn fail_input(&mut self, error: InputError) {
+        self.input_error = Some(error);
+        self.ended = true;
+    }
+
+    /// Reading the input failed: once processing reaches this point, the run returns `e`.
+    fn read_error(&mut self, e: E) {
+        self.stages.push_back(Ahead::ReadError(e));
+        self.ended = true;
+    }
+
+    fn publish(&self) {
+        if let Some(p) = &self.ctx.progress {
+            p.publish(&self.c.summary);
+        }
+    }
+
+    /// Processes the oldest piece read: its verdicts, in input order, through relationships,
+    /// duplicates and batches. `Ok(false)` when no piece is left; the read error when
+    /// processing reaches one.
+    async fn process_next(&mut self) -> Result<bool, E> {
+        self.publish();
+        let Run {
+            ctx,
+            validation,
+            dangling,
+            relationships_sent,
+            refused,
+            upgrades,
+            upgrade_warning,
+            c,
+            duplicates,
+            batches,
+            format,
+            ended,
+            next_start,
+            stages,
+            text_ahead,
+            ..
+        } = self;
         let stage = match stages.pop_front() {
-            None => break,
+            None => return Ok(false),
             Some(Ahead::ReadError(e)) => return Err(e),
             Some(Ahead::Records {
                 stage,
                 text,
                 finished,
             }) => {
-                text_ahead -= text;
-                format = finished.or(format);
+                *text_ahead -= text;
+                *format = finished.or(*format);
                 stage
             }
         };
@@ -374,8 +550,8 @@ where
             if past_deadline {
                 // Everything before this record is settled or in flight; the rest of the input
                 // is a later work item's.
-                next_start = Some(index);
-                ended = true;
+                *next_start = Some(index);
+                *ended = true;
                 stages.clear();
                 break;
             }
@@ -412,7 +588,7 @@ where
                 );
                 continue;
             }
-            let ends = if relationships_sent {
+            let ends = if *relationships_sent {
                 refused.dangling_ends(&valid.object, validation.accepted_types)
             } else {
                 Vec::new()
@@ -440,9 +616,9 @@ where
                 }
             }
             if let Some(u) = valid.upgrade.take() {
-                upgrades += 1;
+                *upgrades += 1;
                 if upgrade_warning.is_none() {
-                    upgrade_warning = Some(c.warnings.len());
+                    *upgrade_warning = Some(c.warnings.len());
                     c.warning(RecordWarning {
                         record_index: index,
                         line: Some(line),
@@ -495,73 +671,97 @@ where
                 id: valid.id,
                 text,
             };
-            batches.push(pending, valid.object, &mut c).await;
+            batches.push(pending, valid.object, c).await;
+        }
+        Ok(true)
+    }
+
+    /// Settles what is in flight and builds the outcome. `read_format`: the input's format as
+    /// far as reading knew it (a run that stopped early never processed the piece that ended
+    /// the input).
+    async fn finish(
+        self,
+        source: Source,
+        read_format: Option<InputFormat>,
+        csv_header: Option<String>,
+    ) -> RunOutcome {
+        let Run {
+            ctx,
+            started_at,
+            upgrades,
+            upgrade_warning,
+            mut c,
+            batches,
+            mut input_error,
+            format,
+            next_start,
+            ..
+        } = self;
+        if let Some(p) = &ctx.progress {
+            p.publish(&c.summary);
+        }
+        batches
+            .finish(&mut c, |c| {
+                if let Some(p) = &ctx.progress {
+                    p.publish(&c.summary);
+                }
+            })
+            .await;
+        if next_start.is_some() {
+            // A broken frame or a size bound met after the stop point belongs to a later item.
+            input_error = None;
+        }
+        if let Some(w) = upgrade_warning.and_then(|i| c.warnings.get_mut(i)) {
+            w.messages.insert(
+                0,
+                format!(
+                    "the input holds STIX 2.0: {upgrades} object(s) were upgraded to STIX 2.1 the same way (this record is the first); this one warning stands for them all"
+                ),
+            );
+        }
+        c.errors.sort_by_key(|e| e.record_index);
+        // Stable: a record's own warnings keep their order.
+        c.warnings.sort_by_key(|w| w.record_index);
+        c.rejected.sort_by_key(|(i, _)| *i);
+        let target = ctx.report_target().to_string();
+        let report = Report {
+            source: Source {
+                format: format
+                    .or(read_format)
+                    .map(|f| f.name().to_string())
+                    .or(source.format),
+                ..source
+            },
+            target,
+            started_at,
+            finished_at: now_rfc3339(),
+            summary: c.summary,
+            input_error,
+            errors: c.errors,
+            warnings: c.warnings,
+            error_counts: Default::default(),
+            warning_counts: Default::default(),
+            more_errors_in: None,
+            more_warnings_in: None,
+            lifecycle: None,
+        };
+        tracing::info!(
+            source = %report.source.name,
+            records = report.summary.records,
+            uploaded = report.summary.uploaded,
+            rejected = report.summary.rejected,
+            "input processed"
+        );
+        debug_assert_eq!(report.check_invariants(), Ok(()));
+        // Targets that keep state (the Defender budget) write it once the run is done.
+        ctx.uploader.flush().await;
+        RunOutcome {
+            report,
+            rejected: c.rejected,
+            next_start,
+            csv_header,
         }
     }
-    if let Some(p) = &ctx.progress {
-        p.publish(&c.summary);
-    }
-    batches
-        .finish(&mut c, |c| {
-            if let Some(p) = &ctx.progress {
-                p.publish(&c.summary);
-            }
-        })
-        .await;
-    if next_start.is_some() {
-        // A broken frame or a size bound met after the stop point belongs to a later item.
-        input_error = None;
-    }
-    if let Some(w) = upgrade_warning.and_then(|i| c.warnings.get_mut(i)) {
-        w.messages.insert(
-            0,
-            format!(
-                "the input holds STIX 2.0: {upgrades} object(s) were upgraded to STIX 2.1 the same way (this record is the first); this one warning stands for them all"
-            ),
-        );
-    }
-    c.errors.sort_by_key(|e| e.record_index);
-    // Stable: a record's own warnings keep their order.
-    c.warnings.sort_by_key(|w| w.record_index);
-    c.rejected.sort_by_key(|(i, _)| *i);
-    let target = ctx.report_target().to_string();
-    let report = Report {
-        source: Source {
-            format: format
-                .or(framer.format())
-                .map(|f| f.name().to_string())
-                .or(source.format),
-            ..source
-        },
-        target,
-        started_at,
-        finished_at: now_rfc3339(),
-        summary: c.summary,
-        input_error,
-        errors: c.errors,
-        warnings: c.warnings,
-        error_counts: Default::default(),
-        warning_counts: Default::default(),
-        more_errors_in: None,
-        more_warnings_in: None,
-        lifecycle: None,
-    };
-    tracing::info!(
-        source = %report.source.name,
-        records = report.summary.records,
-        uploaded = report.summary.uploaded,
-        rejected = report.summary.rejected,
-        "input processed"
-    );
-    debug_assert_eq!(report.check_invariants(), Ok(()));
-    // Targets that keep state (the Defender budget) write it once the run is done.
-    ctx.uploader.flush().await;
-    Ok(RunOutcome {
-        report,
-        rejected: c.rejected,
-        next_start,
-        csv_header: framer.csv_header().map(str::to_owned),
-    })
 }
 
 /// Runs an input under the `TI_ON_INVALID` policy. `open` gives a fresh stream of the input each

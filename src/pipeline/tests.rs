@@ -694,3 +694,175 @@ async fn a_description_cut_to_fit_graph_is_a_warning_on_its_record() {
     let out = run_chunks(&text, &with_env(&[])).await;
     assert!(out.report.warnings.is_empty(), "{:?}", out.report.warnings);
 }
+
+/// The records of `texts` handed to `run_records` in batches of `batch`: record `i` has index
+/// `i` and the line it has in `[` + the texts joined with `,\n` + `]` (`i + 1` when each text
+/// is one line).
+fn batches_of(texts: &[String], batch: usize) -> impl Stream<Item = Vec<RawRecord>> + Unpin {
+    let mut line = 1;
+    let records: Vec<RawRecord> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let r = RawRecord {
+                index: i as u64,
+                line,
+                text: text.clone(),
+            };
+            line += 1 + text.matches('\n').count() as u64;
+            r
+        })
+        .collect();
+    let batches: Vec<Vec<RawRecord>> = records.chunks(batch).map(<[_]>::to_vec).collect();
+    futures::stream::iter(batches)
+}
+
+/// The same texts through both entries: as bytes (a JSON array, `[` + the texts joined with
+/// `,\n` + `]`) and as records handed over in batches of `batch` ([`batches_of`]). Their outcomes
+/// must agree but for the report's times.
+async fn through_both_entries(texts: &[String], batch: usize, ctx: &RunContext) -> RunOutcome {
+    let ctx = RunContext {
+        format: Some(InputFormat::StixJson),
+        ..ctx.clone()
+    };
+    let array = format!("[{}]", texts.join(",\n"));
+    let bytes = run_infallible(once(array.into_bytes()), &ctx).await;
+    let records = run_records(batches_of(texts, batch), source(), &ctx).await;
+    let timeless = |o: &RunOutcome| {
+        let mut r = serde_json::to_value(&o.report).unwrap();
+        let r = r.as_object_mut().unwrap();
+        assert!(r.remove("startedAt").is_some() && r.remove("finishedAt").is_some());
+        (
+            Value::Object(r.clone()),
+            o.rejected.clone(),
+            o.next_start,
+            o.csv_header.clone(),
+        )
+    };
+    assert_eq!(timeless(&records), timeless(&bytes));
+    records.report.check_invariants().unwrap();
+    records
+}
+
+/// Each object of a bundle file, on one line.
+fn objects_of(file: &str) -> Vec<String> {
+    let bundle: Value = serde_json::from_slice(&realworld(file)).unwrap();
+    bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_handed_over_get_the_report_their_text_gets_as_bytes() {
+    let mut renamed = indicator(1);
+    renamed["name"] = json!("newer");
+    let mut bad = indicator(4);
+    bad["confidence"] = json!(101);
+    let mut texts: Vec<String> = vec![
+        indicator(1).to_string(),
+        serde_json::to_string_pretty(&indicator(2)).unwrap(),
+        renamed.to_string(),
+        r#"{"type": "indicator", "id": tru}"#.to_string(),
+        bad.to_string(),
+        format!(r#"{{"x": {}{}}}"#, "[".repeat(70), "]".repeat(70)),
+        format!(r#"{{"x": "{}"}}"#, "a".repeat(2_000)),
+        "5".to_string(),
+    ];
+    texts.extend((10..40).map(|i| indicator(i).to_string()));
+    texts.push(indicator(2).to_string());
+    let mut ctx = ctx(1 << 20, 1_000);
+    let mut settings = ctx.uploader.settings().clone();
+    settings.batch_size = 4;
+    ctx.uploader = Uploader::new(settings, None).unwrap();
+    for batch in [1, 3, 100] {
+        let out = through_both_entries(&texts, batch, &ctx).await;
+        let codes: Vec<(u64, Code)> = out
+            .report
+            .errors
+            .iter()
+            .map(|e| (e.record_index, e.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (0, Code::Duplicate),
+                (1, Code::Duplicate),
+                (3, Code::JsonInvalid),
+                (4, Code::ConfidenceOutOfRange),
+                (5, Code::RecordTooDeep),
+                (6, Code::RecordTooLarge),
+                (7, Code::NotAnObject),
+            ]
+        );
+        assert_eq!(out.report.errors[1].line, Some(2));
+        assert_eq!(out.report.source.format.as_deref(), Some("stix-json"));
+        // The rejected records' texts are the ones handed over; not kept: the one over the
+        // size bound, and record 1, uploaded before record 38 repeated its id.
+        let kept: Vec<u64> = out.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(kept, vec![0, 3, 4, 5, 7]);
+        assert_eq!(out.rejected[1].1, texts[3]);
+    }
+
+    // A record range: the same records processed, the same place to continue.
+    ctx.range = 2..9;
+    let out = through_both_entries(&texts, 3, &ctx).await;
+    assert_eq!(out.report.summary.records, 7);
+    assert_eq!(out.next_start, Some(9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_bundles_handed_over_as_records_get_the_same_report() {
+    // STIX 2.1 with relationships to objects the target refuses, in pieces checked side by
+    // side; STIX 2.0, upgraded with one warning.
+    let skip = with_env(&[("TI_DANGLING_RELATIONSHIPS", "skip")]);
+    let texts = objects_of("mitre-ics-attack-18.1.stix21.json");
+    assert_eq!(texts.len(), 1826);
+    let out = through_both_entries(&texts, 500, &skip).await;
+    let s = out.report.summary;
+    assert_eq!((s.records, s.uploaded, s.rejected), (1826, 96, 1730));
+    let texts = objects_of("mitre-cti-ics-attack.stix20.json");
+    let out = through_both_entries(&texts, 64, &with_env(&[])).await;
+    let s = out.report.summary;
+    assert_eq!((s.records, s.uploaded, s.rejected), (1825, 1469, 356));
+    assert_eq!(count(&out, Code::Normalised), (1, 0));
+}
+
+#[tokio::test]
+async fn handed_records_are_filled_before_validation_and_keep_their_text() {
+    let mut no_confidence = indicator(1);
+    no_confidence["confidence"] = json!(101);
+    let mut broken = indicator(2);
+    broken["pattern"] = json!("not a pattern");
+    let texts = vec![no_confidence.to_string(), broken.to_string()];
+    let mut ctx = ctx(1 << 20, 1 << 20);
+    ctx.fill = Some(Fill(Arc::new(|o: &mut Map<String, Value>| {
+        o.insert("confidence".into(), json!(70));
+    })));
+    let out = run_records(batches_of(&texts, 1), source(), &ctx).await;
+    out.report.check_invariants().unwrap();
+    let s = out.report.summary;
+    assert_eq!((s.records, s.uploaded, s.rejected), (2, 1, 1));
+    assert_eq!(out.report.errors[0].record_index, 1);
+    assert_eq!(out.rejected, vec![(1, texts[1].clone())]);
+}
+
+#[tokio::test]
+async fn handed_records_over_the_byte_bound_stop_with_an_input_error() {
+    let texts: Vec<String> = (0..10).map(|i| indicator(i).to_string()).collect();
+    let one = texts[0].len() as u64;
+    let ctx = ctx(one * 5 / 2, 1 << 20);
+    // Batches of two: the second batch goes over the bound and is not read.
+    let out = run_records(batches_of(&texts, 2), source(), &ctx).await;
+    out.report.check_invariants().unwrap();
+    assert_eq!(out.report.summary.records, 2);
+    let e = out.report.input_error.as_ref().unwrap();
+    assert_eq!(
+        e.code,
+        InputErrorCode::InputTooLarge.as_str(),
+        "{}",
+        e.message
+    );
+}

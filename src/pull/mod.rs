@@ -555,18 +555,15 @@ impl Puller {
                     } else {
                         saved.bookmark.clone().or_else(|| t.added_after.clone())
                     },
-                    defaults: feed.defaults.clone(),
                     soft_deadline: Some(started + self.invocation_deadline / 2),
                 };
-                let (stream, progress) = pull.stream();
+                let (records, progress) = pull.records();
                 let ctx = RunContext {
                     format: Some(InputFormat::StixJson),
+                    fill: Some(taxii::fill(feed.defaults.clone())),
                     ..ctx
                 };
-                let mut outcome = match pipeline::run(stream, source.clone(), &ctx).await {
-                    Ok(o) => o,
-                    Err(never) => match never {},
-                };
+                let mut outcome = pipeline::run_records(records, source.clone(), &ctx).await;
                 let progress = progress.lock().expect("progress lock");
                 if let Some(e) = &progress.error {
                     outcome.report.input_error = Some(InputError::new(

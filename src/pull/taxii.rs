@@ -3,26 +3,33 @@
 //! `more`/`next` (or, for servers without `next`, `added_after` the page's
 //! `X-TAXII-Date-Added-Last`).
 //!
-//! The pages are presented to the pipeline as one JSON array of STIX objects, fetched lazily:
-//! the next page is requested only when the pipeline has consumed the previous one, so memory
-//! holds one page at a time (pages are bounded in bytes) and the whole pull is one run with one
-//! report. A failure after the first page ends the array cleanly and is recorded in
-//! [`Progress`], so the records already read are still uploaded and reported, and the caller
-//! knows not to advance the bookmark.
+//! The pages' objects are handed to the pipeline as records ([`crate::pipeline::run_records`]),
+//! each object's JSON text as the server sent it (kept with `serde_json`'s `RawValue`, never
+//! re-serialised or framed again), fetched lazily: the next page is requested only when the
+//! pipeline has room for it, so memory holds about one page at a time (pages are bounded in
+//! bytes) and the whole pull is one run with one report. A record's index is its 0-based
+//! position in the pull and its line that position plus one (the line it would have in a JSON
+//! array of the pull's objects, one per line). A failure after the first page ends the records
+//! there and is recorded in [`Progress`], so the records already read are still uploaded and
+//! reported, and the caller knows not to advance the bookmark. The feed's defaults are filled in
+//! by the pipeline, once each object is decoded ([`fill`]).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use futures::Stream;
 use reqwest::header::{HeaderMap, ACCEPT};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use ti_core::convert::stix_timestamp;
+use ti_core::frame::RawRecord;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::config::{FeedDefaults, TaxiiFeed};
 use super::FetchError;
+use crate::pipeline::Fill;
 
 /// The TAXII 2.1 media type, asked for in `Accept`.
 pub const TAXII_21: &str = "application/taxii+json;version=2.1";
@@ -54,14 +61,14 @@ pub struct TaxiiPull {
     pub auth: HeaderMap,
     /// Where this run starts: the bookmark, else the feed's `addedAfter`.
     pub added_after: Option<String>,
-    pub defaults: FeedDefaults,
     /// No new page is requested after this.
     pub soft_deadline: Option<Instant>,
 }
 
 /// One parsed envelope.
 struct Page {
-    objects: Vec<Value>,
+    /// Each object's JSON text, as the server sent it.
+    objects: Vec<String>,
     more: bool,
     next: Option<String>,
     last_added: Option<String>,
@@ -76,88 +83,74 @@ enum Cursor {
 }
 
 impl TaxiiPull {
-    /// The pages as one JSON array, and the progress it records.
-    pub fn stream(
+    /// The pages' objects as records, a page at a time, and the progress they record.
+    pub fn records(
         self,
     ) -> (
-        impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin + Send,
+        impl Stream<Item = Vec<RawRecord>> + Unpin + Send,
         Arc<Mutex<Progress>>,
     ) {
         let progress = Arc::new(Mutex::new(Progress::default()));
         let shared = progress.clone();
-        let now = OffsetDateTime::now_utc();
-        let stream = futures::stream::unfold(
-            (self, Cursor::Start, true),
-            move |(pull, cursor, first)| {
-                let progress = shared.clone();
-                async move {
-                    let opening = if first { "[" } else { "" };
-                    if matches!(cursor, Cursor::Done) {
+        let stream = futures::stream::unfold((self, Cursor::Start), move |(pull, cursor)| {
+            let progress = shared.clone();
+            async move {
+                if matches!(cursor, Cursor::Done) {
+                    return None;
+                }
+                let (objects_so_far, stop_early) = {
+                    let p = progress.lock().expect("progress lock");
+                    let out_of_time = pull.soft_deadline.is_some_and(|d| Instant::now() >= d);
+                    (
+                        p.objects,
+                        p.pages > 0 && (p.objects >= pull.feed.max_objects_per_run || out_of_time),
+                    )
+                };
+                if stop_early {
+                    progress.lock().expect("progress lock").truncated = true;
+                    return None;
+                }
+                let page = match pull.fetch(&cursor).await {
+                    Err(e) => {
+                        progress.lock().expect("progress lock").error = Some(e);
                         return None;
                     }
-                    let (objects_so_far, stop_early) = {
-                        let p = progress.lock().expect("progress lock");
-                        let out_of_time = pull.soft_deadline.is_some_and(|d| Instant::now() >= d);
-                        (
-                            p.objects,
-                            p.pages > 0
-                                && (p.objects >= pull.feed.max_objects_per_run || out_of_time),
-                        )
-                    };
-                    if stop_early {
-                        progress.lock().expect("progress lock").truncated = true;
-                        return Some((Ok(Bytes::from("]")), (pull, Cursor::Done, false)));
-                    }
-                    match pull.fetch(&cursor).await {
-                        Err(e) => {
-                            progress.lock().expect("progress lock").error = Some(e);
-                            Some((
-                                Ok(Bytes::from(format!("{opening}]"))),
-                                (pull, Cursor::Done, false),
-                            ))
-                        }
-                        Ok(page) => {
-                            let mut text = String::from(opening);
-                            let n = page.objects.len() as u64;
-                            for (i, mut o) in page.objects.into_iter().enumerate() {
-                                if objects_so_far > 0 || i > 0 {
-                                    text.push_str(",\n");
-                                }
-                                if let Value::Object(map) = &mut o {
-                                    apply_defaults(map, &pull.defaults, now);
-                                }
-                                text.push_str(&o.to_string());
-                            }
-                            let next = if !page.more || n == 0 {
-                                Cursor::Done
-                            } else if let Some(next) = page.next {
-                                Cursor::Next(next)
-                            } else if let Some(last) = page.last_added.clone() {
-                                Cursor::AddedAfter(last)
-                            } else {
-                                progress.lock().expect("progress lock").error =
-                                    Some(FetchError::Invalid(
-                                        "the server says there is more but gives neither `next` nor X-TAXII-Date-Added-Last".into(),
-                                    ));
-                                Cursor::Done
-                            };
-                            {
-                                let mut p = progress.lock().expect("progress lock");
-                                p.pages += 1;
-                                p.objects += n;
-                                if page.last_added.is_some() {
-                                    p.last_added = page.last_added;
-                                }
-                            }
-                            if matches!(next, Cursor::Done) {
-                                text.push(']');
-                            }
-                            Some((Ok(Bytes::from(text)), (pull, next, false)))
-                        }
+                    Ok(page) => page,
+                };
+                let n = page.objects.len() as u64;
+                let records: Vec<RawRecord> = page
+                    .objects
+                    .into_iter()
+                    .zip(objects_so_far..)
+                    .map(|(text, index)| RawRecord {
+                        index,
+                        line: index + 1,
+                        text,
+                    })
+                    .collect();
+                let next = if !page.more || n == 0 {
+                    Cursor::Done
+                } else if let Some(next) = page.next {
+                    Cursor::Next(next)
+                } else if let Some(last) = page.last_added.clone() {
+                    Cursor::AddedAfter(last)
+                } else {
+                    progress.lock().expect("progress lock").error = Some(FetchError::Invalid(
+                        "the server says there is more but gives neither `next` nor X-TAXII-Date-Added-Last".into(),
+                    ));
+                    Cursor::Done
+                };
+                {
+                    let mut p = progress.lock().expect("progress lock");
+                    p.pages += 1;
+                    p.objects += n;
+                    if page.last_added.is_some() {
+                        p.last_added = page.last_added;
                     }
                 }
-            },
-        );
+                Some((records, (pull, next)))
+            }
+        });
         (Box::pin(stream), progress)
     }
 
@@ -221,35 +214,50 @@ impl TaxiiPull {
     }
 }
 
-/// Reads a TAXII envelope (`{"more": .., "next": .., "objects": [..]}`; `{}` when empty).
+/// Reads a TAXII envelope (`{"more": .., "next": .., "objects": [..]}`; `{}` when empty),
+/// keeping each object's text as sent.
 fn parse_envelope(body: &[u8]) -> Result<Page, FetchError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        FetchError::Invalid(format!(
-            "the server's answer is not a TAXII envelope (not JSON: {e})"
-        ))
+    let env: HashMap<String, &RawValue> = serde_json::from_slice(body).map_err(|e| {
+        FetchError::Invalid(if e.is_data() {
+            "the server's answer is not a TAXII envelope (not a JSON object)".to_string()
+        } else {
+            format!("the server's answer is not a TAXII envelope (not JSON: {e})")
+        })
     })?;
-    let Value::Object(mut env) = v else {
-        return Err(FetchError::Invalid(
-            "the server's answer is not a TAXII envelope (not a JSON object)".into(),
-        ));
+    let member = |key: &str| env.get(key).map(|raw| raw.get());
+    let objects = match member("objects") {
+        None => Vec::new(),
+        Some(raw) => match serde_json::from_str::<Option<Vec<&RawValue>>>(raw) {
+            Ok(objects) => objects
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.get().to_string())
+                .collect(),
+            Err(_) => {
+                return Err(FetchError::Invalid(
+                    "the envelope's `objects` is not an array".into(),
+                ))
+            }
+        },
     };
-    let objects = match env.remove("objects") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return Err(FetchError::Invalid(
-                "the envelope's `objects` is not an array".into(),
-            ))
-        }
-    };
-    let more = env.get("more").and_then(Value::as_bool).unwrap_or(false);
-    let next = env.get("next").and_then(Value::as_str).map(str::to_string);
+    let more =
+        member("more").is_some_and(|raw| serde_json::from_str::<bool>(raw).ok() == Some(true));
+    let next = member("next").and_then(|raw| serde_json::from_str::<String>(raw).ok());
     Ok(Page {
         objects,
         more,
         next,
         last_added: None,
     })
+}
+
+/// The feed's defaults as the pipeline's [`Fill`]: [`apply_defaults`] on every decoded object
+/// (the ingestion time taken once, now).
+pub fn fill(defaults: FeedDefaults) -> Fill {
+    let now = OffsetDateTime::now_utc();
+    Fill(Arc::new(move |o: &mut Map<String, Value>| {
+        apply_defaults(o, &defaults, now)
+    }))
 }
 
 /// Types that take `confidence`, `labels` and markings (SDOs and SROs have `created`).
@@ -312,8 +320,29 @@ mod tests {
         );
         let p = parse_envelope(b"{}").unwrap();
         assert!(p.objects.is_empty() && !p.more);
-        for bad in [&b"<html>"[..], b"[1,2]", br#"{"objects": 5}"#] {
-            assert!(matches!(parse_envelope(bad), Err(FetchError::Invalid(_))));
+        let p = parse_envelope(br#"{"objects": null, "more": "yes", "next": 5}"#).unwrap();
+        assert!(p.objects.is_empty() && !p.more && p.next.is_none());
+        // Each object's text as sent: spacing, key order, numbers, escapes.
+        let body = "{\"objects\": [ {\"type\" : \"indicator\",\n  \"confidence\": 7.50, \"name\": \"a\\u00e9\"} ,5,\"s\"]}";
+        let p = parse_envelope(body.as_bytes()).unwrap();
+        assert_eq!(
+            p.objects,
+            vec![
+                "{\"type\" : \"indicator\",\n  \"confidence\": 7.50, \"name\": \"a\\u00e9\"}",
+                "5",
+                "\"s\""
+            ]
+        );
+        for (bad, why) in [
+            (&b"<html>"[..], "not JSON"),
+            (b"", "not JSON"),
+            (b"[1,2]", "not a JSON object"),
+            (br#"{"objects": 5}"#, "is not an array"),
+        ] {
+            match parse_envelope(bad) {
+                Err(FetchError::Invalid(m)) => assert!(m.contains(why), "{m}"),
+                _ => panic!("{bad:?} is no envelope"),
+            }
         }
     }
 

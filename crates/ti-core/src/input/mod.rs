@@ -41,13 +41,13 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::convert::{self, rows::CsvHeader, Defaults};
-use crate::frame::{FrameError, FrameLimits};
+use crate::frame::{FrameError, FrameLimits, RawRecord};
 use crate::report::Code;
 use crate::stix::Problem;
 use charset::{Encoding, LineEnds};
 use csv::{csv_row, CsvBody, RowSplitter};
 use detect::Detect;
-use json::{json_to_stix, JsonBody};
+use json::{json_to_stix, nests_deeper, JsonBody};
 use lines::LineBody;
 use transport::{Gunzip, Transport, GZIP_MAGIC};
 
@@ -467,9 +467,7 @@ impl Ctx {
             None,
             Err(Problem::new(
                 Code::RecordTooLarge,
-                format!(
-                    "the record is {bytes} bytes; at most {max} bytes are accepted per record (its text is not kept in the rejected file)"
-                ),
+                format!("the record is {bytes} bytes; at most {max} bytes are accepted per record"),
             )),
         )
     }
@@ -576,6 +574,36 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Records framed elsewhere, each one JSON text (the objects of a pulled TAXII page), as
+    /// the framer would hand out the same texts as the elements of a JSON array: a text over
+    /// `max_record_bytes` is `record_too_large` (its text not kept), one nesting deeper than an
+    /// array's element may (`max_depth` counts the array) is `record_too_deep`, and the others
+    /// are left to [`Chunk::decode`] to parse (and convert, for a tiIndicator). Only `limits`,
+    /// `defaults` and `now` of `opts` matter here.
+    pub fn of_json_records(records: Vec<RawRecord>, opts: &InputOptions) -> Chunk {
+        let mut ctx = Ctx {
+            opts: opts.clone(),
+            // Known, so that every record is queued rather than the first parsed here: which
+            // shape the first record has only names a detected format, and there is none.
+            saw_ti: Some(false),
+            deferred: Vec::new(),
+            csv: None,
+            skip_below: 0,
+        };
+        let limits = opts.limits;
+        let mut out = Vec::with_capacity(records.len());
+        for RawRecord { index, line, text } in records {
+            if text.len() > limits.max_record_bytes {
+                out.push(ctx.oversize(index, line, text.len() as u64));
+            } else if nests_deeper(&text, limits.max_depth.saturating_sub(1)) {
+                out.push(ctx.too_deep(index, line, text));
+            } else {
+                ctx.json_record(&mut out, index, line, text);
+            }
+        }
+        ctx.take_chunk(out)
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

@@ -837,3 +837,60 @@ fn lone_cr_line_endings_are_lines() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].object.as_ref().unwrap()["description"], "a\rb");
 }
+
+#[test]
+fn records_framed_elsewhere_decode_as_the_elements_of_an_array() {
+    let limits = FrameLimits {
+        max_record_bytes: 400,
+        max_depth: 8,
+    };
+    let o = InputOptions {
+        format: Some(InputFormat::StixJson),
+        limits,
+        ..opts()
+    };
+    let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+    let texts = vec![
+        indicator(1),
+        // Balanced but not JSON: rejected when parsed, like any array element.
+        r#"{"a": tru}"#.to_string(),
+        // As deep as an array's element may go, then one level more.
+        format!(r#"{{"x": {}}}"#, nested(6)),
+        format!(r#"{{"x": {}}}"#, nested(7)),
+        // Over the size bound.
+        format!(r#"{{"x": "{}"}}"#, "a".repeat(500)),
+        "5".to_string(),
+        indicator(2),
+    ];
+    let array = format!("[{}]", texts.join(",\n"));
+    let (framed, format) = decode_with(array.as_bytes(), array.len(), o.clone());
+    assert_eq!(format, Ok(InputFormat::StixJson));
+    let records = texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| RawRecord {
+            index: i as u64,
+            line: i as u64 + 1,
+            text,
+        })
+        .collect();
+    let handed = Chunk::of_json_records(records, &o).decode();
+    assert_eq!(handed.len(), 7);
+    let codes: Vec<Option<Code>> = handed
+        .iter()
+        .map(|d| d.object.as_ref().err().map(|p| p.code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            Some(Code::JsonInvalid),
+            None,
+            Some(Code::RecordTooDeep),
+            Some(Code::RecordTooLarge),
+            Some(Code::NotAnObject),
+            None
+        ]
+    );
+    assert_eq!(handed, framed);
+}
