@@ -17,7 +17,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use ti_ingest::lifecycle::{self, store::IndexReader, Snapshot, Step};
-use ti_ingest::settings::{Env, UploadSettings};
+use ti_ingest::settings::Env;
+use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 use time::OffsetDateTime;
 

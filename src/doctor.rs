@@ -29,7 +29,10 @@ use serde_json::Value;
 use ti_core::report::Code;
 
 use crate::auth::{self, Credential};
-use crate::settings::{Env, Settings, StorageSettings, TargetKind, UploadSettings};
+use crate::settings::{Env, StorageSettings};
+use crate::startup::Settings;
+use crate::upload::target::TargetKind;
+use crate::upload::UploadSettings;
 
 /// How long one check may take (a token, a storage call, a probe request).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -219,6 +222,16 @@ async fn token(credential: &Credential, scope: &str) -> Result<String, String> {
 
 /// Runs every check with the settings in `env`.
 pub async fn diagnose(env: &Env, identity: Identity) -> Diagnosis {
+    diagnose_with(env, identity, None).await
+}
+
+/// [`diagnose`] with the credential the app already holds (`Health`: the app state's, so its
+/// token cache serves the checks); `None` builds one for `identity`.
+pub async fn diagnose_with(
+    env: &Env,
+    identity: Identity,
+    credential: Option<Credential>,
+) -> Diagnosis {
     let mut checks = Vec::new();
     let settings = match Settings::from_env(env) {
         Ok(s) => s,
@@ -279,7 +292,11 @@ pub async fn diagnose(env: &Env, identity: Identity) -> Diagnosis {
             None
         }
     };
-    let credential = match identity.credential(settings.client_id.as_deref()) {
+    let built = match credential {
+        Some(c) => Ok(c),
+        None => identity.credential(settings.client_id.as_deref()),
+    };
+    let credential = match built {
         Ok(c) => c,
         Err(e) => {
             checks.push(Check::fail(

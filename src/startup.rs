@@ -16,11 +16,11 @@ use anyhow::Result;
 
 use crate::auth::{self, Credential};
 use crate::pull::{ConfigError, Puller};
-use crate::settings::{
-    self, Env, InputSettings, Settings, StorageSettings, SweepSettings, TargetKind, UploadSettings,
-};
+use crate::settings::{self, Env, InputSettings, StorageSettings, SweepSettings};
 use crate::storage::Storage;
 use crate::upload::ledger::LedgerStore;
+use crate::upload::target::TargetKind;
+use crate::upload::UploadSettings;
 use crate::upload::Uploader;
 
 /// What every invocation shares, built once by [`AppState::build`].
@@ -176,5 +176,186 @@ impl Offline {
             self.credential.clone(),
             self.ledger.clone(),
         )
+    }
+}
+
+/// Every setting a command runs with besides storage and pulls, parsed once (src/settings.rs,
+/// src/upload/settings.rs): what [`AppState::build`] and the offline commands start from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub upload: UploadSettings,
+    pub input: InputSettings,
+    pub client_id: Option<String>,
+    pub max_input_bytes: u64,
+    /// Our own deadline for one invocation, kept below the host's `functionTimeout`.
+    pub invocation_deadline: Duration,
+    /// Records per work item: a larger input continues in follow-up items.
+    pub work_item_records: u64,
+    pub sweep: SweepSettings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self> {
+        Ok(Settings {
+            upload: UploadSettings::from_env(env)?,
+            input: InputSettings::from_env(env)?,
+            client_id: env.get("AZURE_CLIENT_ID").map(str::to_string),
+            max_input_bytes: env.number("TI_MAX_INPUT_BYTES", 1 << 30, (1, u64::MAX))?,
+            invocation_deadline: Duration::from_secs(env.number(
+                "TI_INVOCATION_DEADLINE_SECS",
+                540,
+                (1, 86_400),
+            )?),
+            work_item_records: env.number("TI_WORK_ITEM_RECORDS", 50_000, (1, u64::MAX))?,
+            sweep: SweepSettings {
+                grace: time::Duration::seconds(env.number(
+                    "TI_SWEEP_GRACE_SECS",
+                    300,
+                    (0, 86_400),
+                )?),
+                stale: time::Duration::seconds(env.number(
+                    "TI_SWEEP_STALE_SECS",
+                    env.number("TI_INVOCATION_DEADLINE_SECS", 540, (1, 86_400))? + 120,
+                    (1, 86_400),
+                )?),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The settings every command reads, through [`Settings`] (src/settings.rs and
+    //! src/upload/settings.rs).
+    use super::Settings;
+    use crate::settings::*;
+    use crate::upload::target::TargetKind;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let env = Env::from_pairs([("TI_WORKSPACE_ID", "6A0B3E5C-1111-2222-3333-444455556666")]);
+        let s = Settings::from_env(&env).unwrap();
+        assert_eq!(s.upload.target, TargetKind::SentinelStix);
+        assert_eq!(s.upload.host_override("TI_API_BASE_URL"), None);
+        assert_eq!(
+            s.upload
+                .sentinel_base_url(TargetKind::SentinelStix)
+                .unwrap(),
+            "https://api.ti.sentinel.azure.com"
+        );
+        assert_eq!(s.upload.max_requests_per_minute, 100);
+        assert_eq!(s.upload.batch_size, 100);
+        assert_eq!(s.upload.max_concurrency, 4);
+        assert_eq!(s.upload.source_system, "ti-ingest");
+        assert_eq!(s.upload.dangling_relationships, DanglingRelationships::Warn);
+        assert_eq!(
+            s.upload.workspace_id.as_deref(),
+            Some("6a0b3e5c-1111-2222-3333-444455556666")
+        );
+        assert_eq!(s.max_input_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (k, v, needle) in [
+            ("TI_TARGET", "splunk", "TI_TARGET"),
+            ("TI_CLOUD", "mars", "TI_CLOUD"),
+            ("TI_WORKSPACE_ID", "not-a-uuid", "TI_WORKSPACE_ID"),
+            ("TI_BATCH_SIZE", "101", "TI_BATCH_SIZE"),
+            ("TI_BATCH_SIZE", "ten", "TI_BATCH_SIZE"),
+            ("TI_SOURCE_SYSTEM", "Microsoft Sentinel", "TI_SOURCE_SYSTEM"),
+            ("TI_ON_INVALID", "ignore", "TI_ON_INVALID"),
+            (
+                "TI_DANGLING_RELATIONSHIPS",
+                "drop",
+                "TI_DANGLING_RELATIONSHIPS=\"drop\": accepted values are warn",
+            ),
+            ("TI_DEFAULT_TLP", "purple", "TI_DEFAULT_TLP"),
+            ("TI_DEFAULT_CONFIDENCE", "101", "TI_DEFAULT_CONFIDENCE"),
+            ("TI_FORMAT", "xml", "TI_FORMAT"),
+        ] {
+            let err = Settings::from_env(&Env::from_pairs([(k, v)])).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(needle), "{k}={v}: {text}");
+        }
+    }
+
+    #[test]
+    fn storage_urls_lose_their_trailing_slash_and_must_be_https() {
+        let env = Env::from_pairs([
+            (
+                "TI_STORAGE_BLOB_URL",
+                "https://127.0.0.1:10000/devstoreaccount1/",
+            ),
+            (
+                "TI_STORAGE_QUEUE_URL",
+                "https://127.0.0.1:10001/devstoreaccount1",
+            ),
+        ]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(
+            s.blob_url.as_str(),
+            "https://127.0.0.1:10000/devstoreaccount1"
+        );
+        let env = Env::from_pairs([("AzureWebJobsStorage__accountName", "acct")]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(s.queue_url.as_str(), "https://acct.queue.core.windows.net/");
+        // The host's service-URI form (the one that works in sovereign clouds) wins over the
+        // account name, and TI_STORAGE_*_URL over both.
+        let env = Env::from_pairs([
+            ("AzureWebJobsStorage__accountName", "acct"),
+            (
+                "AzureWebJobsStorage__blobServiceUri",
+                "https://acct.blob.core.usgovcloudapi.net/",
+            ),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://acct.queue.core.usgovcloudapi.net",
+            ),
+        ]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(
+            s.blob_url.as_str(),
+            "https://acct.blob.core.usgovcloudapi.net/"
+        );
+        assert_eq!(
+            s.queue_url.as_str(),
+            "https://acct.queue.core.usgovcloudapi.net/"
+        );
+        let env = Env::from_pairs([
+            ("TI_STORAGE_QUEUE_URL", "https://q.example/"),
+            ("TI_STORAGE_BLOB_URL", "https://b.example"),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://acct.queue.core.chinacloudapi.cn",
+            ),
+        ]);
+        let s = StorageSettings::from_env(&env).unwrap();
+        assert_eq!(s.queue_url.as_str(), "https://q.example/");
+        let err = StorageSettings::from_env(&Env::from_pairs([(
+            "AzureWebJobsStorage__blobServiceUri",
+            "http://acct.blob.core.windows.net",
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "setting AzureWebJobsStorage__blobServiceUri=\"http://acct.blob.core.windows.net\" must be an https URL: storage is reached with a token credential, which the SDK only sends over https"
+        );
+        let err = StorageSettings::from_env(&Env::from_pairs([] as [(&str, &str); 0])).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "setting TI_STORAGE_BLOB_URL is required (or AzureWebJobsStorage__blobServiceUri or AzureWebJobsStorage__accountName to derive it)"
+        );
+        let env = Env::from_pairs([
+            (
+                "TI_STORAGE_BLOB_URL",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            ),
+            (
+                "TI_STORAGE_QUEUE_URL",
+                "https://127.0.0.1:10001/devstoreaccount1",
+            ),
+        ]);
+        assert!(StorageSettings::from_env(&env).is_err());
     }
 }

@@ -15,7 +15,8 @@ use sentinel_sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 use ti_core::report::{Code, Source};
 use ti_ingest::pipeline::{self, RunContext, RunOutcome};
-use ti_ingest::settings::{Env, UploadSettings};
+use ti_ingest::settings::Env;
+use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 
 const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;

@@ -13,7 +13,8 @@ use sentinel_sim::{RequestRecord, SimConfig, Simulator};
 use serde_json::{Map, Value};
 use ti_core::report::Source;
 use ti_ingest::pipeline::{self, RunContext};
-use ti_ingest::settings::{Env, UploadSettings};
+use ti_ingest::settings::Env;
+use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 use tokio::time::Instant;
 

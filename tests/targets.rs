@@ -15,7 +15,8 @@ use sentinel_sim::{GraphApi, RecordErrorsKey, Retired, SimConfig, Simulator};
 use serde_json::{json, Map, Value};
 use ti_core::report::{Code, Source};
 use ti_ingest::pipeline::{self, RunContext, RunOutcome};
-use ti_ingest::settings::{Env, UploadSettings};
+use ti_ingest::settings::Env;
+use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 
 /// The workspace the simulator knows by default.

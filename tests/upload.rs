@@ -11,7 +11,8 @@ use sentinel_sim::{SimConfig, Simulator};
 use serde_json::{Map, Value};
 use ti_core::report::{Code, Source};
 use ti_ingest::pipeline::{self, RunContext};
-use ti_ingest::settings::{Env, UploadSettings};
+use ti_ingest::settings::Env;
+use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 
 /// The workspace the simulator knows by default.

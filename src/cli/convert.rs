@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use super::exit::Exit;
 use super::offline::Overrides;
 use crate::pipeline;
-use crate::settings::Settings;
+use crate::startup::Settings;
 
 /// The shapes `convert` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -14,8 +14,9 @@ use super::read::run_file;
 use super::report_files::write_report_files;
 use crate::auth;
 use crate::pipeline::RunContext;
-use crate::settings::{Env, TargetKind};
+use crate::settings::Env;
 use crate::startup::Offline;
+use crate::upload::target::TargetKind;
 
 /// Command-line flags that override settings from the environment.
 #[derive(Debug, Default)]

@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn retired_and_refreshed_versions_keep_valid_until_after_valid_from() {
         let uploader = Uploader::new(
-            crate::settings::UploadSettings::from_env(&crate::settings::Env::from_pairs([(
+            crate::upload::UploadSettings::from_env(&crate::settings::Env::from_pairs([(
                 "TI_TARGET",
                 "dry-run",
             )]))

@@ -143,7 +143,8 @@ impl Batches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Env, UploadSettings};
+    use crate::settings::Env;
+    use crate::upload::UploadSettings;
     use crate::upload::Uploader;
     use ti_core::report::Code;
 

@@ -1,7 +1,8 @@
 //! The pipeline end to end: `run` over inputs in memory, with the dry-run target.
 
 use super::*;
-use crate::settings::{Env, UploadSettings};
+use crate::settings::Env;
+use crate::upload::UploadSettings;
 use serde_json::json;
 
 fn ctx(max_input_bytes: u64, max_record_bytes: usize) -> RunContext {

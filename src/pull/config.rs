@@ -21,7 +21,8 @@ use ti_core::convert::{Defaults, Tlp};
 use ti_core::input::InputFormat;
 use url::Url;
 
-use crate::settings::{Env, TargetKind};
+use crate::settings::Env;
+use crate::upload::target::TargetKind;
 
 /// Where the feeds configuration lives when `TI_FEEDS_CONFIG` is not set.
 pub const DEFAULT_FEEDS_CONFIG: &str = "indicator-config/feeds.json";

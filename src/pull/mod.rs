@@ -42,7 +42,8 @@ use crate::lifecycle::{self, Snapshot};
 use crate::pipeline::{
     self, empty_report, input_error_report as error_report, now_rfc3339, RunContext, RunOutcome,
 };
-use crate::settings::{Env, Settings};
+use crate::settings::Env;
+use crate::startup::Settings;
 use crate::storage::Storage;
 use crate::upload::Uploader;
 use config::{Auth, Feed, FeedEntry, FeedSource, PullSettings};

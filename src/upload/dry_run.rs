@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use ti_core::report::Code;
 
 use super::{BatchOutcome, RequestBuilder};
-use crate::settings::UploadSettings;
+use crate::upload::UploadSettings;
 
 #[derive(Debug)]
 pub struct DryRun {

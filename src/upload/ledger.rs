@@ -56,7 +56,8 @@ use url::Url;
 
 use super::pacer::Pacer;
 use crate::auth::{self, Credential};
-use crate::settings::{Env, UploadSettings};
+use crate::settings::Env;
+use crate::upload::UploadSettings;
 
 /// The ledger blobs' folder in the reports container (beside `runs/`, `messages/`, `poison/`).
 pub const LEDGER_PREFIX: &str = "quota/";

@@ -22,8 +22,11 @@ pub mod pacer;
 pub mod retry;
 pub mod sentinel_indicators;
 pub mod sentinel_stix;
+pub mod settings;
 pub mod target;
 pub mod transport;
+
+pub use settings::UploadSettings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +36,7 @@ use ti_core::report::Code;
 use tokio::time::Instant;
 
 use crate::auth::Credential;
-use crate::settings::{TargetKind, UploadSettings};
+use crate::upload::target::TargetKind;
 pub use target::RequestBuilder;
 use target::Service;
 use transport::{Lane, Outbound, RetryPolicy, Sent};

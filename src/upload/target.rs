@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use super::transport::Outbound;
 use super::{BatchOutcome, Failure, Prepared};
-use crate::settings::{Cloud, UploadSettings};
+use crate::settings::Cloud;
+use crate::upload::UploadSettings;
 
 /// Everything the app knows about one target, in one place (its folder's `SPEC`).
 #[derive(Debug)]

@@ -26,7 +26,7 @@ use super::pacer::Pacer;
 use super::retry::{self, Backoff, Verdict};
 use super::target::Spec;
 use crate::auth::{self, Credential};
-use crate::settings::UploadSettings;
+use crate::upload::UploadSettings;
 
 /// One request's timeout; a slow answer is retried like a 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);

@@ -19,7 +19,8 @@ pub mod service;
 use anyhow::{bail, Context, Result};
 use ti_core::convert::defender::{DefenderFields, ACTIONS};
 
-use crate::settings::{Cloud, Env, TargetKind};
+use crate::settings::{Cloud, Env};
+use crate::upload::target::TargetKind;
 use crate::upload::target::{RequestBuilder, Spec};
 
 /// Import calls per minute per identity (import-ti-indicators, "Limitations": "Rate
@@ -161,7 +162,7 @@ impl DefenderSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::UploadSettings;
+    use crate::upload::UploadSettings;
 
     fn upload(pairs: &[(&str, &str)]) -> Result<UploadSettings> {
         UploadSettings::from_env(&Env::from_pairs(pairs.iter().copied()))

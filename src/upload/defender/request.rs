@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 use ti_core::convert::defender::{stix_to_defender, DefenderFields};
 
-use crate::settings::UploadSettings;
 use crate::upload::target::Request;
+use crate::upload::UploadSettings;
 use crate::upload::{Failure, Prepared};
 
 /// The builder of `defender` requests.

@@ -15,9 +15,10 @@ use tokio::time::Instant;
 
 use super::budget::{key_of, Budget, Key};
 use super::{mapping, request, MAX_BATCH};
-use crate::settings::{TargetKind, UploadSettings};
 use crate::upload::target::Service;
+use crate::upload::target::TargetKind;
 use crate::upload::transport::{Outbound, Sent};
+use crate::upload::UploadSettings;
 use crate::upload::{BatchOutcome, Failure};
 use ti_core::convert::defender::DefenderFields;
 use ti_core::report::Code;

@@ -16,7 +16,8 @@ pub mod service;
 
 pub use service::Graph;
 
-use crate::settings::{Cloud, TargetKind};
+use crate::settings::Cloud;
+use crate::upload::target::TargetKind;
 use crate::upload::target::{RequestBuilder, Spec};
 
 /// The token scope of Microsoft Graph (public cloud).

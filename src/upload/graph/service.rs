@@ -16,9 +16,10 @@ use ti_core::report::Code;
 use tokio::time::Instant;
 
 use super::{mapping, request};
-use crate::settings::{TargetKind, UploadSettings};
 use crate::upload::target::Service;
+use crate::upload::target::TargetKind;
 use crate::upload::transport::Outbound;
+use crate::upload::UploadSettings;
 use crate::upload::{send_prepared, BatchOutcome};
 
 #[derive(Debug)]

@@ -12,7 +12,8 @@ pub mod mapping;
 pub mod request;
 pub mod service;
 
-use crate::settings::{Cloud, TargetKind};
+use crate::settings::Cloud;
+use crate::upload::target::TargetKind;
 use crate::upload::target::{RequestBuilder, Spec};
 
 pub static SPEC: Spec = Spec {

@@ -7,9 +7,10 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::mapping;
-use crate::settings::{TargetKind, UploadSettings};
+use crate::upload::target::TargetKind;
 use crate::upload::target::{RequestBuilder, Service};
 use crate::upload::transport::Outbound;
+use crate::upload::UploadSettings;
 use crate::upload::{send_prepared, BatchOutcome};
 
 /// A Sentinel API's request URL from its base URL, workspace id and api-version.
