@@ -332,10 +332,7 @@ async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
 async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_list() {
     common::shared_identity();
     let stack = Stack::for_test(StackConfig::default()).await;
-    let handler = stack
-        .spawn_handler(env!("CARGO_BIN_EXE_ti-ingest"))
-        .await
-        .unwrap();
+    let handler = common::spawn_app(&stack, &[]).await;
     let driver = handler.driver();
     // A text list: three indicators, ids from their observables (uuidv5), so a later file
     // naming the same observables names the same indicators.
@@ -372,7 +369,7 @@ async fn revoke_files_through_the_handler_and_the_command_line_revoke_what_they_
         )
         .await
         .unwrap();
-    assert_eq!(d.final_status, 200, "{}", handler.output());
+    assert_eq!(d.final_status, 200, "{d:?}");
     let r = stack.report("revoke/retract.txt").await.unwrap().unwrap();
     assert_eq!(
         r["summary"],
