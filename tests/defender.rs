@@ -13,47 +13,11 @@ use devkit::stack::REPORTS_CONTAINER;
 use devkit::{Stack, StackConfig};
 use sentinel_sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
-use ti_core::report::{Code, Source};
-use ti_ingest::pipeline::{self, RunContext, RunOutcome};
+use ti_core::report::Code;
+use ti_ingest::pipeline::RunOutcome;
 use ti_ingest::settings::Env;
-use ti_ingest::upload::UploadSettings;
-use ti_ingest::upload::Uploader;
 
-const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const IMPORT: &str = "/api/indicators/import";
-
-/// An uploader for `target` pointed at the simulator, its budget kept in the process.
-fn uploader(sim: &Simulator, target: &str, extra: &[(&str, &str)]) -> Uploader {
-    common::shared_identity();
-    let mut pairs = vec![
-        ("TI_TARGET".to_string(), target.to_string()),
-        ("TI_API_BASE_URL".to_string(), sim.url()),
-        ("TI_DEFENDER_BASE_URL".to_string(), sim.url()),
-        ("TI_WORKSPACE_ID".to_string(), WORKSPACE.to_string()),
-    ];
-    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let settings = UploadSettings::from_env(&Env::from_pairs(pairs)).unwrap();
-    let credential = ti_ingest::auth::managed_identity(None).unwrap();
-    Uploader::new(settings, Some(credential)).unwrap()
-}
-
-async fn run(up: Uploader, objects: &[Value]) -> RunOutcome {
-    let ctx = RunContext::new(up);
-    let source = Source {
-        kind: "file".into(),
-        name: "test".into(),
-        format: None,
-    };
-    let out = pipeline::run(
-        pipeline::once(serde_json::to_vec(objects).unwrap()),
-        source,
-        &ctx,
-    )
-    .await
-    .unwrap();
-    out.report.check_invariants().unwrap();
-    out
-}
 
 /// Indicator `i` of the shared corpus with another pattern.
 fn with_pattern(i: usize, pattern: &str) -> Value {
@@ -107,8 +71,8 @@ async fn indicators_become_defender_indicators_and_what_cannot_costs_no_call() {
         ),
     );
     input.push(identity_object());
-    let up = uploader(&sim, "defender", &[]);
-    let out = run(up.clone(), &input).await;
+    let up = common::sim_uploader(&sim, "defender", &[]);
+    let out = common::run_objects(up.clone(), &input).await;
     let r = &out.report;
     assert_eq!(r.target, "defender");
     assert_eq!(
@@ -163,8 +127,8 @@ async fn each_indicator_defender_refuses_is_reported_alone() {
     .await
     .unwrap();
     // One batch at a time, so the tenant fills in the input's order.
-    let up = uploader(&sim, "defender", &[("TI_MAX_CONCURRENCY", "1")]);
-    let out = run(up, &common::corpus(150, &[])).await;
+    let up = common::sim_uploader(&sim, "defender", &[("TI_MAX_CONCURRENCY", "1")]);
+    let out = common::run_objects(up, &common::corpus(150, &[])).await;
     let r = &out.report;
     assert_eq!((r.summary.uploaded, r.summary.rejected), (100, 50));
     let refused: Vec<_> = r
@@ -202,13 +166,13 @@ async fn a_429_is_waited_out_as_retry_after_says() {
     })
     .await
     .unwrap();
-    let up = uploader(
+    let up = common::sim_uploader(
         &sim,
         "defender",
         &[("TI_BATCH_SIZE", "10"), ("TI_MAX_CONCURRENCY", "2")],
     );
     let started = std::time::Instant::now();
-    let out = run(up, &common::corpus(50, &[])).await;
+    let out = common::run_objects(up, &common::corpus(50, &[])).await;
     assert_eq!(out.report.summary.uploaded, 50, "{:?}", out.report.errors);
     assert_eq!(sim.defender_indicators().len(), 50);
     let statuses: Vec<u16> = sim.requests().iter().map(|q| q.status).collect();
@@ -239,7 +203,7 @@ async fn a_401_and_a_403_name_the_audience_and_the_permission() {
         ),
     ] {
         let sim = Simulator::start(config).await.unwrap();
-        let out = run(uploader(&sim, "defender", &[]), &common::corpus(20, &[])).await;
+        let out = common::run_objects(common::sim_uploader(&sim, "defender", &[]), &common::corpus(20, &[])).await;
         assert_eq!(out.report.summary.rejected, 20);
         assert_eq!(out.report.errors.len(), 20);
         for e in &out.report.errors {
@@ -258,7 +222,11 @@ async fn sentinel_stix_and_defender_at_once() {
     let mut input = common::corpus(100, &[]);
     input.push(with_pattern(2_000, "[ipv4-addr:value = '198.51.100.0/24']"));
     input.push(identity_object());
-    let out = run(uploader(&sim, "sentinel-stix,defender", &[]), &input).await;
+    let out = common::run_objects(
+        common::sim_uploader(&sim, "sentinel-stix,defender", &[]),
+        &input,
+    )
+    .await;
     let r = &out.report;
     assert_eq!(r.target, "sentinel-stix,defender");
     // Sentinel took all 102; Defender refused the range and the identity before sending.
@@ -292,7 +260,7 @@ async fn when_the_budget_is_short_the_most_confident_records_go() {
             v
         })
         .collect();
-    let up = uploader(
+    let up = common::sim_uploader(
         &sim,
         "defender",
         &[
@@ -300,7 +268,7 @@ async fn when_the_budget_is_short_the_most_confident_records_go() {
             ("TI_MAX_CONCURRENCY", "1"),
         ],
     );
-    let out = run(up, &input).await;
+    let out = common::run_objects(up, &input).await;
     let r = &out.report;
     assert_eq!((r.summary.uploaded, r.summary.rejected), (150, 50));
     let mut second: Vec<usize> = (100..200).collect();
@@ -347,7 +315,7 @@ async fn a_feed_of_20000_fills_the_15000_budget_and_reports_the_rest() {
     let mut env = stack.handler_env();
     env.push(("TI_DEFENDER_BASE_URL".into(), stack.sim().url()));
     let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env.clone())).unwrap();
-    let out = run(app.uploader.clone(), &common::corpus(20_000, &[])).await;
+    let out = common::run_objects(app.uploader.clone(), &common::corpus(20_000, &[])).await;
     let r = &out.report;
     assert_eq!(
         (r.summary.records, r.summary.uploaded, r.summary.rejected),
@@ -383,7 +351,7 @@ async fn a_feed_of_20000_fills_the_15000_budget_and_reports_the_rest() {
     let app = ti_ingest::startup::AppState::build(&Env::from_pairs(env)).unwrap();
     let mut again: Vec<Value> = (0..10).map(common::indicator).collect();
     again.extend((30_000..30_010).map(common::indicator));
-    let out = run(app.uploader.clone(), &again).await;
+    let out = common::run_objects(app.uploader.clone(), &again).await;
     assert_eq!(
         (out.report.summary.uploaded, out.report.summary.rejected),
         (10, 10)

@@ -13,47 +13,14 @@ use devkit::stack::REPORTS_CONTAINER;
 use devkit::{Stack, StackConfig};
 use sentinel_sim::{GraphApi, RecordErrorsKey, Retired, SimConfig, Simulator};
 use serde_json::{json, Map, Value};
-use ti_core::report::{Code, Source};
-use ti_ingest::pipeline::{self, RunContext, RunOutcome};
+use ti_core::report::Code;
 use ti_ingest::settings::Env;
 use ti_ingest::upload::UploadSettings;
 use ti_ingest::upload::Uploader;
 
-/// The workspace the simulator knows by default.
-const WORKSPACE: &str = sentinel_sim::DEFAULT_WORKSPACE_ID;
 const STIX: &str = "sentinel-stix";
 const INDICATORS: &str = "sentinel-indicators";
 const GRAPH: &str = "graph";
-
-/// An uploader for `target` pointed at the simulator (both APIs' base URLs).
-fn uploader(sim: &Simulator, target: &str, extra: &[(&str, &str)]) -> Uploader {
-    common::shared_identity();
-    let mut pairs = vec![
-        ("TI_TARGET".to_string(), target.to_string()),
-        ("TI_API_BASE_URL".to_string(), sim.url()),
-        ("TI_GRAPH_BASE_URL".to_string(), sim.url()),
-        ("TI_WORKSPACE_ID".to_string(), WORKSPACE.to_string()),
-    ];
-    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let settings = UploadSettings::from_env(&Env::from_pairs(pairs)).unwrap();
-    let credential = ti_ingest::auth::managed_identity(None).unwrap();
-    Uploader::new(settings, Some(credential)).unwrap()
-}
-
-async fn run(up: Uploader, objects: &[Value]) -> RunOutcome {
-    let ctx = RunContext::new(up);
-    let source = Source {
-        kind: "file".into(),
-        name: "test".into(),
-        format: None,
-    };
-    let input = serde_json::to_vec(objects).unwrap();
-    let out = pipeline::run(pipeline::once(input), source, &ctx)
-        .await
-        .unwrap();
-    out.report.check_invariants().unwrap();
-    out
-}
 
 fn objects(values: Vec<Value>) -> Vec<Map<String, Value>> {
     values
@@ -96,7 +63,7 @@ async fn sentinel_indicators_uses_the_legacy_route_and_refuses_other_types_local
     let mut input = common::corpus(150, &[]);
     input.insert(3, identity_object(1));
     input.push(identity_object(2));
-    let out = run(uploader(&sim, INDICATORS, &[]), &input).await;
+    let out = common::run_objects(common::sim_uploader(&sim, INDICATORS, &[]), &input).await;
     let r = &out.report;
     assert_eq!(r.target, INDICATORS);
     assert_eq!(
@@ -132,7 +99,7 @@ async fn sentinel_indicators_uses_the_legacy_route_and_refuses_other_types_local
 #[tokio::test]
 async fn sentinel_indicators_api_version_is_configurable() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let up = uploader(
+    let up = common::sim_uploader(
         &sim,
         INDICATORS,
         &[("TI_SENTINEL_API_VERSION", "2022-12-01-preview")],
@@ -149,8 +116,8 @@ async fn sentinel_indicators_api_version_is_configurable() {
 #[tokio::test]
 async fn graph_converts_and_submits_100_per_request() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let out = run(
-        uploader(
+    let out = common::run_objects(
+        common::sim_uploader(
             &sim,
             GRAPH,
             &[
@@ -197,7 +164,7 @@ async fn graph_converts_and_submits_100_per_request() {
 #[tokio::test]
 async fn sentinel_indicators_per_record_errors_map_to_their_records() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let up = uploader(&sim, INDICATORS, &[]);
+    let up = common::sim_uploader(&sim, INDICATORS, &[]);
     let mut batch = common::corpus(5, &[]);
     batch[1].as_object_mut().unwrap().remove("pattern");
     batch[4]["confidence"] = json!(1000);
@@ -232,7 +199,7 @@ async fn graph_206_items_map_back_by_position_and_unconvertible_records_cost_no_
     // Valid STIX, but not one observable: cannot become a tiIndicator.
     input[30]["pattern"] =
         json!("[ipv4-addr:value = '10.0.0.30'] OR [domain-name:value = 'x.example']");
-    let out = run(uploader(&sim, GRAPH, &[]), &input).await;
+    let out = common::run_objects(common::sim_uploader(&sim, GRAPH, &[]), &input).await;
     let r = &out.report;
     assert_eq!(
         (r.summary.uploaded, r.summary.rejected),
@@ -271,12 +238,12 @@ async fn throttled(target: &str, retry_after_header: bool) {
     .await
     .unwrap();
     // The client believes it may send 100/min, so it hits the server's limit and must obey it.
-    let up = uploader(
+    let up = common::sim_uploader(
         &sim,
         target,
         &[("TI_BATCH_SIZE", "10"), ("TI_MAX_CONCURRENCY", "2")],
     );
-    let out = run(up, &common::corpus(50, &[])).await;
+    let out = common::run_objects(up, &common::corpus(50, &[])).await;
     assert_eq!(out.report.summary.uploaded, 50, "{:?}", out.report.errors);
     assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
     assert_eq!(accepted(&sim, target), 50);
@@ -338,7 +305,7 @@ async fn server_errors(target: &str) {
     })
     .await
     .unwrap();
-    let up = uploader(&sim, target, &[("TI_MAX_ATTEMPTS", "3")]);
+    let up = common::sim_uploader(&sim, target, &[("TI_MAX_ATTEMPTS", "3")]);
     let batch = objects(common::corpus(4, &[]));
     let out = up.upload(&batch, None).await;
     assert_eq!(out.len(), 4);
@@ -387,7 +354,7 @@ async fn graph_5xx() {
 
 async fn permanent(target: &str, sim: SimConfig, code: Code, needle: &str) {
     let sim = Simulator::start(sim).await.unwrap();
-    let up = uploader(&sim, target, &[]);
+    let up = common::sim_uploader(&sim, target, &[]);
     let out = up.upload(&objects(common::corpus(3, &[])), None).await;
     assert_eq!(out.len(), 3, "{target}");
     for o in &out {
@@ -478,7 +445,7 @@ async fn each_target_sends_its_exact_request_line() {
         ),
     ] {
         let before = sim.requests().len();
-        let out = uploader(&sim, target, &[])
+        let out = common::sim_uploader(&sim, target, &[])
             .upload(&objects(common::corpus(2, &[])), None)
             .await;
         assert_eq!(out, vec![None, None], "{target}");
@@ -497,7 +464,7 @@ async fn an_all_invalid_batch_is_refused_record_by_record_with_the_services_answ
         for o in &mut batch {
             o.as_object_mut().unwrap().remove("pattern");
         }
-        let out = uploader(&sim, target, &[])
+        let out = common::sim_uploader(&sim, target, &[])
             .upload(&objects(batch), None)
             .await;
         let expected = format!(
@@ -534,7 +501,7 @@ async fn per_record_errors_are_read_under_either_published_key() {
             .unwrap();
             let mut batch = common::corpus(3, &[]);
             batch[2]["confidence"] = json!(1000);
-            let out = uploader(&sim, target, &[])
+            let out = common::sim_uploader(&sim, target, &[])
                 .upload(&objects(batch), None)
                 .await;
             assert_eq!(&out[..2], &[None, None], "{target} {key:?}");
@@ -553,7 +520,7 @@ async fn per_record_errors_are_read_under_either_published_key() {
 async fn an_api_version_the_service_does_not_serve_is_a_bad_request_not_retried() {
     for target in [STIX, INDICATORS] {
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
-        let up = uploader(&sim, target, &[("TI_SENTINEL_API_VERSION", "2099-01-01")]);
+        let up = common::sim_uploader(&sim, target, &[("TI_SENTINEL_API_VERSION", "2099-01-01")]);
         let out = up.upload(&objects(common::corpus(2, &[])), None).await;
         assert_eq!(out.len(), 2, "{target}");
         for o in &out {
@@ -583,7 +550,7 @@ async fn a_retired_graph_costs_one_request_and_gives_one_message() {
         // Not one observable: refused before sending, whatever Graph's state.
         input[7]["pattern"] =
             json!("[ipv4-addr:value = '10.0.0.7'] OR [domain-name:value = 'x.example']");
-        let out = run(uploader(&sim, GRAPH, &[]), &input).await;
+        let out = common::run_objects(common::sim_uploader(&sim, GRAPH, &[]), &input).await;
         let r = &out.report;
         assert_eq!(
             (r.summary.records, r.summary.uploaded, r.summary.rejected),
@@ -638,7 +605,7 @@ async fn each_cloud_gets_its_tokens_for_its_own_management_resource() {
         .await
         .unwrap();
         for target in [STIX, INDICATORS] {
-            let up = uploader(&sim, target, &[("TI_CLOUD", cloud)]);
+            let up = common::sim_uploader(&sim, target, &[("TI_CLOUD", cloud)]);
             let out = up.upload(&objects(common::corpus(1, &[])), None).await;
             assert_eq!(out, vec![None], "{cloud}/{target}");
         }
@@ -671,7 +638,11 @@ async fn two_targets_report_each_record_once_with_the_failing_targets_named() {
     input[9]["pattern"] =
         json!("[ipv4-addr:value = '10.0.0.9'] AND [ipv4-addr:value = '10.0.0.99']");
     input.push(identity_object(1));
-    let out = run(uploader(&sim, "sentinel-stix,graph", &[]), &input).await;
+    let out = common::run_objects(
+        common::sim_uploader(&sim, "sentinel-stix,graph", &[]),
+        &input,
+    )
+    .await;
     let r = &out.report;
     assert_eq!(r.target, "sentinel-stix,graph");
     // Uploaded only where both accepted: not 5 (Graph refused), 9 (not a tiIndicator), 20 (an
@@ -707,7 +678,7 @@ async fn the_first_failing_targets_code_wins_and_every_failure_is_kept() {
     })
     .await
     .unwrap();
-    let up = uploader(&sim, "sentinel-indicators,graph", &[]);
+    let up = common::sim_uploader(&sim, "sentinel-indicators,graph", &[]);
     let out = up.upload(&objects(common::corpus(2, &[])), None).await;
     assert_eq!(out.len(), 2);
     let f0 = out[0].as_ref().unwrap();
@@ -737,7 +708,7 @@ async fn dry_run_writes_the_exact_bodies_and_reports_like_the_real_target() {
     let up = Uploader::new(settings, None).unwrap();
     let mut input = common::corpus(150, &[]);
     input.push(identity_object(1));
-    let out = run(up, &input).await;
+    let out = common::run_objects(up, &input).await;
     let r = &out.report;
     assert_eq!(r.target, "dry-run");
     assert_eq!((r.summary.uploaded, r.summary.rejected), (150, 1));
@@ -774,7 +745,7 @@ async fn dry_run_as_graph_reports_conversion_failures() {
     let up = Uploader::new(settings, None).unwrap();
     let mut input = common::corpus(3, &[]);
     input[1]["pattern"] = json!("[ipv4-addr:value = '10.0.0.1'] OR [ipv4-addr:value = '10.0.0.2']");
-    let out = run(up, &input).await;
+    let out = common::run_objects(up, &input).await;
     assert_eq!(out.report.summary.uploaded, 2);
     assert_eq!(out.report.errors.len(), 1);
     assert_eq!(out.report.errors[0].code, Code::NotConvertible);

@@ -132,3 +132,48 @@ pub async fn spawn_app(stack: &devkit::Stack, extra: &[(&str, &str)]) -> TestApp
         stop: Some(stop),
     }
 }
+
+/// An uploader for `target` (`TI_TARGET`, several comma-separated) with every target's host
+/// pointed at the simulator and the process-wide identity; `extra` settings applied last.
+pub fn sim_uploader(
+    sim: &sentinel_sim::Simulator,
+    target: &str,
+    extra: &[(&str, &str)],
+) -> ti_ingest::upload::Uploader {
+    shared_identity();
+    let mut pairs = vec![
+        ("TI_TARGET".to_string(), target.to_string()),
+        ("TI_API_BASE_URL".to_string(), sim.url()),
+        ("TI_GRAPH_BASE_URL".to_string(), sim.url()),
+        ("TI_DEFENDER_BASE_URL".to_string(), sim.url()),
+        (
+            "TI_WORKSPACE_ID".to_string(),
+            sentinel_sim::DEFAULT_WORKSPACE_ID.to_string(),
+        ),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env = ti_ingest::settings::Env::from_pairs(pairs);
+    let settings = ti_ingest::upload::UploadSettings::from_env(&env).unwrap();
+    let credential = ti_ingest::auth::managed_identity(None).unwrap();
+    ti_ingest::upload::Uploader::new(settings, Some(credential)).unwrap()
+}
+
+/// `objects` as one JSON array through the pipeline to `up`'s targets; the report's
+/// invariants checked.
+pub async fn run_objects(
+    up: ti_ingest::upload::Uploader,
+    objects: &[Value],
+) -> ti_ingest::pipeline::RunOutcome {
+    let ctx = ti_ingest::pipeline::RunContext::new(up);
+    let source = ti_core::report::Source {
+        kind: "file".into(),
+        name: "test".into(),
+        format: None,
+    };
+    let input = serde_json::to_vec(objects).unwrap();
+    let out = ti_ingest::pipeline::run(ti_ingest::pipeline::once(input), source, &ctx)
+        .await
+        .unwrap();
+    out.report.check_invariants().unwrap();
+    out
+}
