@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use common::feeds::FeedServer;
 use devkit::stack::{CONFIG_CONTAINER, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
 use sentinel_sim::SimConfig;
@@ -19,48 +16,6 @@ use ti_ingest::pull::{FeedOutcome, FeedStatus};
 use ti_ingest::settings::Env;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-/// Loopback feeds: `/feeds/<name>` serves the current content with its ETag, honouring
-/// `If-None-Match`.
-#[derive(Clone, Default)]
-struct FeedServer {
-    files: Arc<Mutex<HashMap<String, (String, String)>>>,
-}
-
-async fn serve_feed(
-    State(server): State<FeedServer>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Some((etag, body)) = server.files.lock().unwrap().get(&name).cloned() else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
-    }
-    (StatusCode::OK, [("etag", etag)], body).into_response()
-}
-
-impl FeedServer {
-    async fn start(&self) -> String {
-        let app = axum::Router::new()
-            .route("/feeds/{name}", axum::routing::get(serve_feed))
-            .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}/feeds")
-    }
-
-    /// The feed's content: these objects as NDJSON (a STIX list feed).
-    fn set(&self, name: &str, etag: &str, objects: &[Value]) {
-        let body: String = objects.iter().map(|o| format!("{o}\n")).collect();
-        self.files
-            .lock()
-            .unwrap()
-            .insert(name.into(), (etag.into(), body));
-    }
-}
 
 async fn pull(stack: &Stack) -> FeedOutcome {
     // The Defender target's host is the simulator too (feeds that name `defender`).
@@ -150,7 +105,7 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
 
     // Snapshot 1: 0, 1, 2 and 3, whose own valid_until is a day away (under half of the
     // feed's 30 days): all sent, 3 refreshed at once.
-    server.set(
+    server.set_objects(
         "drop",
         "\"1\"",
         &[
@@ -186,7 +141,7 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
     // Snapshot 2: 2 dropped, 4 added. 2 is retired (valid_until now, a later modified), the
     // others stay as the feed sends them; 3 is refreshed again (the feed's own expiry is
     // still a day away).
-    server.set(
+    server.set_objects(
         "drop",
         "\"2\"",
         &[
@@ -217,7 +172,7 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
     }
 
     // Snapshot 3: 1 dropped, 2 listed again (re-sent as listed, valid until 2099 again).
-    server.set(
+    server.set_objects(
         "drop",
         "\"3\"",
         &[
@@ -251,7 +206,7 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
     let mut revoked = listed(4, None);
     revoked["revoked"] = json!(true);
     revoked["modified"] = json!("2026-06-01T00:00:00.000Z");
-    server.set(
+    server.set_objects(
         "drop",
         "\"4\"",
         &[listed(0, None), listed(2, None), listed(3, None), revoked],
@@ -259,7 +214,7 @@ async fn three_snapshots_retire_the_dropped_refresh_the_expiring_and_resend_the_
     let o = pull(&stack).await;
     assert_eq!(lifecycle(&o), (3, 0, 0, 0, 1), "{}", o.line());
     assert_eq!(held(&stack)[&id(4)]["revoked"], true);
-    server.set(
+    server.set_objects(
         "drop",
         "\"5\"",
         &[listed(0, None), listed(2, None), listed(3, None)],
@@ -290,7 +245,7 @@ async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
         .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
         .await
         .unwrap();
-    server.set(
+    server.set_objects(
         "flaky",
         "\"1\"",
         &[listed(0, None), listed(1, None), listed(2, None)],
@@ -308,7 +263,7 @@ async fn a_failed_upload_retires_nothing_and_the_next_good_run_does() {
     let v1 = held(&stack);
 
     // 2 dropped, but the run's uploads fail: nothing is retired, the index stays as it was.
-    server.set("flaky", "\"2\"", &[listed(0, None), listed(1, None)]);
+    server.set_objects("flaky", "\"2\"", &[listed(0, None), listed(1, None)]);
     stack.sim().set_faults(0.0, 1.0);
     let o = pull(&stack).await;
     assert_eq!(o.status, FeedStatus::Failed, "{}", o.line());
@@ -434,7 +389,7 @@ async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_3
         .upload_blob(CONFIG_CONTAINER, "feeds.json", put)
         .await
         .unwrap();
-    server.set(
+    server.set_objects(
         "emptied",
         "\"1\"",
         &[listed(0, None), listed(1, None), listed(2, None)],
@@ -445,7 +400,7 @@ async fn a_retirement_that_fails_transiently_is_retried_by_the_next_run_even_a_3
 
     // The feed now lists one invalid record only (rejected before any request: the run
     // settles), so all three are to be retired, but the service fails every request.
-    server.set("emptied", "\"2\"", &[common::invalid_indicator(9, 3)]);
+    server.set_objects("emptied", "\"2\"", &[common::invalid_indicator(9, 3)]);
     stack.sim().set_faults(0.0, 1.0);
     let o = pull(&stack).await;
     assert_eq!(o.status, FeedStatus::Pulled, "{}", o.line());
@@ -496,7 +451,7 @@ async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
             .map(|d| (d["indicatorValue"].as_str().unwrap().to_string(), d))
             .collect()
     };
-    server.set(
+    server.set_objects(
         "both",
         "\"1\"",
         &[listed(0, None), listed(1, None), listed(2, None)],
@@ -509,7 +464,7 @@ async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
     assert_eq!(d1["10.0.0.2"]["expirationTime"], "2099-01-01T00:00:00Z");
 
     // 2 dropped: retired in both targets — in Defender its expirationTime is now (expired).
-    server.set("both", "\"2\"", &[listed(0, None), listed(1, None)]);
+    server.set_objects("both", "\"2\"", &[listed(0, None), listed(1, None)]);
     let before = OffsetDateTime::now_utc().replace_millisecond(0).unwrap();
     let o = pull(&stack).await;
     assert_eq!(lifecycle(&o), (2, 0, 1, 0, 0), "{}", o.line());
@@ -526,7 +481,7 @@ async fn a_list_feed_to_sentinel_and_defender_expires_what_it_drops_in_both() {
     assert!(ts(&held(&stack)[&id(2)]["valid_until"]) <= OffsetDateTime::now_utc());
 
     // Listed again: active again in both.
-    server.set(
+    server.set_objects(
         "both",
         "\"3\"",
         &[listed(0, None), listed(1, None), listed(2, None)],

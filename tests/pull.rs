@@ -8,14 +8,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use common::feeds::FeedServer;
 use devkit::process::{Spec, Supervised};
 use devkit::stack::{free_port, CONFIG_CONTAINER, REPORTS_CONTAINER};
 use devkit::{Stack, StackConfig};
@@ -454,70 +451,6 @@ async fn taxii_objects_are_records_filled_with_the_feed_defaults() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines, vec![objects[3].clone()]);
-}
-
-/// `(feed name, If-None-Match)` of one request.
-type Seen = (String, Option<String>);
-
-/// Loopback feeds: `/feeds/<name>` serves the current content with its ETag and honours
-/// `If-None-Match`; `broken` is a JSON document cut short, `down` answers 503.
-#[derive(Clone, Default)]
-struct FeedServer {
-    files: Arc<Mutex<HashMap<String, (String, String)>>>,
-    /// `(name, If-None-Match)` of every request.
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-async fn serve_feed(
-    State(server): State<FeedServer>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let inm = headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    server
-        .seen
-        .lock()
-        .unwrap()
-        .push((name.clone(), inm.clone()));
-    match name.as_str() {
-        "broken" => (
-            StatusCode::OK,
-            "{\"type\": \"bundle\", \"objects\": [ {\"type\": <html>oops",
-        )
-            .into_response(),
-        "down" => (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response(),
-        _ => {
-            let Some((etag, body)) = server.files.lock().unwrap().get(&name).cloned() else {
-                return StatusCode::NOT_FOUND.into_response();
-            };
-            if inm.as_deref() == Some(etag.as_str()) {
-                return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
-            }
-            (StatusCode::OK, [("etag", etag)], body).into_response()
-        }
-    }
-}
-
-impl FeedServer {
-    async fn start(&self) -> String {
-        let app = axum::Router::new()
-            .route("/feeds/{name}", axum::routing::get(serve_feed))
-            .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}/feeds")
-    }
-
-    fn set(&self, name: &str, etag: &str, body: &str) {
-        self.files
-            .lock()
-            .unwrap()
-            .insert(name.into(), (etag.into(), body.into()));
-    }
 }
 
 fn outcome<'a>(answer: &'a Value, feed: &str) -> &'a Value {

@@ -1,6 +1,8 @@
 //! Shared test support: deterministic indicator corpora with known-invalid records.
 #![allow(dead_code)]
 
+pub mod feeds;
+
 use serde_json::{json, Value};
 
 /// A deterministic valid STIX 2.1 indicator.
