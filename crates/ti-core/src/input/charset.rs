@@ -123,7 +123,10 @@ pub(super) fn sniff(held: &[u8]) -> Result<(Encoding, usize), FrameError> {
 }
 
 /// How the input's lines end, decided by its first line end: LF or CRLF (handed on as they are),
-/// or a lone CR (classic Mac OS text; Excel for Mac's "CSV (Macintosh)" format), handed on with
+/// or a lone CR (classic Mac OS text; Excel's "CSV (Macintosh)" save format, listed beside
+/// "CSV (MS-DOS)" in Excel for Windows' Save As, and the "Comma Separated Values" of Excel for Mac,
+/// whose rows end with a lone CR: seeblog.seenet.ca, "CSV Support in Excel for Mac 2016 is a
+/// Travesty", "Saving"; strata.uga.edu/8370/rtips/textFiles.html, "Line endings"), handed on with
 /// every CR turned into LF so that each format's line splitting sees its lines. A CR cannot
 /// stand unescaped inside a JSON string, so JSON is unchanged but for its line numbers.
 #[derive(Debug, Default)]
